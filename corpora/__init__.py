@@ -1,0 +1,37 @@
+"""Text for both models: the default books, fetching and cleaning them, and the held-out split.
+
+    >>> from corpora import load_corpus
+    >>> corpus = load_corpus("corpora/")        # every .txt below the folder
+    >>> train = corpus.train_text()             # the first 95% of every book
+    >>> heldout = corpus.heldout_text()         # the last 5%, never used for building
+"""
+from .common import UserError, atomic_write, cache_dir
+from .documents import (
+    DEFAULT_HELDOUT_FRACTION,
+    Corpus,
+    Document,
+    corpus_from_record,
+    dataset_documents,
+    load_corpus,
+    read_documents,
+    split_point,
+)
+from .fetch import Book, ensure_books, read_manifest, strip_gutenberg
+
+__all__ = [
+    "Book",
+    "Corpus",
+    "DEFAULT_HELDOUT_FRACTION",
+    "Document",
+    "UserError",
+    "atomic_write",
+    "cache_dir",
+    "corpus_from_record",
+    "dataset_documents",
+    "ensure_books",
+    "load_corpus",
+    "read_documents",
+    "read_manifest",
+    "split_point",
+    "strip_gutenberg",
+]

@@ -1,0 +1,209 @@
+"""Reading text documents and the deterministic held-out split.
+
+A *document* is one book (or one text file). Every document is split the same way:
+its first 95% (cut at a line break) is for building models, its last 5% is held out
+for evaluation and never used for building. The split is recorded with each model
+so anyone can see, and re-create, exactly which text was held out.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .common import UserError
+
+DEFAULT_HELDOUT_FRACTION = 0.05
+
+
+@dataclass
+class Document:
+    """One text: its name, its full text (UTF-8, LF line endings) and where it came from."""
+
+    name: str
+    text: str
+    source: str = ""
+    sha256: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            self.sha256 = hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def normalise_text(text: str) -> str:
+    """Drop a byte-order mark and NUL characters; turn CRLF and CR line endings into LF."""
+    text = text.lstrip("\ufeff").replace("\x00", "")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_bytes(data: bytes, name: str) -> str | None:
+    """Decode a file's bytes as UTF-8; fall back to Windows-1252 with a warning.
+
+    Returns None (with a warning) for data that looks binary (it holds NUL bytes).
+    """
+    if b"\x00" in data[:65536]:
+        warnings.warn(f"skipping {name}: it looks binary (NUL bytes), not text", stacklevel=2)
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        warnings.warn(f"{name} is not valid UTF-8; decoded as Windows-1252 instead", stacklevel=2)
+        return data.decode("cp1252", errors="replace")
+
+
+def read_text_file(path: str | Path) -> Document | None:
+    """Read one text file as a Document (None if it is binary)."""
+    path = Path(path)
+    text = decode_bytes(path.read_bytes(), str(path))
+    if text is None:
+        return None
+    return Document(name=path.name, text=normalise_text(text), source=str(path))
+
+
+def text_files_under(folder: str | Path) -> list[Path]:
+    """Every `.txt` file below `folder`, sorted so builds are deterministic."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"corpus folder not found: {folder}")
+    if folder.is_file():
+        return [folder]
+    return sorted(p for p in folder.rglob("*.txt") if p.is_file())
+
+
+def read_documents(source: str | Path) -> list[Document]:
+    """Read every readable `.txt` document under a folder (or one file).
+
+    If the folder holds a `manifest.tsv` (as the project's `corpora/` folder does) and
+    no `.txt` files yet, the manifest's books are fetched first (see `corpora.fetch`).
+    """
+    from .fetch import ensure_books  # local import: fetching is rarely needed
+
+    source = Path(source)
+    paths = text_files_under(source)
+    if not paths and (source / "manifest.tsv").is_file():
+        ensure_books(source)
+        paths = text_files_under(source)
+    if not paths:
+        raise UserError(f"no .txt files found in {source}")
+    documents = [doc for doc in map(read_text_file, paths) if doc is not None and doc.text.strip()]
+    if not documents:
+        raise UserError(f"no readable text in {source} (every .txt file was empty or binary)")
+    return documents
+
+
+def split_point(text: str, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> int:
+    """Character offset where the held-out tail of `text` starts.
+
+    The cut is at `1 - heldout_fraction` of the text, moved forward to the next line
+    break so that no word or line is split. Fraction 0 holds nothing out.
+    """
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise UserError(f"held-out fraction must be in [0, 1), got {heldout_fraction}")
+    if heldout_fraction == 0.0:
+        return len(text)
+    cut = int(len(text) * (1.0 - heldout_fraction))
+    newline = text.find("\n", cut)
+    return newline + 1 if newline != -1 else cut
+
+
+@dataclass
+class Corpus:
+    """A set of documents with a held-out split: what a model is built from."""
+
+    documents: list[Document]
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    location: str = ""
+
+    def split_offsets(self) -> list[int]:
+        return [split_point(doc.text, self.heldout_fraction) for doc in self.documents]
+
+    def train_texts(self) -> Iterator[str]:
+        """The building part of every document."""
+        for doc, cut in zip(self.documents, self.split_offsets()):
+            yield doc.text[:cut]
+
+    def heldout_texts(self) -> Iterator[str]:
+        """The held-out tail of every document (never used for building)."""
+        for doc, cut in zip(self.documents, self.split_offsets()):
+            yield doc.text[cut:]
+
+    def train_text(self) -> str:
+        return "\n\n".join(self.train_texts())
+
+    def heldout_text(self) -> str:
+        return "\n\n".join(t for t in self.heldout_texts() if t)
+
+    def describe(self) -> dict:
+        """Metadata to record with a model: where, which files, their hashes and split."""
+        return {
+            "location": self.location,
+            "heldout_fraction": self.heldout_fraction,
+            "split": "last fraction of every document, cut at a line break",
+            "documents": [
+                {"name": doc.name, "sha256": doc.sha256, "chars": len(doc.text), "split_at": cut}
+                for doc, cut in zip(self.documents, self.split_offsets())
+            ],
+        }
+
+
+def load_corpus(source: str | Path, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> Corpus:
+    """Read a folder (or file) of text into a Corpus with the standard held-out split."""
+    documents = read_documents(source)
+    return Corpus(documents, heldout_fraction, location=str(Path(source).resolve()))
+
+
+def corpus_from_record(record: dict) -> Corpus:
+    """Re-open the corpus a model was built from, checking that no file has changed."""
+    location = record.get("location", "")
+    if not location or not Path(location).exists():
+        raise UserError(
+            f"the corpus this model was built from is not at {location or '(unknown)'}; "
+            "pass a text file to evaluate instead"
+        )
+    if location.startswith("datasets:"):
+        raise UserError("this model was built from a datasets source; pass a text file to evaluate")
+    base = Path(location)
+    documents = []
+    for entry in record["documents"]:
+        matches = [base] if base.is_file() else sorted(base.rglob(entry["name"]))
+        doc = next((d for d in map(read_text_file, matches) if d and d.sha256 == entry["sha256"]), None)
+        if doc is None:
+            raise UserError(f"{entry['name']} in {location} has changed or gone since the model was built")
+        documents.append(doc)
+    return Corpus(documents, record["heldout_fraction"], location=location)
+
+
+def dataset_documents(
+    name: str,
+    config: str | None = None,
+    split: str = "train",
+    column: str = "text",
+    data_files: Iterable[str] | None = None,
+    streaming: bool = True,
+) -> list[Document]:
+    """Read a text source through the `datasets` library, as one document.
+
+    `name="text"` with `data_files` reads local text files line by line; any other
+    name is a Hugging Face dataset (needs network or a local cache), streamed.
+    The rows of `column` are joined with newlines into one document, which then gets
+    the usual held-out split at its end.
+    """
+    try:
+        import datasets  # slow to import, so only when asked for
+    except ImportError as err:  # pragma: no cover - datasets is a dependency
+        raise UserError("the datasets library is not installed") from err
+    files = list(data_files) if data_files else None
+    try:
+        rows = datasets.load_dataset(name, config, split=split, data_files=files, streaming=streaming)
+        lines = [row[column] for row in rows]
+    except KeyError as err:
+        raise UserError(f"dataset {name} has no column {column!r}") from err
+    except Exception as err:  # datasets raises many kinds; report them in one line
+        raise UserError(f"could not read dataset {name}: {str(err).splitlines()[0]}") from err
+    text = normalise_text("\n".join(lines))
+    if not text.strip():
+        raise UserError(f"dataset {name} ({split}, column {column!r}) holds no text")
+    label = "/".join(x for x in (name, config, split) if x)
+    return [Document(name=label, text=text, source=f"datasets:{label}")]

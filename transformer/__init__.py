@@ -1,0 +1,1 @@
+"""GPT-2 small in plain NumPy (see issue: tokenizer, weights, inference)."""
