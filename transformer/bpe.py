@@ -1,0 +1,546 @@
+"""GPT-2's byte-level BPE tokenizer, and learning a new one from text.
+
+How GPT-2 turns text into token ids, in four steps (one function each):
+
+1. **Pre-tokenise** (`pretokenize`): a regex cuts the text into words, numbers,
+   punctuation runs and whitespace, each usually with its leading space
+   (" hello", " 42", "!!", "\\n\\n").  BPE never merges across these pieces.
+2. **Bytes to printable characters** (`bytes_to_unicode`): each piece is encoded
+   as UTF-8 and every byte is shown as one printable character, so that a space
+   becomes "Ġ" and a newline "Ċ".  Any text, in any script, is now a string over
+   a 256-letter alphabet: nothing is ever "unknown".
+3. **Merge** (`bpe_merge`): repeatedly join the adjacent pair of symbols that was
+   learned earliest (lowest rank in the merges file) until no learned pair is left.
+4. **Look up ids**: each resulting symbol is a key of the vocabulary.
+
+Decoding reverses steps 4 and 2: ids → symbols → bytes → text.
+
+    >>> tok = BPETokenizer.from_dir("../shared/gpt2")
+    >>> tok.encode("Hello world")
+    [15496, 995]
+    >>> tok.decode([15496, 995])
+    'Hello world'
+
+`learn_bpe` builds such a tokenizer from your own text, the way GPT-2's was made:
+count adjacent pairs, merge the most frequent, repeat.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import sys
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import AbstractSet, Iterable, Literal, Sequence
+
+import regex
+
+from corpora.common import UserError, atomic_write
+
+__all__ = [
+    "ENDOFTEXT",
+    "GPT2_SPLIT_PATTERN",
+    "BPETokenizer",
+    "bpe_merge",
+    "bytes_to_unicode",
+    "learn_bpe",
+    "pretokenize",
+]
+
+ENDOFTEXT = "<|endoftext|>"
+
+#: GPT-2's pre-tokenising pattern: English contractions, letters, numbers, other
+#: symbols (each optionally led by one space), then whitespace.  `\s+(?!\S)` keeps
+#: the last space of a run for the word that follows it.
+GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+_SPLIT_RE = regex.compile(GPT2_SPLIT_PATTERN)
+
+# File names a tokenizer folder may use: (vocabulary, merges).
+OPENAI_NAMES = ("encoder.json", "vocab.bpe")
+HF_NAMES = ("vocab.json", "merges.txt")
+MERGES_HEADER = "#version: 0.2"
+
+# How many distinct words the encode cache remembers before it starts afresh.
+CACHE_LIMIT = 500_000
+
+
+# ---------------------------------------------------------------------------
+# Steps 1-3: the byte map, the pre-tokeniser and the merge loop
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's map from each byte (0-255) to one printable character.
+
+    Bytes that are already printable and not a space keep their own character
+    ("!" to "~", "¡" to "¬", "®" to "ÿ").  The other 68 bytes (control
+    characters, space, no-break space, soft hyphen) are given the characters
+    from U+0100 on, in byte order: byte 0 is "Ā", the space (32) is "Ġ",
+    the newline (10) is "Ċ".
+
+    The dict's order matters: it is the order of GPT-2's first 256 token ids
+    (id 0 is "!", id 188 is "Ā").
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    mapping = {byte: chr(byte) for byte in printable}
+    next_char = 256
+    for byte in range(256):
+        if byte not in mapping:
+            mapping[byte] = chr(next_char)
+            next_char += 1
+    return mapping
+
+
+@lru_cache(maxsize=None)
+def unicode_to_bytes() -> dict[str, int]:
+    """The inverse of `bytes_to_unicode`: printable character → byte."""
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+@lru_cache(maxsize=None)
+def _latin1_to_symbols() -> dict[int, str]:
+    """A `str.translate` table: the latin-1 character of a byte → its GPT-2 symbol."""
+    return {byte: char for byte, char in bytes_to_unicode().items()}
+
+
+def bytes_to_symbols(data: bytes) -> str:
+    """Show raw bytes as GPT-2 symbols: b"Hi there" → "HiĠthere"."""
+    # Decoding as latin-1 turns each byte into the character with the same number;
+    # translate then swaps in GPT-2's printable stand-in, all in C.
+    return data.decode("latin-1").translate(_latin1_to_symbols())
+
+
+def symbols_to_bytes(symbols: str) -> bytes:
+    """The inverse of `bytes_to_symbols`: "HiĠthere" → b"Hi there"."""
+    table = unicode_to_bytes()
+    return bytes(table[char] for char in symbols)
+
+
+def pretokenize(text: str) -> list[str]:
+    """Cut text into the pieces BPE works on, with GPT-2's regex.
+
+    >>> pretokenize("Hello, world!  It's 2024.")
+    ['Hello', ',', ' world', '!', ' ', ' It', "'s", ' 2024', '.']
+    """
+    return _SPLIT_RE.findall(text)
+
+
+def bpe_merge(word: Sequence[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Apply learned merges to one word, earliest-learned pair first.
+
+    `word` is a sequence of symbols (a string of GPT-2 byte symbols works: each
+    character is one symbol).  `ranks` maps a pair of symbols to its position in
+    the merges file; lower means learned earlier and merged first.  Each round
+    finds the adjacent pair with the lowest rank and joins every occurrence of
+    it, left to right; it stops when no adjacent pair has a rank.
+
+    >>> bpe_merge("lower", {("l", "o"): 0, ("lo", "w"): 1, ("e", "r"): 2})
+    ['low', 'er']
+    """
+    symbols = list(word)
+    while len(symbols) > 1:
+        pairs = zip(symbols, symbols[1:])
+        best = min(pairs, key=lambda pair: ranks.get(pair, float("inf")))
+        if best not in ranks:
+            break
+        symbols = _merge_pair(symbols, best, best[0] + best[1])
+    return symbols
+
+
+def _merge_pair(symbols: list, pair: tuple, merged: object) -> list:
+    """Replace every non-overlapping occurrence of `pair` in `symbols`, left to right."""
+    first, second = pair
+    out = []
+    i = 0
+    n = len(symbols)
+    while i < n:
+        if i < n - 1 and symbols[i] == first and symbols[i + 1] == second:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Step 4: the tokenizer object
+# ---------------------------------------------------------------------------
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer: a vocabulary (symbol string → id) and ranked merges.
+
+    Build one with `from_dir` (GPT-2's files, or a folder written by `save`),
+    `from_files`, or `learn_bpe`.
+
+    Special tokens (GPT-2 has one, `<|endoftext|>`) are vocabulary entries that no
+    merge produces.  `encode` treats them as special only when asked through
+    `allowed_special`; otherwise "<|endoftext|>" in the text is ordinary text
+    (the same convention as tiktoken's `encode_ordinary`).
+    """
+
+    def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]]) -> None:
+        """`vocab` maps GPT-2 symbol strings to ids; `merges` lists pairs, earliest first."""
+        self.encoder: dict[str, int] = dict(vocab)
+        self.merges: list[tuple[str, str]] = [tuple(pair) for pair in merges]  # type: ignore[misc]
+        self.ranks: dict[tuple[str, str], int] = {}
+        for rank, pair in enumerate(self.merges):
+            self.ranks.setdefault(pair, rank)
+        self.vocab_size: int = max(self.encoder.values(), default=-1) + 1
+        self.decoder: dict[int, str] = {i: s for s, i in self.encoder.items()}
+
+        mergeable = set(bytes_to_unicode().values()) | {a + b for a, b in self.merges}
+        self.special_tokens: dict[str, int] = {
+            s: i for s, i in self.encoder.items() if s not in mergeable
+        }
+        self.eot_id: int | None = self.encoder.get(ENDOFTEXT)
+
+        # The exact bytes of every id, for decoding.  Special tokens are their own text.
+        self._bytes: list[bytes | None] = [None] * self.vocab_size
+        for symbols, i in self.encoder.items():
+            if symbols in self.special_tokens:
+                self._bytes[i] = symbols.encode("utf-8")
+            else:
+                self._bytes[i] = symbols_to_bytes(symbols)
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    # -- loading and saving --------------------------------------------------
+
+    @classmethod
+    def from_files(cls, encoder_path: str | Path, merges_path: str | Path) -> "BPETokenizer":
+        """Load a vocabulary JSON file and a merges file (OpenAI's or Hugging Face's)."""
+        vocab = read_vocab(encoder_path)
+        merges = read_merges(merges_path)
+        check_merges(merges, vocab, merges_path)
+        return cls(vocab, merges)
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> "BPETokenizer":
+        """Load from a folder holding `encoder.json` + `vocab.bpe` (OpenAI's names)
+        or `vocab.json` + `merges.txt` (Hugging Face's names, as `save` writes)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"tokenizer folder not found: {folder}")
+        for vocab_name, merges_name in (OPENAI_NAMES, HF_NAMES):
+            if (folder / vocab_name).is_file() and (folder / merges_name).is_file():
+                return cls.from_files(folder / vocab_name, folder / merges_name)
+        present = [n for n in OPENAI_NAMES + HF_NAMES if (folder / n).is_file()]
+        have = f"it has only {', '.join(present)}" if present else "it has none of them"
+        raise UserError(
+            f"{folder} is not a tokenizer folder: it needs encoder.json + vocab.bpe (OpenAI) "
+            f"or vocab.json + merges.txt (Hugging Face); {have}"
+        )
+
+    def save(self, folder: str | Path) -> None:
+        """Write `vocab.json` and `merges.txt` (Hugging Face's names) into `folder`.
+
+        Each file is written atomically: a crash never leaves half a file.
+        """
+        folder = Path(folder)
+        vocab_text = json.dumps(self.encoder, ensure_ascii=False, indent=1) + "\n"
+        merges_text = "\n".join([MERGES_HEADER] + [f"{a} {b}" for a, b in self.merges]) + "\n"
+        with atomic_write(folder / HF_NAMES[0], "wb") as handle:
+            handle.write(vocab_text.encode("utf-8"))
+        with atomic_write(folder / HF_NAMES[1], "wb") as handle:
+            handle.write(merges_text.encode("utf-8"))
+
+    # -- encoding ------------------------------------------------------------
+
+    def encode(
+        self,
+        text: str,
+        allowed_special: AbstractSet[str] | Literal["all"] = frozenset(),
+    ) -> list[int]:
+        """Text → token ids.
+
+        `allowed_special` names the special tokens (e.g. {"<|endoftext|>"}, or
+        "all") that become their own id when they appear in the text; by default
+        none do, and "<|endoftext|>" is encoded as the ordinary characters it is.
+        """
+        specials = self._allowed(allowed_special)
+        if not specials:
+            return self.encode_ordinary(text)
+        pattern = "(" + "|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+        ids: list[int] = []
+        for i, part in enumerate(regex.split(pattern, text)):
+            if i % 2:  # split() puts the captured separators at odd positions
+                ids.append(self.special_tokens[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Text → token ids, with no special tokens at all."""
+        ids: list[int] = []
+        cache = self._cache
+        for word in _SPLIT_RE.findall(text):
+            word_ids = cache.get(word)
+            if word_ids is None:
+                word_ids = self._encode_word(word)
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[word] = word_ids
+            ids.extend(word_ids)
+        return ids
+
+    def _encode_word(self, word: str) -> tuple[int, ...]:
+        """One pre-tokenised piece → its ids (bytes → symbols → merges → ids)."""
+        symbols = bpe_merge(bytes_to_symbols(word.encode("utf-8")), self.ranks)
+        return tuple(self.encoder[s] for s in symbols)
+
+    def _allowed(self, allowed_special: AbstractSet[str] | Literal["all"]) -> set[str]:
+        if allowed_special == "all":
+            return set(self.special_tokens)
+        unknown = set(allowed_special) - set(self.special_tokens)
+        if unknown:
+            known = ", ".join(sorted(self.special_tokens)) or "none"
+            raise UserError(f"not a special token of this vocabulary: {', '.join(sorted(unknown))} (known: {known})")
+        return set(allowed_special)
+
+    # -- decoding ------------------------------------------------------------
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Token ids → the exact bytes they stand for."""
+        ids = list(ids)
+        table = self._bytes
+        try:
+            if not ids or min(ids) >= 0:
+                return b"".join([table[i] for i in ids])  # type: ignore[misc]
+        except (IndexError, TypeError):
+            pass
+        return b"".join(self.token_bytes(i) for i in ids)  # the slow path names the bad id
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids → text.  A sequence that ends inside a multi-byte character
+        (possible when you cut the ids anywhere) shows "�" for the partial bytes."""
+        return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The exact bytes of one token id."""
+        if not isinstance(token_id, int) or not 0 <= token_id < self.vocab_size or self._bytes[token_id] is None:
+            raise UserError(f"token id {token_id!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})")
+        return self._bytes[token_id]  # type: ignore[return-value]
+
+    def token_str(self, token_id: int) -> str:
+        """One token for display, as GPT-2's symbols ("Ġworld": Ġ is the space)."""
+        self.token_bytes(token_id)  # validates the id
+        return self.decoder[token_id]
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, eot_id={self.eot_id})"
+
+
+# ---------------------------------------------------------------------------
+# Reading and checking the two files
+# ---------------------------------------------------------------------------
+
+
+def read_vocab(path: str | Path) -> dict[str, int]:
+    """Read a vocabulary JSON file (`encoder.json` / `vocab.json`): symbols → id."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{path} must hold a JSON object mapping tokens to ids")
+    seen: dict[int, str] = {}
+    for token, token_id in data.items():
+        if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
+            raise UserError(f"{path}: token {token!r} has id {token_id!r}; ids must be integers >= 0")
+        if token_id in seen:
+            raise UserError(f"{path}: tokens {seen[token_id]!r} and {token!r} share id {token_id}")
+        seen[token_id] = token
+    return data
+
+
+def read_merges(path: str | Path) -> list[tuple[str, str]]:
+    """Read a merges file (`vocab.bpe` / `merges.txt`): one `left right` pair a line.
+
+    A first line starting with "#version" and blank lines are skipped.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    merges: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if not line or (number == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise UserError(f"{path}, line {number}: expected two tokens separated by one space, got {line!r}")
+        merges.append((parts[0], parts[1]))
+    return merges
+
+
+def check_merges(merges: Sequence[tuple[str, str]], vocab: dict[str, int], where: str | Path = "merges") -> None:
+    """Fail clearly if a merge names a token (or makes one) that the vocabulary lacks."""
+    for number, (first, second) in enumerate(merges, start=1):
+        for token in (first, second, first + second):
+            if token not in vocab:
+                raise UserError(
+                    f"{where}: merge {number} ({first} {second}) refers to {token!r}, "
+                    "which is not in the vocabulary; are the two files from the same tokenizer?"
+                )
+    symbols = set(bytes_to_unicode().values())
+    missing = sorted(symbols - vocab.keys())
+    if missing:
+        raise UserError(f"the vocabulary lacks {len(missing)} of the 256 byte tokens (e.g. {missing[0]!r})")
+
+
+# ---------------------------------------------------------------------------
+# Learning a tokenizer from text
+# ---------------------------------------------------------------------------
+
+
+def count_words(texts: Iterable[str], progress: bool = False) -> Counter[str]:
+    """How often each pre-tokenised piece occurs in `texts` (BPE learns from these counts)."""
+    from tqdm import tqdm
+
+    counts: Counter[str] = Counter()
+    for text in tqdm(texts, desc="counting words", unit=" texts", disable=not progress, file=sys.stderr):
+        counts.update(_SPLIT_RE.findall(text))
+    return counts
+
+
+def learn_bpe(
+    texts: Iterable[str],
+    vocab_size: int,
+    verbose: bool = False,
+    progress: bool = True,
+) -> BPETokenizer:
+    """Learn a GPT-2-style byte-level BPE tokenizer with `vocab_size` tokens from `texts`.
+
+    The recipe:
+
+    1. Cut every text into pieces with GPT-2's regex and count each distinct piece.
+    2. Start every piece as its UTF-8 bytes.  The first 256 ids are the single
+       bytes, in `bytes_to_unicode` order, exactly as in GPT-2 (id 0 is "!").
+    3. Count every adjacent pair of tokens, weighted by how often its piece occurs.
+    4. Merge the most frequent pair into a new token; ties go to the pair with the
+       smaller ids, so learning is deterministic.  Update the pair counts of just
+       the pieces that contained the pair, and repeat until the vocabulary is full.
+    5. Add `<|endoftext|>` as the last id.
+
+    `verbose` prints the first merges readably, e.g.
+    `merge 1: 'Ġ' + 't' -> 'Ġt' (count 123456)` (Ġ is the space).
+    `progress` shows a progress bar on stderr.
+    """
+    if vocab_size < 257:
+        raise UserError(f"vocab size must be at least 257 (256 bytes + {ENDOFTEXT}), got {vocab_size}")
+    word_counts = count_words(texts, progress=progress)
+    if not word_counts:
+        raise UserError("no text to learn from (the texts are empty)")
+
+    byte_order = list(bytes_to_unicode())  # id → byte
+    id_of_byte = bytes(byte_order.index(b) for b in range(256))  # byte → id, as a translate table
+    symbols: list[str] = list(bytes_to_unicode().values())  # id → symbol string
+    vocab: dict[str, int] = {s: i for i, s in enumerate(symbols)}
+
+    state = _PairCounts(
+        [list(word.encode("utf-8").translate(id_of_byte)) for word in word_counts],
+        list(word_counts.values()),
+    )
+
+    merges: list[tuple[str, str]] = []
+    wanted_tokens = vocab_size - 1  # the last id is <|endoftext|>
+    from tqdm import tqdm
+
+    bar = tqdm(total=wanted_tokens - 256, desc="learning merges", unit=" merges", disable=not progress, file=sys.stderr)
+    while len(vocab) < wanted_tokens:
+        best = state.most_frequent()
+        if best is None:
+            possible = len(vocab) - 256
+            raise UserError(
+                f"vocab size {vocab_size} is too large for this text: only {possible} merges were possible "
+                f"(at most vocab size {len(vocab) + 1})"
+            )
+        (left, right), count = best
+        merged = symbols[left] + symbols[right]
+        if merged not in vocab:  # two different pairs can spell the same token
+            vocab[merged] = len(symbols)
+            symbols.append(merged)
+            bar.update(1)
+        state.merge((left, right), vocab[merged])
+        merges.append((symbols[left], symbols[right]))
+        if verbose and len(merges) <= 20:
+            print(f"merge {len(merges)}: {symbols[left]!r} + {symbols[right]!r} -> {merged!r} (count {count})")
+    bar.close()
+    if verbose and len(merges) > 20:
+        print(f"... {len(merges)} merges in all; the last: {merges[-1][0]!r} + {merges[-1][1]!r}")
+
+    vocab[ENDOFTEXT] = len(symbols)
+    return BPETokenizer(vocab, merges)
+
+
+class _PairCounts:
+    """Pair counts over distinct words, kept up to date merge after merge.
+
+    `words[w]` is word w as a list of token ids and `freqs[w]` how often it occurs.
+    `counts[pair]` is how often `pair` occurs side by side, summed over all words;
+    `where[pair]` is the set of words that (may) contain it.  A heap holds
+    (-count, left, right) entries: when a count changes a fresh entry is pushed
+    and out-of-date ones are skipped when they come to the top.
+    """
+
+    def __init__(self, words: list[list[int]], freqs: list[int]) -> None:
+        self.words = words
+        self.freqs = freqs
+        self.counts: dict[tuple[int, int], int] = {}
+        self.where: dict[tuple[int, int], set[int]] = {}
+        for w, (word, freq) in enumerate(zip(words, freqs)):
+            for pair in zip(word, word[1:]):
+                self.counts[pair] = self.counts.get(pair, 0) + freq
+                self.where.setdefault(pair, set()).add(w)
+        self.heap = [(-count, pair) for pair, count in self.counts.items()]
+        heapq.heapify(self.heap)
+
+    def most_frequent(self) -> tuple[tuple[int, int], int] | None:
+        """The most frequent pair and its count (smallest ids on ties), or None if none is left."""
+        while self.heap:
+            negative_count, pair = self.heap[0]
+            if self.counts.get(pair) == -negative_count:
+                return pair, -negative_count
+            heapq.heappop(self.heap)  # out of date
+        return None
+
+    def merge(self, pair: tuple[int, int], new_id: int) -> None:
+        """Join `pair` into `new_id` in every word that holds it; update the counts."""
+        delta: dict[tuple[int, int], int] = {}
+        for w in self.where.pop(pair, ()):
+            word = self.words[w]
+            new_word = _merge_pair(word, pair, new_id)
+            if len(new_word) == len(word):
+                continue  # this word no longer holds the pair
+            freq = self.freqs[w]
+            for old in zip(word, word[1:]):
+                delta[old] = delta.get(old, 0) - freq
+            for new in zip(new_word, new_word[1:]):
+                delta[new] = delta.get(new, 0) + freq
+                self.where.setdefault(new, set()).add(w)
+            self.words[w] = new_word
+        for changed, change in delta.items():
+            if change == 0:
+                continue
+            count = self.counts.get(changed, 0) + change
+            if count > 0:
+                self.counts[changed] = count
+                heapq.heappush(self.heap, (-count, changed))
+            else:
+                self.counts.pop(changed, None)
+                self.where.pop(changed, None)
