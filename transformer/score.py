@@ -1,0 +1,192 @@
+"""How surprised is GPT-2 by a text? Log-probabilities and perplexity.
+
+Every token t gets log p(token_t | the tokens before it). A text longer than the
+context window is read with a sliding window (Hugging Face's recipe): windows of
+`window` tokens start every `stride` tokens, and each token is scored exactly once, in
+the first window that reaches it, so it sees between window - stride and window - 1
+earlier tokens. A smaller stride means more context per token and more computation.
+The stride must be smaller than the window: with stride == window the first token of
+every window would have no context at all (Hugging Face's recipe then silently leaves
+those tokens out of the total).
+
+By default an <|endoftext|> token is put in front of the text, so the first real token
+is scored too (GPT-2 saw that token between documents in training). Then every byte of
+the text is predicted, and the per-word and per-byte figures cover the whole text.
+
+Perplexity per token is exp(total NLL / tokens). It depends on the tokenizer, so to
+compare with another model (an n-gram over words, say) convert with the counts in
+PerplexityResult: per word exp(NLL / words), bits per byte NLL / ln 2 / bytes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from .model import GPT2, log_softmax
+
+if TYPE_CHECKING:
+    from .bpe import BPETokenizer
+
+LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 x V floats
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """Totals for one text, enough to convert between units.
+
+    nll: total negative log-likelihood in nats over the `tokens` scored tokens.
+    words: whitespace-separated words of the text; bytes: its UTF-8 length.
+    """
+
+    nll: float
+    tokens: int
+    words: int
+    bytes: int
+    window: int
+    stride: int
+
+    @property
+    def nll_per_token(self) -> float:
+        return self.nll / self.tokens
+
+    @property
+    def perplexity(self) -> float:
+        """Per-token perplexity exp(NLL / tokens): only comparable with the same tokenizer."""
+        return math.exp(self.nll_per_token)
+
+    @property
+    def perplexity_per_word(self) -> float:
+        """exp(NLL / words): comparable with word-level models on the same text."""
+        return math.exp(self.nll / self.words) if self.words else math.nan
+
+    @property
+    def bits_per_byte(self) -> float:
+        """NLL / ln 2 / UTF-8 bytes: comparable across any tokenizers."""
+        return self.nll / math.log(2) / self.bytes if self.bytes else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "nll_per_token": self.nll_per_token,
+            "perplexity_per_token": self.perplexity,
+            "perplexity_per_word": self.perplexity_per_word,
+            "bits_per_byte": self.bits_per_byte,
+        }
+
+
+def windows(n_ids: int, window: int, stride: int) -> Iterator[tuple[int, int, int]]:
+    """(begin, end, first_target) for each sliding window over n_ids tokens: run the
+    model on ids[begin:end] and score the tokens first_target .. end-1."""
+    if window < 2 or not 0 < stride < window:
+        raise ValueError(f"need window >= 2 and 0 < stride < window (got window={window}, stride={stride})")
+    scored_up_to = 1  # the very first token has no context, so it is never scored
+    for begin in range(0, n_ids, stride):
+        end = min(begin + window, n_ids)
+        if end > scored_up_to:
+            yield begin, end, scored_up_to
+            scored_up_to = end
+        if end == n_ids:
+            return
+
+
+def count_windows(n_ids: int, window: int, stride: int) -> int:
+    return sum(1 for _ in windows(n_ids, window, stride))
+
+
+def target_logprobs(model: GPT2, h: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log p(targets[i]) from hidden states h[i] (after ln_f), a few rows at a time so the
+    (rows, V) logits never get large."""
+    out = np.empty(len(targets), np.float64)
+    for lo in range(0, len(targets), LOGIT_ROWS):
+        rows = log_softmax(model.unembed(h[lo:lo + LOGIT_ROWS]))
+        out[lo:lo + LOGIT_ROWS] = rows[np.arange(len(rows)), targets[lo:lo + LOGIT_ROWS]]
+    return out
+
+
+def token_logprobs(
+    model: GPT2,
+    ids: list[int] | np.ndarray,
+    window: int | None = None,
+    stride: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """log p(ids[t] | earlier ids) in nats for t = 1 .. len(ids)-1 (sliding window).
+
+    window defaults to the model's context size, stride to half the window.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    window = min(window or model.config.n_ctx, model.config.n_ctx)
+    stride = stride or max(1, window // 2)
+    scores = np.empty(max(len(ids) - 1, 0), np.float64)
+    cache = model.new_cache()  # reused: each window starts again at length 0
+    spans = windows(len(ids), window, stride)
+    bar = tqdm(spans, total=count_windows(len(ids), window, stride), disable=not progress,
+               unit="window", desc="scoring", leave=False)
+    for begin, end, first in bar:
+        h, _ = model.hidden(ids[begin:end], cache._replace(length=0))
+        # row i of h predicts ids[begin + i + 1]; we need the rows for targets first..end-1
+        scores[first - 1:end - 1] = target_logprobs(model, h[first - begin - 1:end - begin - 1], ids[first:end])
+    return scores
+
+
+@dataclass(frozen=True)
+class TextScores:
+    """Each token of a text with its log-probability (nats) given what came before."""
+
+    ids: list[int]
+    logprobs: list[float]  # same length as ids; NaN for a first token with no context
+    tokens: list[str]
+
+
+def text_ids(tokenizer: "BPETokenizer", text: str, bos: bool = True) -> list[int]:
+    """Token ids of the text, with <|endoftext|> in front when bos (so all are scored)."""
+    ids = tokenizer.encode(text)
+    return [tokenizer.eot_id, *ids] if bos else ids
+
+
+def score_text(
+    model: GPT2,
+    tokenizer: "BPETokenizer",
+    text: str,
+    bos: bool = True,
+    window: int | None = None,
+    stride: int | None = None,
+) -> TextScores:
+    """Log-probability of every token of the text."""
+    ids = text_ids(tokenizer, text, bos)
+    logprobs = token_logprobs(model, ids, window, stride).tolist() if len(ids) > 1 else []
+    if bos:
+        ids = ids[1:]
+    else:
+        logprobs = [math.nan, *logprobs][: len(ids)]
+    return TextScores(ids, logprobs, [tokenizer.token_str(i) for i in ids])
+
+
+def perplexity(
+    model: GPT2,
+    tokenizer: "BPETokenizer",
+    text: str,
+    window: int | None = None,
+    stride: int | None = None,
+    bos: bool = True,
+    progress: bool = False,
+) -> PerplexityResult:
+    """Total NLL of the text with the counts to report it per token, word or byte."""
+    ids = text_ids(tokenizer, text, bos)
+    if len(ids) < 2:
+        raise ValueError("the text is too short to score (it needs at least one token after the first)")
+    window = min(window or model.config.n_ctx, model.config.n_ctx)
+    stride = stride or max(1, window // 2)
+    logprobs = token_logprobs(model, ids, window, stride, progress)
+    return PerplexityResult(
+        nll=float(-logprobs.sum()),
+        tokens=len(logprobs),
+        words=len(text.split()),
+        bytes=len(text.encode("utf-8")),
+        window=window,
+        stride=stride,
+    )

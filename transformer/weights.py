@@ -1,0 +1,338 @@
+"""Loading GPT-2's weights: Hugging Face layout, safetensors, memory-mapped, no torch.
+
+Where the weights come from
+---------------------------
+A model folder holds `config.json` (the shape, see config.py), `model.safetensors`
+(the tensors) and the tokenizer files (`vocab.json` + `merges.txt`, or OpenAI's
+`encoder.json` + `vocab.bpe`). `resolve_model_dir("gpt2")` finds or downloads such a
+folder through `huggingface_hub` (its normal cache, ~/.cache/huggingface/hub), so one
+command with internet gets the real GPT-2 small.
+
+The names
+---------
+Hugging Face names every tensor after the module that owns it. For layer i:
+
+    wte.weight  (vocab, C)       token embedding; also the output layer ("tied")
+    wpe.weight  (n_ctx, C)       position embedding
+    h.i.ln_1.weight/.bias (C)    layer norm before attention
+    h.i.attn.c_attn.weight (C, 3C) and .bias (3C)   query, key, value in one matrix
+    h.i.attn.c_proj.weight (C, C)  and .bias (C)    heads back to the residual stream
+    h.i.ln_2.weight/.bias (C)    layer norm before the MLP
+    h.i.mlp.c_fc.weight   (C, 4C) and .bias (4C)    MLP up-projection
+    h.i.mlp.c_proj.weight (4C, C) and .bias (C)     MLP down-projection
+    ln_f.weight/.bias (C)        final layer norm
+
+A checkpoint saved from `GPT2LMHeadModel` puts `transformer.` in front of each name
+(and may add `lm_head.weight`, the same matrix as `wte.weight`); older files also carry
+`h.i.attn.bias` and `h.i.attn.masked_bias`, which are the causal mask stored as a
+buffer, not learned weights. We accept all of these and ignore the extras.
+
+The Conv1D question (to transpose or not?)
+------------------------------------------
+PyTorch's `nn.Linear` stores its weight output-major, shape (out, in), and computes
+`x @ W.T`. GPT-2's original TensorFlow code, and Hugging Face's `Conv1D` that copies
+it, store the weight input-major, shape (in, out), and compute `x @ W`. So the four
+matrices c_attn, c_proj, c_fc and mlp.c_proj are used exactly as stored: **no
+transpose**. (nanoGPT, which uses nn.Linear, transposes them when it imports these
+files.) We check every shape against the config; a matrix that arrives with its two
+dimensions swapped is reported as "stored output-major (nn.Linear layout)" instead of
+being silently transposed, because for the square c_proj no shape check could tell.
+
+Memory-mapping
+--------------
+A safetensors file is an 8-byte little-endian header length, a JSON header (name ->
+dtype, shape, byte offsets) and the raw little-endian tensor bytes. `safe_open(...,
+framework="numpy")` copies each tensor into fresh memory, which would hold the weights
+twice while loading. Instead we read the small header ourselves and hand numpy a
+read-only `np.memmap` view of each float32 tensor: nothing is copied, the operating
+system pages the weights in as they are used, and several processes share one copy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from corpora.common import UserError
+
+from .config import GPT2Config
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE_PAIRS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
+HUB_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+
+#: Tensors that may appear in a checkpoint but are not weights we use.
+IGNORED = re.compile(r"^(h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight)$")
+
+
+class Linear(NamedTuple):
+    """An affine map y = x @ w + b, with w stored input-major (in, out)."""
+
+    w: np.ndarray
+    b: np.ndarray
+
+
+class LayerNormParams(NamedTuple):
+    """Layer norm's learned scale (gamma, `.weight`) and shift (beta, `.bias`)."""
+
+    g: np.ndarray
+    b: np.ndarray
+
+
+class Block(NamedTuple):
+    """One transformer block: attention then MLP, each after its own layer norm."""
+
+    ln_1: LayerNormParams
+    c_attn: Linear  # x -> [q | k | v]
+    attn_proj: Linear  # concatenated heads -> residual stream
+    ln_2: LayerNormParams
+    c_fc: Linear  # residual -> 4x wider hidden layer
+    mlp_proj: Linear  # hidden layer -> residual stream
+
+
+class Params(NamedTuple):
+    """All of GPT-2's weights."""
+
+    wte: np.ndarray  # (vocab, C) token embedding, reused as the output layer
+    wpe: np.ndarray  # (n_ctx, C) position embedding
+    blocks: tuple[Block, ...]
+    ln_f: LayerNormParams
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
+    """Every tensor name we need, with the shape the config implies."""
+    c = config.n_embd
+    shapes: dict[str, tuple[int, ...]] = {
+        "wte.weight": (config.vocab_size, c),
+        "wpe.weight": (config.n_ctx, c),
+    }
+    for i in range(config.n_layer):
+        shapes.update({
+            f"h.{i}.ln_1.weight": (c,), f"h.{i}.ln_1.bias": (c,),
+            f"h.{i}.attn.c_attn.weight": (c, 3 * c), f"h.{i}.attn.c_attn.bias": (3 * c,),
+            f"h.{i}.attn.c_proj.weight": (c, c), f"h.{i}.attn.c_proj.bias": (c,),
+            f"h.{i}.ln_2.weight": (c,), f"h.{i}.ln_2.bias": (c,),
+            f"h.{i}.mlp.c_fc.weight": (c, 4 * c), f"h.{i}.mlp.c_fc.bias": (4 * c,),
+            f"h.{i}.mlp.c_proj.weight": (4 * c, c), f"h.{i}.mlp.c_proj.bias": (c,),
+        })
+    shapes.update({"ln_f.weight": (c,), "ln_f.bias": (c,)})
+    return shapes
+
+
+def canonical_name(name: str) -> str:
+    """Drop the `transformer.` prefix that GPT2LMHeadModel checkpoints add."""
+    return name[len("transformer."):] if name.startswith("transformer.") else name
+
+
+# ------------------------------------------------------------------------ safetensors
+
+
+def read_safetensors_header(path: Path) -> tuple[dict, int]:
+    """Return (header dict without __metadata__, byte offset where tensor data starts)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        first = handle.read(8)
+        if len(first) < 8:
+            raise UserError(f"{path} is not a safetensors file (it is only {size} bytes)")
+        (header_len,) = struct.unpack("<Q", first)
+        if header_len > size - 8 or header_len > 100_000_000:
+            raise UserError(f"{path} is truncated or not a safetensors file (bad header length)")
+        try:
+            header = json.loads(handle.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise UserError(f"{path} is not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{path} is not a safetensors file (header is not a JSON object)")
+    header.pop("__metadata__", None)
+    return header, 8 + header_len
+
+
+def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
+    """bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret."""
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+def map_tensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Memory-map every tensor of a safetensors file as a read-only numpy array.
+
+    float32 tensors are zero-copy views of the file; float16/bfloat16 ones are
+    converted to float32 (a copy). A file too short for its header's offsets raises
+    a UserError naming the first tensor that does not fit.
+    """
+    path = Path(path)
+    header, data_start = read_safetensors_header(path)
+    data_size = path.stat().st_size - data_start
+    raw_types = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+    arrays: dict[str, np.ndarray] = {}
+    for name, info in sorted(header.items(), key=lambda item: item[1].get("data_offsets", [0])[0]):
+        try:
+            dtype_name, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path}: tensor {name!r} has a malformed header entry") from None
+        if dtype_name not in raw_types:
+            raise UserError(f"{path}: tensor {name!r} has dtype {dtype_name}; expected F32, F16 or BF16")
+        dtype = raw_types[dtype_name]
+        count = int(np.prod(shape, dtype=np.int64))
+        if end - begin != count * dtype.itemsize:
+            raise UserError(f"{path}: tensor {name!r} byte range does not match its shape {list(shape)}")
+        if end > data_size:
+            raise UserError(
+                f"{path} is truncated: tensor {name!r} needs bytes up to {data_start + end:,} "
+                f"but the file has {data_start + data_size:,}"
+            )
+        if count == 0:
+            arrays[name] = np.zeros(shape, np.float32)
+            continue
+        raw = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+        if dtype_name == "F16":
+            arrays[name] = raw.astype(np.float32)
+        elif dtype_name == "BF16":
+            arrays[name] = _bf16_to_f32(raw)
+        else:
+            arrays[name] = raw
+    return arrays
+
+
+# ------------------------------------------------------------------------- assembling
+
+
+def check_tensors(tensors: dict[str, np.ndarray], config: GPT2Config, source: str) -> dict[str, np.ndarray]:
+    """Check names and shapes against the config; return the tensors we use by canonical name."""
+    expected = expected_shapes(config)
+    found: dict[str, np.ndarray] = {}
+    for raw_name, array in tensors.items():
+        name = canonical_name(raw_name)
+        if IGNORED.match(name):
+            continue
+        if name not in expected:
+            raise UserError(
+                f"{source}: unexpected tensor {raw_name!r} for a config with "
+                f"{config.n_layer} layers (does config.json match the weights?)"
+            )
+        want = expected[name]
+        if array.shape != want:
+            hint = ""
+            if len(want) == 2 and array.shape == want[::-1]:
+                hint = " (it looks stored output-major, nn.Linear layout; GPT-2 uses Conv1D, input-major)"
+            raise UserError(
+                f"{source}: tensor {raw_name!r} has shape {list(array.shape)}, config.json implies "
+                f"{list(want)}{hint}"
+            )
+        found[name] = array
+    missing = [name for name in expected if name not in found]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"{source}: missing tensor {missing[0]!r}{more}")
+    return found
+
+
+def assemble_params(tensors: dict[str, np.ndarray], config: GPT2Config) -> Params:
+    """Group checked tensors (canonical names) into the nested Params structure."""
+
+    def linear(prefix: str) -> Linear:
+        return Linear(tensors[prefix + ".weight"], tensors[prefix + ".bias"])
+
+    def norm(prefix: str) -> LayerNormParams:
+        return LayerNormParams(tensors[prefix + ".weight"], tensors[prefix + ".bias"])
+
+    blocks = tuple(
+        Block(
+            ln_1=norm(f"h.{i}.ln_1"),
+            c_attn=linear(f"h.{i}.attn.c_attn"),
+            attn_proj=linear(f"h.{i}.attn.c_proj"),
+            ln_2=norm(f"h.{i}.ln_2"),
+            c_fc=linear(f"h.{i}.mlp.c_fc"),
+            mlp_proj=linear(f"h.{i}.mlp.c_proj"),
+        )
+        for i in range(config.n_layer)
+    )
+    return Params(wte=tensors["wte.weight"], wpe=tensors["wpe.weight"], blocks=blocks, ln_f=norm("ln_f"))
+
+
+def load_params(folder: str | Path, config: GPT2Config | None = None) -> tuple[GPT2Config, Params]:
+    """Read `config.json` and memory-map `model.safetensors` from a model folder."""
+    folder = Path(folder)
+    config = config or GPT2Config.from_json(folder / CONFIG_FILE)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise UserError(f"no {WEIGHTS_FILE} in {folder} (only safetensors weights are read; no pickle)")
+    tensors = check_tensors(map_tensors(weights), config, str(weights))
+    return config, assemble_params(tensors, config)
+
+
+# ------------------------------------------------------------------ finding the folder
+
+
+def looks_like_path(name: str) -> bool:
+    """True for strings that can only be paths (./x, ~/x, /x, a/b/c, C:\\x), never Hub names."""
+    return (
+        name.startswith((".", "~", "/"))
+        or name.endswith("/")
+        or "\\" in name
+        or name.count("/") > 1
+        or (len(name) > 1 and name[1] == ":")
+    )
+
+
+def offline_help(repo_id: str) -> str:
+    """One line telling the user exactly what to download and where to put it."""
+    files = ", ".join(HUB_FILES)
+    return (
+        f"model {repo_id!r} is not a folder and is not in the Hugging Face cache, and the Hub "
+        f"cannot be reached: download {files} from https://huggingface.co/{repo_id}/tree/main "
+        f"into one folder and pass --model FOLDER (or run once online to fill ~/.cache/huggingface/hub)"
+    )
+
+
+def download_from_hub(repo_id: str) -> Path:
+    """Fetch (or find in the cache) the files we need from a Hugging Face repository."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=list(HUB_FILES)))
+    except RepositoryNotFoundError:
+        raise UserError(f"--model {repo_id!r}: no such folder, and no such model on the Hugging Face Hub") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError):
+        raise UserError(offline_help(repo_id)) from None
+    except ValueError as err:  # e.g. an invalid repository id
+        raise UserError(f"--model {repo_id!r}: not a folder, nor a valid Hub model name ({err})") from None
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise UserError(f"Hub model {repo_id!r} has no {WEIGHTS_FILE} (only safetensors weights are read)")
+    return folder
+
+
+def resolve_model_dir(name_or_dir: str | Path) -> Path:
+    """A local model folder as given, or a Hub name (like "gpt2") fetched into the cache."""
+    text = str(name_or_dir).strip()
+    if not text:
+        raise UserError("--model is empty; give a folder or a Hub name such as gpt2")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise UserError(f"{path} is not a model folder: it has no {CONFIG_FILE}")
+        return path
+    if path.exists():
+        raise UserError(f"--model {text!r} is a file; give the folder that holds config.json and {WEIGHTS_FILE}")
+    if looks_like_path(text):
+        raise UserError(f"--model {text!r}: no such folder")
+    return download_from_hub(text)
+
+
+def tokenizer_files_present(folder: Path) -> bool:
+    """Does the folder hold one of the two tokenizer file pairs?"""
+    return any((folder / a).is_file() and (folder / b).is_file() for a, b in TOKENIZER_FILE_PAIRS)
