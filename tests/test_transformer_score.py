@@ -1,0 +1,113 @@
+"""Scoring and perplexity (sliding window) against the recorded references; inspection."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transformer.inspection import attention_maps, attention_summary, logit_lens, save_attention_png, top_next_tokens
+from transformer.model import GPT2, load_model
+from transformer.score import PerplexityResult, perplexity, score_text, token_logprobs, windows
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def tiny() -> GPT2:
+    return GPT2.from_dir(FIXTURES / "gpt2-tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_ref() -> dict:
+    with np.load(FIXTURES / "gpt2-tiny" / "reference.npz", allow_pickle=False) as data:
+        return dict(data)
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    model, tokenizer = load_model(str(FIXTURES / "gpt2-vocab"))
+    ref = json.loads((FIXTURES / "gpt2-vocab" / "reference.json").read_text(encoding="utf-8"))
+    return model, tokenizer, ref
+
+
+def test_windows_score_every_token_once():
+    spans = list(windows(75, 16, 8))
+    assert spans[0] == (0, 16, 1) and spans[1] == (8, 24, 16) and spans[-1][1] == 75
+    targets = [t for _, end, first in spans for t in range(first, end)]
+    assert targets == list(range(1, 75))
+    assert all(first - begin >= 1 and end - begin <= 16 for begin, end, first in spans)
+    assert list(windows(10, 32, 16)) == [(0, 10, 1)]
+    with pytest.raises(ValueError):
+        list(windows(10, 8, 8))
+
+
+@pytest.mark.parametrize("window,stride,key", [(16, 8, "long_logprobs_w16_s8"), (32, 31, "long_logprobs_w32_s31")])
+def test_sliding_window_logprobs_match_transformers(tiny, tiny_ref, window, stride, key):
+    ours = token_logprobs(tiny, tiny_ref["long_ids"], window, stride)
+    assert ours.shape == (74,)
+    np.testing.assert_allclose(ours, tiny_ref[key], atol=1e-4, rtol=0)
+
+
+def test_logprobs_of_short_text_equal_the_forward_pass(tiny, tiny_ref):
+    ids = tiny_ref["full_ids"]
+    logits = tiny_ref["full_logits"].astype(np.float64)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = logp[np.arange(31), ids[1:]]
+    np.testing.assert_allclose(token_logprobs(tiny, ids), expected, atol=1e-4)
+
+
+def test_perplexity_of_text_matches_reference(vocab):
+    model, tokenizer, ref = vocab
+    result = perplexity(model, tokenizer, ref["text"], window=128, stride=64)
+    assert result.tokens == len(ref["text_ids"]) - 1 == 224
+    assert result.words == len(ref["text"].split()) and result.bytes == len(ref["text"].encode())
+    assert abs(result.nll - ref["text_nll_w128_s64"]) < 1e-3
+    assert math.isclose(result.perplexity, math.exp(result.nll / result.tokens))
+    assert math.isclose(result.bits_per_byte, result.nll / math.log(2) / result.bytes)
+    assert math.isclose(result.perplexity_per_word, math.exp(result.nll / result.words))
+    assert result.to_dict()["perplexity_per_token"] == result.perplexity
+
+
+def test_perplexity_result_units():
+    r = PerplexityResult(nll=10 * math.log(2), tokens=5, words=2, bytes=10, window=8, stride=4)
+    assert math.isclose(r.perplexity, 4.0) and math.isclose(r.bits_per_byte, 1.0)
+    assert math.isclose(r.perplexity_per_word, 32.0)
+
+
+def test_score_text_gives_one_logprob_per_token(vocab):
+    model, tokenizer, ref = vocab
+    scores = score_text(model, tokenizer, ref["prompts"][0])
+    assert scores.ids == ref["prompt_ids"][0]
+    assert len(scores.logprobs) == len(scores.ids) and all(lp < 0 for lp in scores.logprobs)
+    assert "".join(scores.tokens).replace("\u0120", " ") == ref["prompts"][0]
+    no_bos = score_text(model, tokenizer, ref["prompts"][0], bos=False)
+    assert no_bos.ids == scores.ids and math.isnan(no_bos.logprobs[0])
+    assert all(lp < 0 for lp in no_bos.logprobs[1:])
+
+
+def test_top_next_tokens_and_logit_lens(tiny, tiny_ref):
+    ids = tiny_ref["short_ids"].tolist()
+    best = top_next_tokens(tiny, ids, 3)
+    logits = tiny_ref["short_logits"][-1].astype(np.float64)
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert [i for i, _ in best] == np.argsort(-probs)[:3].tolist()
+    assert best[0][1] == pytest.approx(probs.max(), abs=1e-5)
+    lens = logit_lens(tiny, ids, 3)
+    assert len(lens) == tiny.config.n_layer + 1
+    assert lens[-1] == pytest.approx(best, abs=1e-6)  # the last layer's reading is the prediction
+
+
+def test_attention_maps_are_causal_distributions(tiny, tiny_ref, tmp_path):
+    ids = tiny_ref["short_ids"].tolist()
+    maps = attention_maps(tiny, ids)
+    assert maps.shape == (2, 4, 7, 7)
+    np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
+    assert np.all(np.triu(maps, k=1) == 0)
+    assert np.all(maps[:, :, 0, 0] == 1.0)
+    summary = attention_summary(maps, [str(i) for i in ids])
+    assert len(summary) == 8 and summary[0]["weight"] == pytest.approx(float(maps[0, 0, -1].max()))
+    png = save_attention_png(maps, [str(i) for i in ids], tmp_path / "att.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

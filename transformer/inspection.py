@@ -1,0 +1,114 @@
+"""Looking inside GPT-2 for teaching: next-token odds, the logit lens, attention maps.
+
+- `top_next_tokens`: the k most likely next tokens with their probabilities.
+- `logit_lens`: read the residual stream after every layer as if it were the last one
+  (through the final layer norm and the unembedding) to watch the prediction form.
+- `attention_maps`: how much each position attends to each earlier one, per layer and
+  head; `attention_summary` says it in words and `save_attention_png` draws it.
+
+(Named `inspection` rather than `inspect` so it never shadows Python's own module.)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .model import GPT2, attention_weights, check_ids, embed, layer_norm, linear, split_heads, transformer_block
+from .sample import probabilities
+
+
+def top_k(probs: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k largest entries as (index, value), largest first."""
+    k = min(k, probs.size)
+    best = np.argpartition(-probs, k - 1)[:k]
+    best = best[np.argsort(-probs[best], kind="stable")]
+    return [(int(i), float(probs[i])) for i in best]
+
+
+def top_next_tokens(model: GPT2, ids: list[int], k: int = 10, temperature: float = 1.0) -> list[tuple[int, float]]:
+    """The k most likely next tokens after ids, as (token id, probability)."""
+    logits, _ = model.forward(np.array(ids))
+    return top_k(probabilities(logits, temperature), k)
+
+
+def logit_lens(model: GPT2, ids: list[int], k: int = 5, position: int = -1) -> list[list[tuple[int, float]]]:
+    """Top-k next-token guesses at `position` read from the residual stream after the
+    embedding (entry 0) and after each block (entries 1..n_layer). The last entry is
+    the model's real prediction."""
+    lens = []
+    for x in model.residual_stream(np.array(ids)):
+        logits = model.unembed(model.final_norm(x[position]))
+        lens.append(top_k(probabilities(logits), k))
+    return lens
+
+
+def attention_maps(model: GPT2, ids: list[int]) -> np.ndarray:
+    """Attention weights, shape (n_layer, n_head, T, T): [l, h, i, j] is how much
+    position i attends to position j in head h of layer l (each row sums to 1)."""
+    config, params = model.config, model.params
+    cache = model.new_cache()
+    x = embed(check_ids(np.array(ids), config, cache), params, 0)
+    maps = []
+    for layer, block in enumerate(params.blocks):
+        qkv = linear(layer_norm(x, block.ln_1, config.layer_norm_epsilon), block.c_attn)
+        q, k, _ = (split_heads(part, config.n_head) for part in np.split(qkv, 3, axis=-1))
+        maps.append(attention_weights(q, k))
+        x = transformer_block(x, block, config, cache, layer)
+    return np.stack(maps)
+
+
+def attention_summary(maps: np.ndarray, tokens: list[str]) -> list[dict]:
+    """For each layer and head: where the last position looks most, and how much
+    attention (averaged over positions) goes to the previous token and to the first."""
+    n_layer, n_head, t, _ = maps.shape
+    rows = []
+    for layer in range(n_layer):
+        for head in range(n_head):
+            w = maps[layer, head]
+            target = int(np.argmax(w[-1]))
+            rows.append({
+                "layer": layer,
+                "head": head,
+                "last_attends_to": target,
+                "last_attends_to_token": tokens[target],
+                "weight": float(w[-1, target]),
+                "previous_token": float(np.mean(np.diagonal(w, -1))) if t > 1 else 0.0,
+                "first_token": float(w[:, 0].mean()),
+            })
+    return rows
+
+
+def save_attention_png(maps: np.ndarray, tokens: list[str], path: str | Path, layers: list[int] | None = None) -> Path:
+    """Draw one heatmap per (layer, head): rows are query positions, columns the
+    positions they attend to. Uses matplotlib's file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = list(range(maps.shape[0])) if layers is None else layers
+    n_head, t = maps.shape[1], maps.shape[2]
+    size = 1.2 + 0.12 * t
+    fig, axes = plt.subplots(len(layers), n_head, figsize=(size * n_head, size * len(layers)), squeeze=False)
+    labels = [repr(tok)[1:-1] for tok in tokens]
+    for row, layer in enumerate(layers):
+        for head in range(n_head):
+            ax = axes[row][head]
+            ax.imshow(maps[layer, head], vmin=0.0, vmax=1.0, cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"head {head}", fontsize=8)
+            if head == 0:
+                ax.set_ylabel(f"layer {layer}", fontsize=8)
+                if t <= 24:
+                    ax.set_yticks(range(t), labels, fontsize=5)
+            if row == len(layers) - 1 and t <= 24:
+                ax.set_xticks(range(t), labels, fontsize=5, rotation=90)
+    fig.suptitle("attention weights (row: query position, column: attended position)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
