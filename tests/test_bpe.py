@@ -189,6 +189,7 @@ def test_endoftext_is_plain_text_unless_allowed(tok: BPETokenizer) -> None:
     assert tok.encode(text, allowed_special={ENDOFTEXT}) == [505, 50256, 11545]
     assert tok.encode(text, allowed_special="all") == [505, 50256, 11545]
     assert tok.encode(ENDOFTEXT + ENDOFTEXT, allowed_special="all") == [50256, 50256]
+    assert tok.encode(text, allowed_special=ENDOFTEXT) == [505, 50256, 11545]  # one token's text is fine too
     assert tok.decode([50256]) == ENDOFTEXT and tok.token_str(50256) == ENDOFTEXT
     assert tok.special_tokens == {ENDOFTEXT: 50256}
 
@@ -306,4 +307,16 @@ def test_merges_with_unknown_tokens(tmp_path: Path) -> None:
         BPETokenizer.from_dir(tmp_path)
     write_tokenizer(tmp_path, tiny_vocab("ab"), "a b\nzz b\n")
     with pytest.raises(UserError, match="refers to 'zz'"):
+        BPETokenizer.from_dir(tmp_path)
+
+
+def test_vocab_without_byte_tokens(tmp_path: Path) -> None:
+    write_tokenizer(tmp_path, {"a": 0, "b": 1, "ab": 2}, "a b\n")
+    with pytest.raises(UserError, match="lacks 254 of the 256 byte tokens"):
+        BPETokenizer.from_dir(tmp_path)
+
+
+def test_merges_that_are_not_byte_level(tmp_path: Path) -> None:
+    write_tokenizer(tmp_path, tiny_vocab("Ω", "aΩ"), "a Ω\n")
+    with pytest.raises(UserError, match="not GPT-2 byte symbols \\(e.g. 'Ω'\\)"):
         BPETokenizer.from_dir(tmp_path)

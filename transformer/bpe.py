@@ -30,7 +30,6 @@ import heapq
 import json
 import sys
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import AbstractSet, Iterable, Literal, Sequence
 
@@ -43,9 +42,14 @@ __all__ = [
     "GPT2_SPLIT_PATTERN",
     "BPETokenizer",
     "bpe_merge",
+    "bytes_to_symbols",
     "bytes_to_unicode",
+    "count_words",
     "learn_bpe",
     "pretokenize",
+    "read_merges",
+    "read_vocab",
+    "symbols_to_bytes",
 ]
 
 ENDOFTEXT = "<|endoftext|>"
@@ -70,7 +74,6 @@ CACHE_LIMIT = 500_000
 # ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's map from each byte (0-255) to one printable character.
 
@@ -97,29 +100,25 @@ def bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
-@lru_cache(maxsize=None)
 def unicode_to_bytes() -> dict[str, int]:
     """The inverse of `bytes_to_unicode`: printable character → byte."""
     return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
-@lru_cache(maxsize=None)
-def _latin1_to_symbols() -> dict[int, str]:
-    """A `str.translate` table: the latin-1 character of a byte → its GPT-2 symbol."""
-    return {byte: char for byte, char in bytes_to_unicode().items()}
+# Two `str.translate` tables that do the byte map in C: a byte's latin-1 character
+# (the character with the same number) ↔ its GPT-2 symbol.
+_LATIN1_TO_SYMBOL = {byte: char for byte, char in bytes_to_unicode().items()}
+_SYMBOL_TO_LATIN1 = {ord(char): chr(byte) for byte, char in bytes_to_unicode().items()}
 
 
 def bytes_to_symbols(data: bytes) -> str:
     """Show raw bytes as GPT-2 symbols: b"Hi there" → "HiĠthere"."""
-    # Decoding as latin-1 turns each byte into the character with the same number;
-    # translate then swaps in GPT-2's printable stand-in, all in C.
-    return data.decode("latin-1").translate(_latin1_to_symbols())
+    return data.decode("latin-1").translate(_LATIN1_TO_SYMBOL)
 
 
 def symbols_to_bytes(symbols: str) -> bytes:
     """The inverse of `bytes_to_symbols`: "HiĠthere" → b"Hi there"."""
-    table = unicode_to_bytes()
-    return bytes(table[char] for char in symbols)
+    return symbols.translate(_SYMBOL_TO_LATIN1).encode("latin-1")
 
 
 def pretokenize(text: str) -> list[str]:
@@ -295,9 +294,12 @@ class BPETokenizer:
         symbols = bpe_merge(bytes_to_symbols(word.encode("utf-8")), self.ranks)
         return tuple(self.encoder[s] for s in symbols)
 
-    def _allowed(self, allowed_special: AbstractSet[str] | Literal["all"]) -> set[str]:
+    def _allowed(self, allowed_special: AbstractSet[str] | Literal["all"] | str) -> set[str]:
+        """The special tokens `encode` should honour ("all", a set, or one token's text)."""
         if allowed_special == "all":
             return set(self.special_tokens)
+        if isinstance(allowed_special, str):
+            allowed_special = {allowed_special}
         unknown = set(allowed_special) - set(self.special_tokens)
         if unknown:
             known = ", ".join(sorted(self.special_tokens)) or "none"
@@ -400,7 +402,13 @@ def check_merges(merges: Sequence[tuple[str, str]], vocab: dict[str, int], where
     symbols = set(bytes_to_unicode().values())
     missing = sorted(symbols - vocab.keys())
     if missing:
-        raise UserError(f"the vocabulary lacks {len(missing)} of the 256 byte tokens (e.g. {missing[0]!r})")
+        raise UserError(f"{where}: the vocabulary lacks {len(missing)} of the 256 byte tokens (e.g. {missing[0]!r})")
+    strangers = set("".join(a + b for a, b in merges)) - symbols
+    if strangers:
+        raise UserError(
+            f"{where}: merges use {len(strangers)} characters that are not GPT-2 byte symbols "
+            f"(e.g. {min(strangers)!r}); is this a byte-level BPE tokenizer?"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -465,9 +473,8 @@ def learn_bpe(
     while len(vocab) < wanted_tokens:
         best = state.most_frequent()
         if best is None:
-            possible = len(vocab) - 256
             raise UserError(
-                f"vocab size {vocab_size} is too large for this text: only {possible} merges were possible "
+                f"vocab size {vocab_size} is too large for this text: only {len(merges)} merges were possible "
                 f"(at most vocab size {len(vocab) + 1})"
             )
         (left, right), count = best
