@@ -210,9 +210,17 @@ def test_decode_partial_utf8(tok: BPETokenizer) -> None:
     assert tok.decode([]) == "" and tok.decode_bytes([]) == b""
 
 
-@pytest.mark.parametrize("bad", [-1, 50257, 10**9])
+def test_numpy_ids_decode(tok: BPETokenizer) -> None:
+    import numpy as np
+
+    ids = np.array(tok.encode("Hello world"), dtype=np.int64)
+    assert tok.decode(ids) == "Hello world"
+    assert tok.token_str(ids[1]) == "Ġworld" and tok.token_bytes(np.int32(995)) == b" world"
+
+
+@pytest.mark.parametrize("bad", [-1, 50257, 10**9, 1.5, "7"])
 def test_bad_ids_are_errors(tok: BPETokenizer, bad: int) -> None:
-    with pytest.raises(UserError, match=f"token id {bad} is not in the vocabulary"):
+    with pytest.raises(UserError, match=f"token id {bad!r} is not in the vocabulary"):
         tok.decode([1, bad])
     with pytest.raises(UserError):
         tok.token_str(bad)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import operator
 import sys
 from collections import Counter
 from pathlib import Path
@@ -326,14 +327,18 @@ class BPETokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         """The exact bytes of one token id."""
-        if not isinstance(token_id, int) or not 0 <= token_id < self.vocab_size or self._bytes[token_id] is None:
+        try:
+            index = operator.index(token_id)  # ints, and NumPy's integer types too
+        except TypeError:
+            index = -1
+        if not 0 <= index < self.vocab_size or self._bytes[index] is None:
             raise UserError(f"token id {token_id!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})")
-        return self._bytes[token_id]  # type: ignore[return-value]
+        return self._bytes[index]  # type: ignore[return-value]
 
     def token_str(self, token_id: int) -> str:
         """One token for display, as GPT-2's symbols ("Ġworld": Ġ is the space)."""
         self.token_bytes(token_id)  # validates the id
-        return self.decoder[token_id]
+        return self.decoder[operator.index(token_id)]
 
     def __len__(self) -> int:
         return self.vocab_size
