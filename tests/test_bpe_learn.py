@@ -59,6 +59,59 @@ def test_learning_is_deterministic(toy_tokenizer: BPETokenizer) -> None:
     assert learn_bpe(texts, 270, progress=False).merges == learn_bpe(texts[::-1], 270, progress=False).merges
 
 
+def naive_merges(texts: list[str], n_merges: int) -> list[tuple[str, str]]:
+    """The textbook algorithm, slowly: recount every pair from scratch before each merge."""
+    symbols = list(bytes_to_unicode().values())
+    byte_id = {byte: i for i, byte in enumerate(bytes_to_unicode())}
+    counts = Counter(piece for text in texts for piece in pretokenize(text))
+    words = {piece: [byte_id[b] for b in piece.encode("utf-8")] for piece in counts}
+    merges = []
+    for _ in range(n_merges):
+        pairs: Counter[tuple[int, int]] = Counter()
+        for piece, ids in words.items():
+            for pair in zip(ids, ids[1:]):
+                pairs[pair] += counts[piece]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))  # most frequent, then smallest ids
+        merged = symbols[best[0]] + symbols[best[1]]
+        new_id = symbols.index(merged) if merged in symbols else len(symbols)
+        if new_id == len(symbols):
+            symbols.append(merged)
+        merges.append((symbols[best[0]], symbols[best[1]]))
+        for piece, ids in words.items():
+            out, i = [], 0
+            while i < len(ids):
+                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == best:
+                    out.append(new_id)
+                    i += 2
+                else:
+                    out.append(ids[i])
+                    i += 1
+            words[piece] = out
+    return merges
+
+
+def test_incremental_counts_match_recounting_from_scratch(shared_dir: Path) -> None:
+    text = (shared_dir / "corpora" / "books" / "peter_pan.txt").read_text(encoding="utf-8")[:20_000]
+    learned = learn_bpe([text], vocab_size=400, progress=False)
+    assert learned.merges == naive_merges([text], len(learned.merges))
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(st.text(alphabet="aab bc\nxé'😀s", max_size=40), min_size=1, max_size=4))
+def test_learning_any_small_text(texts: list[str]) -> None:
+    possible = naive_merges(texts, 10_000)
+    if not any(texts):
+        return
+    new_tokens = {a + b for a, b in possible}  # two pairs may spell one token: count tokens
+    learned = learn_bpe(texts, vocab_size=257 + len(new_tokens), progress=False)
+    assert learned.merges == possible[: len(learned.merges)]
+    assert {a + b for a, b in learned.merges} == new_tokens
+    for text in texts:
+        assert learned.decode(learned.encode(text)) == text
+
+
 @pytest.fixture(scope="module")
 def book_tokenizer(shared_dir: Path) -> BPETokenizer:
     text = (shared_dir / "corpora" / "books" / "alice_in_wonderland.txt").read_text(encoding="utf-8")
