@@ -134,6 +134,16 @@ def test_cache_does_not_change_ids(gpt2_dir: Path, tok: BPETokenizer) -> None:
     assert fresh.encode(text) == cold
 
 
+def test_bounded_cache_is_still_exact(gpt2_dir: Path, tok: BPETokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformer.bpe as bpe_module
+
+    monkeypatch.setattr(bpe_module, "CACHE_LIMIT", 3)
+    small = BPETokenizer.from_dir(gpt2_dir)
+    text = "one two three four five six seven one two three " * 3
+    assert small.encode(text) == tok.encode(text)
+    assert len(small._cache) <= 3
+
+
 # Text that stresses the regex and the byte map: odd scripts, emoji (with joiners
 # and skin tones), combining marks, whitespace runs, contractions, the special token.
 tricky_pieces = st.sampled_from(
