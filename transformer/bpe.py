@@ -474,25 +474,25 @@ def learn_bpe(
     wanted_tokens = vocab_size - 1  # the last id is <|endoftext|>
     from tqdm import tqdm
 
-    bar = tqdm(total=wanted_tokens - 256, desc="learning merges", unit=" merges", disable=not progress, file=sys.stderr)
-    while len(vocab) < wanted_tokens:
-        best = state.most_frequent()
-        if best is None:
-            raise UserError(
-                f"vocab size {vocab_size} is too large for this text: only {len(merges)} merges were possible "
-                f"(at most vocab size {len(vocab) + 1})"
-            )
-        (left, right), count = best
-        merged = symbols[left] + symbols[right]
-        if merged not in vocab:  # two different pairs can spell the same token
-            vocab[merged] = len(symbols)
-            symbols.append(merged)
-            bar.update(1)
-        state.merge((left, right), vocab[merged])
-        merges.append((symbols[left], symbols[right]))
-        if verbose and len(merges) <= 20:
-            print(f"merge {len(merges)}: {symbols[left]!r} + {symbols[right]!r} -> {merged!r} (count {count})")
-    bar.close()
+    with tqdm(total=wanted_tokens - 256, desc="learning merges", unit=" merges", disable=not progress,
+              file=sys.stderr) as bar:
+        while len(vocab) < wanted_tokens:
+            best = state.most_frequent()
+            if best is None:
+                raise UserError(
+                    f"vocab size {vocab_size} is too large for this text: only {len(merges)} merges were possible "
+                    f"(at most vocab size {len(vocab) + 1})"
+                )
+            (left, right), count = best
+            merged = symbols[left] + symbols[right]
+            if merged not in vocab:  # two different pairs can spell the same token
+                vocab[merged] = len(symbols)
+                symbols.append(merged)
+                bar.update(1)
+            state.merge((left, right), vocab[merged])
+            merges.append((symbols[left], symbols[right]))
+            if verbose and len(merges) <= 20:
+                print(f"merge {len(merges)}: {symbols[left]!r} + {symbols[right]!r} -> {merged!r} (count {count})")
     if verbose and len(merges) > 20:
         print(f"... {len(merges)} merges in all; the last: {merges[-1][0]!r} + {merges[-1][1]!r}")
 
@@ -506,8 +506,9 @@ class _PairCounts:
     `words[w]` is word w as a list of token ids and `freqs[w]` how often it occurs.
     `counts[pair]` is how often `pair` occurs side by side, summed over all words;
     `where[pair]` is the set of words that (may) contain it.  A heap holds
-    (-count, left, right) entries: when a count changes a fresh entry is pushed
-    and out-of-date ones are skipped when they come to the top.
+    (-count, pair) entries, so the top is the most frequent pair and, among equals,
+    the one with the smallest ids.  When a count changes a fresh entry is pushed;
+    out-of-date entries are dropped when they reach the top.
     """
 
     def __init__(self, words: list[list[int]], freqs: list[int]) -> None:
