@@ -1,0 +1,33 @@
+"""An n-gram language model stored as a nested-dict trie.
+
+    >>> from ngram import NgramModel, save_model, load_model
+    >>> model = NgramModel.build("corpora/", order=5)        # held-out 5% excluded
+    >>> [c.token for c in model.predict("It was a dark and stormy", k=3).candidates]
+    >>> model.score(model.heldout_text(), smoothing="kn").perplexity
+    >>> save_model(model, "books.json.gz"); model = load_model("books.json.gz")
+"""
+from .io import default_model_path, load_model, save_model
+from .model import Candidate, NgramModel, Perplexity, Phrase, Prediction
+from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothing
+from .tokenize import CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
+
+__all__ = [
+    "AddK",
+    "Candidate",
+    "CharTokenizer",
+    "Counts",
+    "KneserNey",
+    "MLE",
+    "NgramModel",
+    "Perplexity",
+    "Phrase",
+    "Prediction",
+    "StupidBackoff",
+    "Tokenizer",
+    "WordTokenizer",
+    "default_model_path",
+    "get_smoothing",
+    "get_tokenizer",
+    "load_model",
+    "save_model",
+]

@@ -1,0 +1,303 @@
+"""The `ngram` command: build, predict, complete, generate, perplexity, stats.
+
+Each command is a few lines over the Python API in `ngram` (see its docstring).
+Commands that take a MODEL find the default model (written by `ngram build` without
+`-o`) when it is left out.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import click
+
+from corpora import Corpus, UserError, dataset_documents
+from corpora.common import echo_json, friendly_errors
+from corpora.documents import read_text_file
+
+from .io import GZIP_MAGIC, default_model_path, load_model, save_model
+from .model import NgramModel, Perplexity
+from .tokenize import TOKENIZERS
+from .trie import trie_memory_bytes
+
+SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])
+
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
+
+
+def smoothing_option(func):
+    return click.option(
+        "--smoothing",
+        type=SMOOTHING_CHOICE,
+        default="kn",
+        show_default=True,
+        help="kn = interpolated modified Kneser-Ney, addk = add-k, mle = maximum likelihood, "
+        "backoff = stupid backoff (a ranking score, not a probability).",
+    )(func)
+
+
+def is_model_file(path: str) -> bool:
+    """True if `path` looks like a saved model (gzip), not a text file or a context."""
+    p = Path(path)
+    try:
+        return p.is_file() and p.open("rb").read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def model_and_text(args: tuple[str, ...], what: str) -> tuple[NgramModel, str]:
+    """Split `[MODEL] TEXT` arguments; load the model (the default one if not given)."""
+    if len(args) == 1:
+        model_path, text = None, args[0]
+    elif len(args) == 2:
+        model_path, text = args
+    else:
+        raise UserError(f"expected [MODEL] {what.upper()}, got {len(args)} arguments")
+    return load_model(model_path), text
+
+
+@click.group()
+@click.version_option(package_name="trie-vs-transformer")
+def main() -> None:
+    """An n-gram language model stored as a nested-dict trie.
+
+    \b
+    Start with:
+      ngram build corpora/
+      ngram predict "It was a dark and stormy"
+    """
+
+
+@main.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the model [default: the default model].")
+@click.option("--order", type=int, default=5, show_default=True, help="Longest n-gram (N).")
+@click.option("--tokens", type=click.Choice(sorted(TOKENIZERS)), default="words", show_default=True)
+@click.option("--lowercase", is_flag=True, help="Fold case before counting.")
+@click.option("--min-count", type=int, default=2, show_default=True, help="Rarer words become <unk>.")
+@click.option("--heldout-fraction", type=float, default=0.05, show_default=True, help="Tail of every document kept out for evaluation.")
+@click.option("--dataset", help="Read a Hugging Face dataset (or 'text' with --data-files) instead of SOURCE.")
+@click.option("--dataset-config", help="The dataset's configuration, e.g. wikitext-2-raw-v1.")
+@click.option("--split", default="train", show_default=True, help="The dataset split.")
+@click.option("--column", default="text", show_default=True, help="The dataset column holding text.")
+@click.option("--data-files", multiple=True, help="Local files for --dataset text.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, as_json):
+    """Build a model from every .txt file under SOURCE (the last 5% of each held out).
+
+    \b
+    Example:
+      CORPORA_MIRROR=../shared/corpora/books ngram build corpora/
+      ngram build corpora/ -o trigram.json.gz --order 3 --lowercase
+    """
+    if output is not None and output.is_dir():
+        raise UserError(f"{output} is a folder; give a file name such as {output / 'model.json.gz'}")
+    if dataset:
+        documents = dataset_documents(dataset, dataset_config, split, column, data_files or None)
+        corpus: Corpus | Path = Corpus(documents, heldout_fraction, location=f"datasets:{documents[0].name}")
+    elif source is None:
+        raise UserError("give a folder of .txt files (e.g. corpora/) or --dataset NAME")
+    else:
+        corpus = source
+    started = time.perf_counter()
+    model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress)
+    path = save_model(model, output or default_model_path())
+    summary = {**model.stats(), "model": str(path), "file_bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 2)}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(
+        f"Built a {order}-gram model from {summary['documents']} documents, {summary['training_tokens']:,} tokens "
+        f"({summary['nodes']:,} trie nodes, vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s."
+    )
+    click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1), default=10, show_default=True, help="How many next tokens.")
+@smoothing_option
+@click.option("--example/--no-example", default=True, show_default=True, help="Show a corpus sentence where the context occurs.")
+@json_option
+@friendly_errors
+def predict(args, k, smoothing, example, as_json):
+    """The most likely next tokens after a context: [MODEL] CONTEXT.
+
+    \b
+    Example:
+      ngram predict "It was a dark and stormy"
+      ngram predict model.json.gz "I want to" -k 5 --json
+    """
+    model, context = model_and_text(args, "context")
+    prediction = model.predict(context, k=k, smoothing=smoothing, example=example)
+    if as_json:
+        echo_json(prediction.to_dict())
+        return
+    shown = " ".join(prediction.matched_context) or "(no context: unigrams)"
+    click.echo(f"Context: {' '.join(prediction.context)}")
+    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {prediction.context_count:,} times)")
+    click.echo(f"{'#':>3}  {'token':<16} {'count':>9}  {'p(' + smoothing + ')':>10}  order")
+    for i, c in enumerate(prediction.candidates, 1):
+        click.echo(f"{i:>3}  {c.token:<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
+    for note in prediction.notes:
+        click.echo(f"Note: {note}")
+    if smoothing == "backoff":
+        click.echo("Note: stupid backoff scores rank tokens; they are not probabilities and do not sum to 1.")
+    if prediction.example:
+        click.echo(f"Why: “{prediction.example}”")
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("-n", "--length", type=click.IntRange(1), default=3, show_default=True, help="Tokens per phrase.")
+@click.option("-k", "--top", "k", type=click.IntRange(1), default=5, show_default=True, help="How many phrases.")
+@smoothing_option
+@json_option
+@friendly_errors
+def complete(args, length, k, smoothing, as_json):
+    """Rank whole phrases that could follow a context: [MODEL] CONTEXT.
+
+    \b
+    Example:
+      ngram complete "It was the best of" -n 3
+    """
+    model, context = model_and_text(args, "context")
+    phrases = model.complete(context, length=length, k=k, smoothing=smoothing)
+    if as_json:
+        echo_json([{"tokens": p.tokens, "text": p.text, "probability": p.probability} for p in phrases])
+        return
+    for i, p in enumerate(phrases, 1):
+        click.echo(f"{i:>3}  {p.probability:.5f}  {context} … {p.text}")
+
+
+@main.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("-n", "--max-tokens", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--greedy", is_flag=True, help="Always take the most likely token.")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(0), default=40, show_default=True, help="Sample only among the k most likely tokens (0: all).")
+@click.option("--seed", type=int, default=None, help="Same seed, same text.")
+@smoothing_option
+@json_option
+@friendly_errors
+def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_json):
+    """Continue a prompt, token by token: [MODEL] PROMPT.
+
+    \b
+    Example:
+      ngram generate "It was a dark and stormy" --seed 1
+      ngram generate "Call me" --greedy -n 20
+    """
+    model, prompt = model_and_text(args, "prompt")
+    tokens = model.generate(prompt, max_tokens, temperature, top_k or None, seed, greedy, smoothing)
+    text = model.render(tokens)
+    if as_json:
+        echo_json({"prompt": prompt, "tokens": tokens, "text": text, "seed": seed, "greedy": greedy})
+        return
+    glue = " " if model.tokenizer.name == "words" and text[:1] not in tuple(".,;:!?)’”'") else ""
+    click.echo(prompt + glue + text)
+
+
+@main.command()
+@click.argument("args", nargs=-1)
+@click.option("--smoothing", type=click.Choice(["kn", "addk", "mle", "all"]), default="all", show_default=True)
+@click.option("--order", type=int, default=None, help="Score with a lower order than the model's.")
+@click.option("--add-k", "add_k", type=float, default=1.0, show_default=True, help="k for add-k smoothing.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def perplexity(args, smoothing, order, add_k, progress, as_json):
+    """Perplexity of a text: [MODEL] [TEXT_FILE] (default: the model's held-out text).
+
+    \b
+    Example:
+      ngram perplexity
+      ngram perplexity model.json.gz ../shared/corpora/eval/wikitext-2/wiki.test.raw
+    """
+    if len(args) > 2:
+        raise UserError(f"expected [MODEL] [TEXT_FILE], got {len(args)} arguments")
+    model_path = args[0] if args and (len(args) == 2 or is_model_file(args[0])) else None
+    text_path = args[-1] if args and (len(args) == 2 or model_path is None) else None
+    model = load_model(model_path)
+    text = read_text(Path(text_path)) if text_path else model.heldout_text()
+    methods = ["kn", "addk", "mle"] if smoothing == "all" else [smoothing]
+    results = [
+        model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
+        for m in methods
+    ]
+    if as_json:
+        echo_json({"text": text_path or "held-out split", "results": [r.to_dict() for r in results]})
+        return
+    first = results[0]
+    click.echo(
+        f"Text: {text_path or 'held-out split of the corpus'} — {first.tokens:,} tokens in {first.sentences:,} "
+        f"sentences, {first.words:,} words, {first.bytes:,} bytes; OOV {first.oov:,} ({first.oov / first.tokens:.2%})"
+    )
+    for r in results:
+        click.echo(f"  {describe_perplexity(r)}")
+
+
+def describe_perplexity(r: Perplexity) -> str:
+    """One line per smoothing: perplexity per token, per word and bits per byte."""
+    name = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE"}[r.smoothing]
+    if r.zero_prob:
+        return (
+            f"{name:<11} order {r.order}: perplexity inf — {r.zero_prob:,} of {r.tokens:,} tokens had probability 0 "
+            f"(over the other tokens: {r.perplexity_nonzero:,.1f})"
+        )
+    per_word = math.exp(r.nll / r.words) if r.words else math.inf
+    bits_per_byte = r.nll / math.log(2) / r.bytes
+    return f"{name:<11} order {r.order}: perplexity {r.perplexity:,.1f} per token, {per_word:,.1f} per word, {bits_per_byte:.3f} bits/byte"
+
+
+def read_text(path: Path) -> str:
+    """A text file to score, with clear errors for missing, binary or empty files."""
+    if not path.exists():
+        raise UserError(f"text file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a text file")
+    document = read_text_file(path)
+    if document is None:
+        raise UserError(f"{path} looks binary, not text")
+    if not document.text.strip():
+        raise UserError(f"{path} is empty")
+    return document.text
+
+
+@main.command()
+@click.argument("model_path", required=False, type=click.Path(path_type=Path))
+@click.option("--memory/--no-memory", default=True, show_default=True, help="Measure the trie's memory (a few seconds).")
+@json_option
+@friendly_errors
+def stats(model_path, memory, as_json):
+    """Size of a model: nodes, n-grams per order, vocabulary, memory, file size.
+
+    \b
+    Example:
+      ngram stats
+      ngram stats trigram.json.gz --json
+    """
+    path = model_path or default_model_path()
+    started = time.perf_counter()
+    model = load_model(path)
+    summary = {**model.stats(), "model": str(path), "file_bytes": path.stat().st_size, "load_seconds": round(time.perf_counter() - started, 2)}
+    if memory:
+        summary["memory_bytes"] = trie_memory_bytes(model.root)
+        summary["bytes_per_node"] = round(summary["memory_bytes"] / summary["nodes"], 1)
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"Model: {path} ({summary['file_bytes'] / 1e6:.1f} MB on disk, loaded in {summary['load_seconds']} s)")
+    click.echo(f"Order {model.order}, tokenizer {model.tokenizer.name}{' (lowercase)' if model.tokenizer.lowercase else ''}, vocabulary {summary['vocabulary']:,}")
+    click.echo(f"Trie nodes: {summary['nodes']:,}")
+    for k, n in summary["ngrams_per_order"].items():
+        click.echo(f"  {k}-grams: {n:,}")
+    if memory:
+        click.echo(f"Memory: {summary['memory_bytes'] / 1e6:.1f} MB ({summary['bytes_per_node']} bytes per node)")
+    if model.corpus:
+        click.echo(f"Built from {summary['documents']} documents in {model.corpus.get('location')}; held out: last {model.corpus.get('heldout_fraction', 0):.0%} of each")

@@ -1,0 +1,310 @@
+"""Turning counts into probabilities: MLE, add-k, stupid backoff, interpolated modified Kneser-Ney.
+
+Every method answers two questions about a context ``h`` (a tuple of tokens, already
+mapped to the vocabulary):
+
+- ``prob(h, w)``: the probability (or score) of the next token ``w``;
+- ``distribution(h)``: a NumPy vector of it over every token that can come next (the
+  vocabulary without ``<s>``), in the order of ``Counts.predictable``.
+
+MLE, add-k and Kneser-Ney are true probability distributions: add-k and Kneser-Ney sum
+to 1 over the vocabulary for every context. MLE gives unseen events probability zero.
+Stupid backoff is a *score* for ranking only: it does not sum to 1, so it cannot give a
+perplexity (``normalised = False``).
+
+All of them can be used at any order up to the model's, because the trie holds every
+order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from corpora.common import UserError
+
+from .trie import CONTINUATION, RESERVED, children, count_of, find
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+
+
+@dataclass
+class Counts:
+    """What every smoothing method reads: the trie, its order and the vocabulary."""
+
+    root: dict
+    order: int
+    vocab: list[str]
+    count_of_counts: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.predictable = [t for t in self.vocab if t != BOS]
+        self.index = {t: i for i, t in enumerate(self.predictable)}
+        self._children: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+    def context_node(self, context: Sequence[str]) -> dict | None:
+        """The trie node of `context` if it was seen and has continuations."""
+        node = find(self.root, context)
+        return node if isinstance(node, dict) else None
+
+    def child_arrays(self, node: dict, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Vocabulary indices and counts (raw or continuation) of a node's children."""
+        key = (id(node), raw)
+        cached = self._children.get(key)
+        if cached is None:
+            index = self.index
+            pairs = [
+                (index[t], count_of(c) if raw else c[CONTINUATION])
+                for t, c in children(node)
+                if t in index
+            ]
+            ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
+            cnt = np.fromiter((p[1] for p in pairs), dtype=np.float64, count=len(pairs))
+            keep = cnt > 0
+            cached = (ids[keep], cnt[keep])
+            if len(self._children) > 50_000:
+                self._children.clear()
+            self._children[key] = cached
+        return cached
+
+
+def child_count(node: dict, token: str, raw: bool) -> int:
+    """How often `token` followed the context `node`: real count, or continuation count."""
+    child = node.get(token) if token not in RESERVED else None
+    if child is None:
+        return 0
+    return count_of(child) if raw else child[CONTINUATION]
+
+
+def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
+    """The last `order - 1` tokens of a context (all of it if shorter)."""
+    return tuple(context[len(context) - (order - 1):]) if order > 1 else ()
+
+
+class Smoothing:
+    """Base class for a way of turning counts into next-token probabilities."""
+
+    name = "base"
+    normalised = True
+
+    def __init__(self, counts: Counts, order: int | None = None) -> None:
+        if order is not None and not 1 <= order <= counts.order:
+            raise UserError(f"order must be between 1 and {counts.order}, got {order}")
+        self.counts = counts
+        self.order = order or counts.order
+        self._stats: dict[tuple[int, bool], tuple[float, int, int, int]] = {}
+
+    def prob(self, context: Sequence[str], token: str) -> float:
+        raise NotImplementedError
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def context_stats(self, node: dict, raw: bool) -> tuple[float, int, int, int]:
+        """Total count of a context's continuations, and how many occurred 1, 2, 3+ times."""
+        key = (id(node), raw)
+        stats = self._stats.get(key)
+        if stats is None:
+            _, cnt = self.counts.child_arrays(node, raw)
+            stats = (float(cnt.sum()), int((cnt == 1).sum()), int((cnt == 2).sum()), int((cnt >= 3).sum()))
+            self._stats[key] = stats
+        return stats
+
+    def raw_context(self, context: Sequence[str]) -> tuple[dict | None, float]:
+        """The full-order context node (None if unseen) and its total count c(h •)."""
+        node = self.counts.context_node(usable_context(context, self.order))
+        if node is None:
+            return None, 0.0
+        return node, self.context_stats(node, raw=True)[0]
+
+
+class MLE(Smoothing):
+    """Maximum likelihood: p(w | h) = c(h w) / c(h •). Unseen events get probability 0."""
+
+    name = "mle"
+
+    def prob(self, context: Sequence[str], token: str) -> float:
+        node, total = self.raw_context(context)
+        if node is None or total == 0:
+            return 0.0
+        return child_count(node, token, raw=True) / total
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        p = np.zeros(len(self.counts.predictable))
+        node, total = self.raw_context(context)
+        if node is not None and total > 0:
+            ids, cnt = self.counts.child_arrays(node, raw=True)
+            p[ids] = cnt / total
+        return p
+
+
+class AddK(Smoothing):
+    """Add-k (Laplace when k = 1): p(w | h) = (c(h w) + k) / (c(h •) + k |V|)."""
+
+    name = "addk"
+
+    def __init__(self, counts: Counts, order: int | None = None, k: float = 1.0) -> None:
+        super().__init__(counts, order)
+        if k <= 0:
+            raise UserError(f"add-k needs k > 0, got {k}")
+        self.k = k
+
+    def prob(self, context: Sequence[str], token: str) -> float:
+        node, total = self.raw_context(context)
+        c = child_count(node, token, raw=True) if node is not None else 0
+        return (c + self.k) / (total + self.k * len(self.counts.predictable))
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        size = len(self.counts.predictable)
+        p = np.full(size, self.k)
+        node, total = self.raw_context(context)
+        if node is not None and total > 0:
+            ids, cnt = self.counts.child_arrays(node, raw=True)
+            p[ids] += cnt
+        return p / (total + self.k * size)
+
+
+class StupidBackoff(Smoothing):
+    """Stupid backoff (Brants et al. 2007): relative frequency at the longest order where
+    the token was seen, times 0.4 for every order backed off.
+
+    A score for ranking only: it does not sum to 1 and gives no perplexity.
+    """
+
+    name = "backoff"
+    normalised = False
+
+    def __init__(self, counts: Counts, order: int | None = None, alpha: float = 0.4) -> None:
+        super().__init__(counts, order)
+        self.alpha = alpha
+
+    def prob(self, context: Sequence[str], token: str) -> float:
+        factor = 1.0
+        for k in range(self.order, 0, -1):
+            h = usable_context(context, k)
+            if len(h) == k - 1:
+                node = self.counts.context_node(h)
+                c = child_count(node, token, raw=True) if node is not None else 0
+                if c > 0:
+                    return factor * c / self.context_stats(node, raw=True)[0]
+                factor *= self.alpha
+        return 0.0
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        scores = np.zeros(len(self.counts.predictable))
+        factor = 1.0
+        for k in range(self.order, 0, -1):
+            h = usable_context(context, k)
+            node = self.counts.context_node(h) if len(h) == k - 1 else None
+            if node is not None:
+                ids, cnt = self.counts.child_arrays(node, raw=True)
+                if len(cnt):
+                    fresh = scores[ids] == 0
+                    scores[ids[fresh]] = factor * cnt[fresh] / cnt.sum()
+                factor *= self.alpha
+        return scores
+
+
+def kn_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, float]:
+    """Modified Kneser-Ney discounts D1, D2, D3+ from n1..n4 (Chen & Goodman 1998).
+
+    Y = n1 / (n1 + 2 n2);  D1 = 1 - 2Y n2/n1;  D2 = 2 - 3Y n3/n2;  D3+ = 3 - 4Y n4/n3.
+    With too little data for a formula, a middle value is used; each D_i stays in
+    (0, i] so that no count is discounted below zero.
+    """
+    n1, n2, n3, n4 = (list(count_of_counts) + [0, 0, 0, 0])[:4]
+    y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
+    raw = [
+        1 - 2 * y * n2 / n1 if n1 else 0.5,
+        2 - 3 * y * n3 / n2 if n2 else 1.0,
+        3 - 4 * y * n4 / n3 if n3 else 1.5,
+    ]
+    return tuple(min(max(d, 0.05 * (i + 1)), float(i + 1)) for i, d in enumerate(raw))  # type: ignore[return-value]
+
+
+class KneserNey(Smoothing):
+    """Interpolated modified Kneser-Ney.
+
+    p_k(w | h) = max(c(h w) - D(c), 0) / c(h •)  +  γ(h) · p_(k-1)(w | h without its first token)
+    γ(h)      = (D1·N1(h •) + D2·N2(h •) + D3+·N3+(h •)) / c(h •)
+
+    At the highest order c is the real count; at lower orders it is the continuation count
+    (in how many different contexts the n-gram appeared), except for n-grams that start
+    with ``<s>``, which have no left context and keep their real count. Below unigrams is
+    the uniform distribution, so every token — ``<unk>`` too — gets some probability and
+    every distribution sums to 1. A context never seen hands its whole mass down.
+    """
+
+    name = "kn"
+
+    def __init__(self, counts: Counts, order: int | None = None) -> None:
+        super().__init__(counts, order)
+        tables = counts.count_of_counts
+        self.discounts = {
+            k: np.array(kn_discounts(tables.get(f"{'raw' if k == self.order else 'cont'}{k}", [])))
+            for k in range(1, self.order + 1)
+        }
+
+    def _levels(self, context: Sequence[str]):
+        """Yield (order k, context node, raw?) from unigrams up, while contexts are seen."""
+        for k in range(1, self.order + 1):
+            h = usable_context(context, k)
+            if len(h) < k - 1:
+                return
+            node = self.counts.context_node(h)
+            if node is None:
+                return
+            yield k, node, k == self.order or (len(h) > 0 and h[0] == BOS)
+
+    def prob(self, context: Sequence[str], token: str) -> float:
+        if token not in self.counts.index:
+            raise KeyError(f"{token!r} is not in the vocabulary")
+        p = 1.0 / len(self.counts.predictable)
+        for k, node, raw in self._levels(context):
+            total, n1, n2, n3 = self.context_stats(node, raw)
+            if total == 0:
+                break
+            d1, d2, d3 = self.discounts[k]
+            c = child_count(node, token, raw)
+            discounted = c - (d1 if c == 1 else d2 if c == 2 else d3) if c > 0 else 0.0
+            gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
+            p = discounted / total + gamma * p
+        return p
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        size = len(self.counts.predictable)
+        p = np.full(size, 1.0 / size)
+        for k, node, raw in self._levels(context):
+            total, n1, n2, n3 = self.context_stats(node, raw)
+            if total == 0:
+                break
+            d = self.discounts[k]
+            ids, cnt = self.counts.child_arrays(node, raw)
+            gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
+            p = gamma * p
+            p[ids] += (cnt - d[np.minimum(cnt, 3).astype(np.int64) - 1]) / total
+        return p
+
+
+SMOOTHINGS: dict[str, type[Smoothing]] = {
+    "kn": KneserNey,
+    "addk": AddK,
+    "mle": MLE,
+    "backoff": StupidBackoff,
+}
+
+
+def get_smoothing(name: str, counts: Counts, order: int | None = None, **options: float) -> Smoothing:
+    """A smoothing method by name: kn, addk, mle or backoff."""
+    try:
+        cls = SMOOTHINGS[name]
+    except KeyError:
+        raise UserError(f"unknown smoothing {name!r}; choose one of: {', '.join(SMOOTHINGS)}") from None
+    return cls(counts, order, **options)  # type: ignore[arg-type]
+
+
+def log_prob(p: float) -> float:
+    """Natural log, with log(0) = -inf."""
+    return math.log(p) if p > 0 else -math.inf
