@@ -47,14 +47,13 @@ def attention_maps(model: GPT2, ids: list[int]) -> np.ndarray:
     """Attention weights, shape (n_layer, n_head, T, T): [l, h, i, j] is how much
     position i attends to position j in head h of layer l (each row sums to 1)."""
     config, params = model.config, model.params
-    cache = model.new_cache()
-    x = embed(check_ids(np.array(ids), config, cache), params, 0)
+    x = embed(check_ids(np.array(ids), config, None), params, 0)
     maps = []
     for layer, block in enumerate(params.blocks):
         qkv = linear(layer_norm(x, block.ln_1, config.layer_norm_epsilon), block.c_attn)
         q, k, _ = (split_heads(part, config.n_head) for part in np.split(qkv, 3, axis=-1))
         maps.append(attention_weights(q, k))
-        x = transformer_block(x, block, config, cache, layer)
+        x = transformer_block(x, block, config, None, layer)
     return np.stack(maps)
 
 

@@ -18,6 +18,8 @@ state. For speed the arrays are preallocated for the whole context window and ne
 positions are written into them in place; the returned cache is the same buffers with
 a larger `length`. An older cache stays valid for its own (shorter) length until the
 positions after it are overwritten, so do not branch two continuations from one cache.
+Pass `cache=None` for a one-off pass that keeps nothing (scoring a text does this, and
+saves the cache's memory); pass `new_kv_cache(config)` to start generating.
 
 Everything is float32; the hot loops write into existing arrays (`out=`) instead of
 making new ones, which is the only concession to speed.
@@ -83,12 +85,6 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    """log(softmax(x)) computed stably (a new array, float32 in float32 out)."""
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def linear(x: np.ndarray, p: Linear) -> np.ndarray:
     """x @ w + b, with w stored input-major (see weights.py, the Conv1D question)."""
     y = x @ p.w
@@ -149,21 +145,22 @@ def attention_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def causal_self_attention(
-    x: np.ndarray, block: Block, n_head: int, cache: KVCache, layer: int
+    x: np.ndarray, block: Block, n_head: int, cache: KVCache | None, layer: int
 ) -> np.ndarray:
     """Multi-head causal self-attention for the T new positions in x (T, C).
 
-    One matrix gives queries, keys and values for all heads at once; the new keys and
-    values are written into the cache at positions [cache.length, cache.length + T),
-    and the queries attend over everything cached so far.
+    One matrix gives queries, keys and values for all heads at once. With a cache, the
+    new keys and values are written into it at positions [cache.length, cache.length + T)
+    and the queries attend over everything cached so far; without one, over x alone.
     """
     qkv = linear(x, block.c_attn)  # (T, 3C)
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
-    start, end = cache.length, cache.length + x.shape[0]
-    cache.keys[layer, :, start:end] = k
-    cache.values[layer, :, start:end] = v
-    weights = attention_weights(q, cache.keys[layer, :, :end])
-    heads = weights @ cache.values[layer, :, :end]  # (H, T, D)
+    if cache is not None:
+        start, end = cache.length, cache.length + x.shape[0]
+        cache.keys[layer, :, start:end] = k
+        cache.values[layer, :, start:end] = v
+        k, v = cache.keys[layer, :, :end], cache.values[layer, :, :end]
+    heads = attention_weights(q, k) @ v  # (H, T, D)
     return linear(merge_heads(heads), block.attn_proj)
 
 
@@ -173,7 +170,7 @@ def mlp(x: np.ndarray, block: Block) -> np.ndarray:
 
 
 def transformer_block(
-    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache, layer: int
+    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache | None, layer: int
 ) -> np.ndarray:
     """Pre-norm residual block: x + attention(ln_1(x)), then x + mlp(ln_2(x))."""
     eps = config.layer_norm_epsilon
@@ -195,32 +192,36 @@ def unembed(h: np.ndarray, params: Params) -> np.ndarray:
     return h @ params.wte.T
 
 
-def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache) -> np.ndarray:
+def cached_length(cache: KVCache | None) -> int:
+    """Positions already in the cache (0 without one)."""
+    return 0 if cache is None else cache.length
+
+
+def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.ndarray:
     """Token ids as a 1-D int array, checked against the vocabulary and the window."""
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     if ids.size == 0:
         raise ValueError("no token ids to run")
     if ids.min() < 0 or ids.max() >= config.vocab_size:
         raise ValueError(f"token ids must be in [0, {config.vocab_size}); got {ids.min()}..{ids.max()}")
-    if cache.length + ids.size > config.n_ctx:
+    if cached_length(cache) + ids.size > config.n_ctx:
         raise ValueError(
-            f"{cache.length} cached + {ids.size} new positions exceed the context window of {config.n_ctx}"
+            f"{cached_length(cache)} cached + {ids.size} new positions exceed the context window of {config.n_ctx}"
         )
     return ids
 
 
 def gpt2_hidden(
     ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None
-) -> tuple[np.ndarray, KVCache]:
+) -> tuple[np.ndarray, KVCache | None]:
     """Run the transformer on new token ids; return (final hidden states (T, C) after
-    ln_f, the cache extended by T positions)."""
-    cache = cache if cache is not None else new_kv_cache(config)
+    ln_f, the cache extended by T positions, or None when called without a cache)."""
     ids = check_ids(ids, config, cache)
-    x = embed(ids, params, cache.length)
+    x = embed(ids, params, cached_length(cache))
     for layer, block in enumerate(params.blocks):
         x = transformer_block(x, block, config, cache, layer)
     h = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
-    return h, cache._replace(length=cache.length + len(ids))
+    return h, None if cache is None else cache._replace(length=cache.length + len(ids))
 
 
 def gpt2_forward(
@@ -229,8 +230,8 @@ def gpt2_forward(
     config: GPT2Config,
     cache: KVCache | None = None,
     all_positions: bool = False,
-) -> tuple[np.ndarray, KVCache]:
-    """Logits for the new token ids and the extended cache.
+) -> tuple[np.ndarray, KVCache | None]:
+    """Logits for the new token ids and the extended cache (None if none was given).
 
     By default only the last position's logits (V,) are computed: that is all that
     generation needs, and the unembedding is the largest single matrix. With
@@ -244,11 +245,10 @@ def gpt2_forward(
 def residual_stream(ids: np.ndarray, params: Params, config: GPT2Config) -> list[np.ndarray]:
     """The residual stream x (T, C) after the embedding and after each block (n_layer + 1
     arrays; no ln_f applied). The logit lens reads these."""
-    cache = new_kv_cache(config)
-    ids = check_ids(ids, config, cache)
+    ids = check_ids(ids, config, None)
     states = [embed(ids, params, 0)]
     for layer, block in enumerate(params.blocks):
-        states.append(transformer_block(states[-1], block, config, cache, layer))
+        states.append(transformer_block(states[-1], block, config, None, layer))
     return states
 
 
@@ -275,11 +275,11 @@ class GPT2:
 
     def forward(
         self, ids: np.ndarray, cache: KVCache | None = None, all_positions: bool = False
-    ) -> tuple[np.ndarray, KVCache]:
+    ) -> tuple[np.ndarray, KVCache | None]:
         """See gpt2_forward: (last-position logits, or all with all_positions=True; cache)."""
         return gpt2_forward(ids, self.params, self.config, cache, all_positions)
 
-    def hidden(self, ids: np.ndarray, cache: KVCache | None = None) -> tuple[np.ndarray, KVCache]:
+    def hidden(self, ids: np.ndarray, cache: KVCache | None = None) -> tuple[np.ndarray, KVCache | None]:
         """See gpt2_hidden: final hidden states (after ln_f) and the cache."""
         return gpt2_hidden(ids, self.params, self.config, cache)
 

@@ -122,7 +122,7 @@ def generate_ids(
         )
     ids = list(prompt_ids[len(prompt_ids) - keep:])
     rng = np.random.default_rng(seed)
-    logits, cache = model.forward(np.array(ids))
+    logits, cache = model.forward(np.array(ids), model.new_cache() if use_cache else None)
     for step in range(max_new):
         token = choose_token(logits, sampling, rng)
         yield token

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .model import GPT2, log_softmax
+from .model import GPT2
 
 if TYPE_CHECKING:
     from .bpe import BPETokenizer
 
-LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 x V floats
+LOGIT_ROWS = 128  # unembed this many positions at a time: bounds memory at 128 x V floats
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,23 @@ def count_windows(n_ids: int, window: int, stride: int) -> int:
     return sum(1 for _ in windows(n_ids, window, stride))
 
 
+def logprob_of(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, targets[i]] = logits[i, t] - log(sum(exp(logits[i]))).
+
+    Consumes `logits` (the exponentials are written over it, to save memory)."""
+    picked = logits[np.arange(len(targets)), targets].astype(np.float64)
+    peak = logits.max(axis=-1, keepdims=True)
+    logits -= peak
+    np.exp(logits, out=logits)
+    return picked - peak[:, 0] - np.log(logits.sum(axis=-1, dtype=np.float64))
+
+
 def target_logprobs(model: GPT2, h: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """log p(targets[i]) from hidden states h[i] (after ln_f), a few rows at a time so the
     (rows, V) logits never get large."""
     out = np.empty(len(targets), np.float64)
     for lo in range(0, len(targets), LOGIT_ROWS):
-        rows = log_softmax(model.unembed(h[lo:lo + LOGIT_ROWS]))
-        out[lo:lo + LOGIT_ROWS] = rows[np.arange(len(rows)), targets[lo:lo + LOGIT_ROWS]]
+        out[lo:lo + LOGIT_ROWS] = logprob_of(model.unembed(h[lo:lo + LOGIT_ROWS]), targets[lo:lo + LOGIT_ROWS])
     return out
 
 
@@ -122,12 +132,11 @@ def token_logprobs(
     window = min(window or model.config.n_ctx, model.config.n_ctx)
     stride = stride or max(1, window // 2)
     scores = np.empty(max(len(ids) - 1, 0), np.float64)
-    cache = model.new_cache()  # reused: each window starts again at length 0
     spans = windows(len(ids), window, stride)
     bar = tqdm(spans, total=count_windows(len(ids), window, stride), disable=not progress,
                unit="window", desc="scoring", leave=False)
     for begin, end, first in bar:
-        h, _ = model.hidden(ids[begin:end], cache._replace(length=0))
+        h, _ = model.hidden(ids[begin:end])  # no KV cache: nothing carries over between windows
         # row i of h predicts ids[begin + i + 1]; we need the rows for targets first..end-1
         scores[first - 1:end - 1] = target_logprobs(model, h[first - begin - 1:end - begin - 1], ids[first:end])
     return scores
