@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -70,7 +71,9 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except UserError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(1)
@@ -84,6 +87,11 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
 
     return wrapper
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """Warnings as one plain line on stderr (no source file, no line number)."""
+    click.echo(f"Warning: {message}", err=True)
 
 
 def echo_json(data: Any) -> None:

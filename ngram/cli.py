@@ -14,7 +14,7 @@ import click
 
 from corpora import Corpus, UserError, dataset_documents
 from corpora.common import echo_json, friendly_errors
-from corpora.documents import read_text_file
+from corpora.documents import decode_bytes, normalise_text
 
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel, Perplexity
@@ -261,12 +261,13 @@ def read_text(path: Path) -> str:
         raise UserError(f"text file not found: {path}")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a text file")
-    document = read_text_file(path)
-    if document is None:
+    data = path.read_bytes()
+    if b"\x00" in data[:65536]:
         raise UserError(f"{path} looks binary, not text")
-    if not document.text.strip():
+    text = normalise_text(decode_bytes(data, str(path)) or "")
+    if not text.strip():
         raise UserError(f"{path} is empty")
-    return document.text
+    return text
 
 
 @main.command()

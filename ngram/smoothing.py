@@ -211,17 +211,16 @@ def kn_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, float]:
     """Modified Kneser-Ney discounts D1, D2, D3+ from n1..n4 (Chen & Goodman 1998).
 
     Y = n1 / (n1 + 2 n2);  D1 = 1 - 2Y n2/n1;  D2 = 2 - 3Y n3/n2;  D3+ = 3 - 4Y n4/n3.
-    With too little data for a formula, a middle value is used; each D_i stays in
-    (0, i] so that no count is discounted below zero.
+    With too little data for the formulas (some n_r is 0) every discount is Y, the
+    plain absolute-discounting estimate. Each D_i stays in (0, i].
     """
     n1, n2, n3, n4 = (list(count_of_counts) + [0, 0, 0, 0])[:4]
     y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
-    raw = [
-        1 - 2 * y * n2 / n1 if n1 else 0.5,
-        2 - 3 * y * n3 / n2 if n2 else 1.0,
-        3 - 4 * y * n4 / n3 if n3 else 1.5,
-    ]
-    return tuple(min(max(d, 0.05 * (i + 1)), float(i + 1)) for i, d in enumerate(raw))  # type: ignore[return-value]
+    if min(n1, n2, n3, n4) == 0:
+        y = min(max(y, 0.1), 0.9)
+        return (y, y, y)
+    raw = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+    return tuple(min(max(d, 0.05), float(i + 1)) for i, d in enumerate(raw))  # type: ignore[return-value]
 
 
 class KneserNey(Smoothing):
