@@ -67,6 +67,18 @@ def continuation_counts(lower: Level, upper: Level, by_row: np.ndarray) -> np.nd
     return per_group[lower.groups]
 
 
+def most_frequent_first(level: Level, parent_groups: np.ndarray) -> None:
+    """Reorder a level so that each node's children are inserted most frequent first.
+
+    Dicts keep insertion order (and so does JSON), so the top-k followers of any
+    context are simply its first k children: no sorting when predicting.
+    """
+    order = np.lexsort((-level.counts, parent_groups))
+    level.groups, level.first_rows, level.counts = level.groups[order], level.first_rows[order], level.counts[order]
+    if level.continuation is not None:
+        level.continuation = level.continuation[order]
+
+
 def build_trie(
     sentences: Sequence[Sequence[int]], vocab: Sequence[str], order: int, bos_id: int, progress: bool = False
 ) -> tuple[dict, dict]:
@@ -91,13 +103,15 @@ def build_trie(
     statistics: dict = {"ngrams": [len(level.groups) for level in levels]}
     parent_by_group: list = []
     for k, level in enumerate(levels, start=1):
+        statistics[f"raw{k}"] = [int((level.counts == r).sum()) for r in (1, 2, 3, 4)]
+        parent_groups = levels[k - 2].group_of_row[level.first_rows] if k > 1 else np.zeros(len(level.groups), int)
+        most_frequent_first(level, parent_groups)
         tokens = [vocab[i] for i in rows[level.first_rows, k - 1].tolist()]
         counts = level.counts.tolist()
         if k == 1:
             parents = [root] * len(tokens)
         else:
             parents = [parent_by_group[g] for g in levels[k - 2].group_of_row[level.first_rows].tolist()]
-        statistics[f"raw{k}"] = [int((level.counts == r).sum()) for r in (1, 2, 3, 4)]
         bar.update()
         if level.continuation is None:  # the top order: leaves are bare counts
             for parent, token, count in zip(parents, tokens, counts):

@@ -216,28 +216,27 @@ class NgramModel:
             notes.append("every context word is unknown to the model; predictions fall back to unigrams")
             tokens = []
         method = self.smoothing(smoothing)
-        candidates: list[Candidate] = []
+        found: list[tuple[str, int, int]] = []  # (token, count, order)
         seen: set[str] = set()
         matched: list[str] | None = None
         matched_count = 0
-        for n in range(self.order, 0, -1):
-            h = list(usable_context(tokens, n))
-            if len(h) < n - 1:
-                continue
+        for n in range(min(self.order, len(tokens) + 1), 0, -1):
+            h = tokens[len(tokens) - (n - 1):] if n > 1 else []
             node = self.counts.context_node(h)
-            if node is None or not any(True for _ in trie.children(node)):
+            if node is None or len(node) <= len(trie.RESERVED):  # unseen, or nothing ever followed
                 continue
             if matched is None:
                 matched, matched_count = h, trie.count_of(node)
-            followers = sorted(
-                ((t, trie.count_of(c)) for t, c in trie.children(node) if t not in seen and t != BOS),
-                key=lambda tc: (-tc[1], tc[0]),
-            )
-            for token, count in followers[: k - len(candidates)]:
-                candidates.append(Candidate(token, count, method.prob(tokens, token), n))
-                seen.add(token)
-            if len(candidates) >= k:
+            for token, count in self.followers(node, k + len(seen)):
+                if token not in seen:
+                    found.append((token, count, n))
+                    seen.add(token)
+                    if len(found) == k:
+                        break
+            if len(found) >= k:
                 break
+        probabilities = method.probs(tokens, [token for token, _, _ in found])
+        candidates = [Candidate(t, c, p, n) for (t, c, n), p in zip(found, probabilities)]
         if matched is None:
             matched = []
         if len(matched) + 1 < min(self.order, len(tokens) + 1):
@@ -254,6 +253,20 @@ class NgramModel:
         if example and candidates and matched:
             prediction.example = self.example_sentence(matched, candidates[0].token)
         return prediction
+
+    def followers(self, node: dict, k: int) -> list[tuple[str, int]]:
+        """The `k` most frequent tokens that followed a context node, with their counts.
+
+        Children are stored most frequent first (see ``counting.most_frequent_first``),
+        so these are the first `k` children.
+        """
+        top = []
+        for token, child in trie.children(node):
+            if token != BOS:
+                top.append((token, trie.count_of(child)))
+                if len(top) == k:
+                    break
+        return top
 
     def complete(
         self, context: str | Sequence[str], length: int = 3, k: int = 5, smoothing: str = "kn", beam: int = 20

@@ -25,7 +25,7 @@ import numpy as np
 
 from corpora.common import UserError
 
-from .trie import CONTINUATION, RESERVED, children, count_of, find
+from .trie import CONTINUATION, COUNT, RESERVED, child_values, children, count_of, find
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
@@ -102,13 +102,26 @@ class Smoothing:
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def probs(self, context: Sequence[str], tokens: Sequence[str]) -> list[float]:
+        """`prob` for several next tokens at once."""
+        return [self.prob(context, token) for token in tokens]
+
     def context_stats(self, node: dict, raw: bool) -> tuple[float, int, int, int]:
         """Total count of a context's continuations, and how many occurred 1, 2, 3+ times."""
         key = (id(node), raw)
         stats = self._stats.get(key)
         if stats is None:
-            _, cnt = self.counts.child_arrays(node, raw)
-            stats = (float(cnt.sum()), int((cnt == 1).sum()), int((cnt == 2).sum()), int((cnt >= 3).sum()))
+            if node is self.counts.root:  # the unigram level: leave <s> out, use NumPy
+                _, cnt = self.counts.child_arrays(node, raw)
+                stats = (float(cnt.sum()), int((cnt == 1).sum()), int((cnt == 2).sum()), int((cnt >= 3).sum()))
+            else:
+                values = child_values(node)
+                if values and type(values[0]) is not int:  # children are nodes, not leaf counts
+                    values = [c[COUNT] for c in values] if raw else [c[CONTINUATION] for c in values]
+                n1, n2 = values.count(1), values.count(2)
+                stats = (float(sum(values)), n1, n2, len(values) - n1 - n2 - values.count(0))
+            if len(self._stats) > 200_000:
+                self._stats.clear()
             self._stats[key] = stats
         return stats
 
@@ -242,7 +255,7 @@ class KneserNey(Smoothing):
         super().__init__(counts, order)
         tables = counts.count_of_counts
         self.discounts = {
-            k: np.array(kn_discounts(tables.get(f"{'raw' if k == self.order else 'cont'}{k}", [])))
+            k: kn_discounts(tables.get(f"{'raw' if k == self.order else 'cont'}{k}", []))
             for k in range(1, self.order + 1)
         }
 
@@ -258,18 +271,27 @@ class KneserNey(Smoothing):
             yield k, node, k == self.order or (len(h) > 0 and h[0] == BOS)
 
     def prob(self, context: Sequence[str], token: str) -> float:
-        if token not in self.counts.index:
-            raise KeyError(f"{token!r} is not in the vocabulary")
-        p = 1.0 / len(self.counts.predictable)
+        return self.probs(context, [token])[0]
+
+    def probs(self, context: Sequence[str], tokens: Sequence[str]) -> list[float]:
+        """The recursion above, from the uniform distribution up, for a few tokens at once."""
+        unknown = [t for t in tokens if t not in self.counts.index]
+        if unknown:
+            raise KeyError(f"{unknown[0]!r} is not in the vocabulary")
+        p = [1.0 / len(self.counts.predictable)] * len(tokens)
         for k, node, raw in self._levels(context):
             total, n1, n2, n3 = self.context_stats(node, raw)
             if total == 0:
                 break
             d1, d2, d3 = self.discounts[k]
-            c = child_count(node, token, raw)
-            discounted = c - (d1 if c == 1 else d2 if c == 2 else d3) if c > 0 else 0.0
             gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
-            p = discounted / total + gamma * p
+            lower = p
+            p = []
+            for token, below in zip(tokens, lower):
+                child = node.get(token)  # (inlined child_count: this loop is the hot path)
+                c = 0 if child is None else child if type(child) is int else child[COUNT if raw else CONTINUATION]
+                discounted = c - (d1 if c == 1 else d2 if c == 2 else d3) if c > 0 else 0.0
+                p.append(discounted / total + gamma * below)
         return p
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -279,7 +301,7 @@ class KneserNey(Smoothing):
             total, n1, n2, n3 = self.context_stats(node, raw)
             if total == 0:
                 break
-            d = self.discounts[k]
+            d = np.array(self.discounts[k])
             ids, cnt = self.counts.child_arrays(node, raw)
             gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
             p = gamma * p

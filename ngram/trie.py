@@ -13,6 +13,10 @@ different tokens ``v`` came right before it (``v w2..wk`` seen). They are stored
 key ``"\\0"`` of every node below the deepest level; the root's
 ``"\\0"`` is their total over unigrams (the number of distinct bigrams).
 
+Reserved keys come first in every node dict, then the children. Models built by
+``NgramModel.build`` insert the children most frequent first, so the most likely
+followers of a context are simply its first children.
+
 Reserved keys cannot collide with real tokens: every tokenizer guarantees that no token is
 the empty string and no token contains a NUL character. So a corpus holding ``count``,
 ``null``, ``#`` or any other word round-trips. The same structure is written to disk as
@@ -89,6 +93,14 @@ def children(node: Node) -> Iterator[tuple[str, Node]]:
         for token, child in node.items():
             if token not in RESERVED:
                 yield token, child
+
+
+def child_values(node: dict) -> list:
+    """The children of a node (leaf counts or dicts), in their stored order.
+
+    Every node dict starts with its two reserved keys, so this is a plain slice.
+    """
+    return list(node.values())[len(RESERVED):]
 
 
 def count_of(node: Node) -> int:

@@ -194,7 +194,10 @@ def test_predict_only_unknown_words_falls_back_to_unigrams():
     p = model.predict("Xylophone zebra", k=3)
     assert p.matched_order == 1 and p.matched_context == []
     assert "unigrams" in p.notes[0]
-    assert p.candidates[0].token == "."  # the most frequent token of TINY... besides <s>/</s>
+    counts = [c.count for c in p.candidates]
+    assert counts == sorted(counts, reverse=True)
+    most = max(trie.count_of(c) for t, c in trie.children(model.root) if t != BOS)
+    assert counts[0] == most == 6 and p.candidates[0].token in {".", EOS}  # 6 sentences, 6 full stops
 
 
 def test_predict_gives_an_example_sentence_from_the_building_text(books_model):
@@ -282,3 +285,19 @@ def test_distribution_vector_is_indexed_like_predictable():
     p = model.smoothing("kn").distribution([BOS, "The"])
     best = model.counts.predictable[int(np.argmax(p))]
     assert best in {"cat", "dog"}
+
+
+def test_built_children_are_stored_most_frequent_first(books_model, tmp_path):
+    """Predictions read the first k children; that relies on this order (kept by save/load)."""
+    again = load_model(save_model(books_model, tmp_path / "b.json.gz"))
+    for model in (books_model, again):
+        checked = 0
+        for depth, node in trie.walk(model.root, model.order):
+            if isinstance(node, dict):
+                counts = [trie.count_of(c) for _, c in trie.children(node)]
+                assert counts == sorted(counts, reverse=True)
+                checked += 1
+        assert checked > 10_000
+        top = [t for t, _ in model.followers(model.root["the"], 5)]
+        by_count = sorted(trie.children(model.root["the"]), key=lambda tc: -trie.count_of(tc[1]))
+        assert [trie.count_of(model.root["the"][t]) for t in top] == [trie.count_of(c) for _, c in by_count[:5]]
