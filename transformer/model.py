@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .bpe import BPETokenizer
 
 SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
+QUERY_BLOCK = 256  # attention works on at most this many query rows at a time
 
 
 # -------------------------------------------------------------------- the pieces
@@ -144,24 +145,44 @@ def attention_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return softmax(scores)
 
 
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each query's weighted average of the values: attention_weights(q, k) @ v, (H, T, D).
+
+    Long inputs go QUERY_BLOCK query rows at a time, and a block only looks at the keys
+    up to its own last position (later keys are masked out anyway). Same result; it
+    skips up to half the work and keeps the (H, rows, L) weights small.
+    """
+    n_new, n_seen = q.shape[1], k.shape[1]
+    if n_new <= QUERY_BLOCK:
+        return attention_weights(q, k) @ v
+    out = np.empty(q.shape, np.float32)
+    for lo in range(0, n_new, QUERY_BLOCK):
+        hi = min(lo + QUERY_BLOCK, n_new)
+        visible = n_seen - n_new + hi  # keys up to the block's last query position
+        np.matmul(attention_weights(q[:, lo:hi], k[:, :visible]), v[:, :visible], out=out[:, lo:hi])
+    return out
+
+
 def causal_self_attention(
-    x: np.ndarray, block: Block, n_head: int, cache: KVCache | None, layer: int
+    x: np.ndarray, block: Block, n_head: int, cache: KVCache | None, layer: int, last_only: bool = False
 ) -> np.ndarray:
     """Multi-head causal self-attention for the T new positions in x (T, C).
 
     One matrix gives queries, keys and values for all heads at once. With a cache, the
     new keys and values are written into it at positions [cache.length, cache.length + T)
     and the queries attend over everything cached so far; without one, over x alone.
+    With last_only, only the last position asks (one query row): the output is (1, C).
     """
     qkv = linear(x, block.c_attn)  # (T, 3C)
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
+    if last_only:
+        q = q[:, -1:]
     if cache is not None:
         start, end = cache.length, cache.length + x.shape[0]
         cache.keys[layer, :, start:end] = k
         cache.values[layer, :, start:end] = v
         k, v = cache.keys[layer, :, :end], cache.values[layer, :, :end]
-    heads = attention_weights(q, k) @ v  # (H, T, D)
-    return linear(merge_heads(heads), block.attn_proj)
+    return linear(merge_heads(attention(q, k, v)), block.attn_proj)
 
 
 def mlp(x: np.ndarray, block: Block) -> np.ndarray:
@@ -170,11 +191,16 @@ def mlp(x: np.ndarray, block: Block) -> np.ndarray:
 
 
 def transformer_block(
-    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache | None, layer: int
+    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache | None, layer: int, last_only: bool = False
 ) -> np.ndarray:
-    """Pre-norm residual block: x + attention(ln_1(x)), then x + mlp(ln_2(x))."""
+    """Pre-norm residual block: x + attention(ln_1(x)), then x + mlp(ln_2(x)).
+
+    last_only: every position still contributes its key and value, but only the last
+    position's output (1, C) is computed; in the last block, that is all the next-token
+    prediction needs."""
     eps = config.layer_norm_epsilon
-    x = x + causal_self_attention(layer_norm(x, block.ln_1, eps), block, config.n_head, cache, layer)
+    attention = causal_self_attention(layer_norm(x, block.ln_1, eps), block, config.n_head, cache, layer, last_only)
+    x = (x[-1:] if last_only else x) + attention
     x += mlp(layer_norm(x, block.ln_2, eps), block)
     return x
 
@@ -212,14 +238,15 @@ def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.
 
 
 def gpt2_hidden(
-    ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None
+    ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None, last_only: bool = False
 ) -> tuple[np.ndarray, KVCache | None]:
     """Run the transformer on new token ids; return (final hidden states (T, C) after
-    ln_f, the cache extended by T positions, or None when called without a cache)."""
+    ln_f, the cache extended by T positions, or None when called without a cache).
+    With last_only, the last block works out only the last position: h is then (1, C)."""
     ids = check_ids(ids, config, cache)
     x = embed(ids, params, cached_length(cache))
     for layer, block in enumerate(params.blocks):
-        x = transformer_block(x, block, config, cache, layer)
+        x = transformer_block(x, block, config, cache, layer, last_only and layer == config.n_layer - 1)
     h = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
     return h, None if cache is None else cache._replace(length=cache.length + len(ids))
 
@@ -234,10 +261,11 @@ def gpt2_forward(
     """Logits for the new token ids and the extended cache (None if none was given).
 
     By default only the last position's logits (V,) are computed: that is all that
-    generation needs, and the unembedding is the largest single matrix. With
+    generation needs, and the unembedding is the largest single matrix (the last block,
+    too, then only works out the last position). With
     `all_positions=True` you get (T, V), one row per position, as scoring needs.
     """
-    h, cache = gpt2_hidden(ids, params, config, cache)
+    h, cache = gpt2_hidden(ids, params, config, cache, last_only=not all_positions)
     logits = unembed(h if all_positions else h[-1], params)
     return logits, cache
 

@@ -31,7 +31,7 @@ from .model import GPT2
 if TYPE_CHECKING:
     from .bpe import BPETokenizer
 
-LOGIT_ROWS = 128  # unembed this many positions at a time: bounds memory at 128 x V floats
+LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 x V floats
 
 
 @dataclass(frozen=True)
