@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transformer.model import GPT2, gelu, layer_norm, load_model, softmax
 from transformer.sample import generate
@@ -129,3 +131,25 @@ def test_full_vocabulary_greedy_text_matches_transformers(vocab_model, vocab_ref
         new = generate(model, ref["prompt_ids"][0], 30, stop_id=tokenizer.eot_id, use_cache=use_cache)
         assert new == ref["greedy_new_ids"] == ref["greedy_uncached_new_ids"]
     assert tokenizer.decode(new) == ref["greedy_text"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 8), min_size=1, max_size=12))
+def test_kv_cache_any_chunking_gives_the_same_logits(chunks):
+    """Feeding a sequence in any chunks, with the cache, equals one pass over it all."""
+    model, ref = _TINY_MODEL, _TINY_FULL
+    ids = ref["full_ids"]
+    cache, rows, start = model.new_cache(), [], 0
+    for size in chunks:
+        if start >= len(ids):
+            break
+        logits, cache = model.forward(ids[start:start + size], cache, all_positions=True)
+        rows.append(logits)
+        start = min(start + size, len(ids))
+    np.testing.assert_allclose(np.vstack(rows), ref["full_logits"][:start], atol=1e-4, rtol=0)
+    assert cache.length == start
+
+
+_TINY_MODEL = GPT2.from_dir(TINY)
+with np.load(TINY / "reference.npz", allow_pickle=False) as _data:
+    _TINY_FULL = {"full_ids": _data["full_ids"], "full_logits": _data["full_logits"]}

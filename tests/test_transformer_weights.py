@@ -129,3 +129,18 @@ def test_offline_hub_name_says_what_to_download():
     message = str(err.value)
     assert "\n" not in message
     assert "model.safetensors" in message and "https://huggingface.co/gpt2" in message and "--model FOLDER" in message
+
+
+def test_hub_name_is_found_in_the_hugging_face_cache(tmp_path, monkeypatch):
+    """A name like "gpt2" goes through huggingface_hub; offline, a filled cache is enough."""
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny-gpt2"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(TINY, repo / "snapshots" / commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    folder = resolve_model_dir("someone/tiny-gpt2")
+    assert folder == (repo / "snapshots" / commit).resolve() or folder == repo / "snapshots" / commit
+    assert GPT2.from_dir(folder).config.n_layer == 2
