@@ -139,17 +139,27 @@ class NgramModel:
 
         Words seen fewer than `min_count` times in the building text become ``<unk>``.
         """
-        if order < 1:
-            raise UserError(f"order must be at least 1, got {order}")
-        if min_count < 1:
-            raise UserError(f"min-count must be at least 1, got {min_count}")
+        check_build_options(order, min_count)
         corpus = source if isinstance(source, Corpus) else load_corpus(source, heldout_fraction)
         tokenizer = get_tokenizer(tokens, lowercase)
-        started = time.perf_counter()
-        texts = list(corpus.train_texts())
         sentences: list[list[str]] = []
-        for text in tqdm(texts, desc="tokenizing", unit="doc", disable=not progress, leave=False):
+        for text in tqdm(list(corpus.train_texts()), desc="tokenizing", unit="doc", disable=not progress, leave=False):
             sentences.extend(tokenizer.sentences(text))
+        return cls.from_sentences(sentences, order, tokenizer, min_count, corpus.describe(), progress)
+
+    @classmethod
+    def from_sentences(
+        cls,
+        sentences: Sequence[Sequence[str]],
+        order: int = 5,
+        tokenizer: Tokenizer | None = None,
+        min_count: int = 2,
+        corpus: dict | None = None,
+        progress: bool = False,
+    ) -> "NgramModel":
+        """Build a model from already tokenized sentences (each gets ``<s>`` … ``</s>``)."""
+        check_build_options(order, min_count)
+        started = time.perf_counter()
         frequencies = Counter(token for sentence in sentences for token in sentence)
         if not frequencies:
             raise UserError("the corpus has no tokens to build from")
@@ -157,7 +167,6 @@ class NgramModel:
         ids = {token: i for i, token in enumerate(vocab)}
         unk, bos, eos = ids[UNK], ids[BOS], ids[EOS]
         encoded = [[bos, *[ids.get(t, unk) for t in sentence], eos] for sentence in sentences]
-        del sentences
         with gc_paused():
             root, statistics = counting.build_trie(encoded, vocab, order, bos, progress=progress)
         info = {
@@ -166,7 +175,7 @@ class NgramModel:
             "training_sentences": len(encoded),
             "min_count": min_count,
         }
-        return cls(root, order, tokenizer, vocab, corpus.describe(), info, statistics)
+        return cls(root, order, tokenizer or get_tokenizer(), vocab, corpus, info, statistics)
 
     # ------------------------------------------------------------- vocabulary
     def to_vocab(self, tokens: Iterable[str]) -> list[str]:
@@ -438,6 +447,14 @@ def gc_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+def check_build_options(order: int, min_count: int) -> None:
+    """Refuse impossible build settings before any work is done."""
+    if order < 1:
+        raise UserError(f"order must be at least 1, got {order}")
+    if min_count < 1:
+        raise UserError(f"min-count must be at least 1, got {min_count}")
 
 
 def build_vocabulary(frequencies: Counter, min_count: int) -> list[str]:
