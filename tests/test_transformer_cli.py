@@ -47,6 +47,13 @@ def test_generate_long_prompt_notice():
     assert len(json.loads(result.stdout)["prompt_ids"]) == 123
 
 
+def test_predict_long_prompt_uses_the_last_window():
+    result = CliRunner().invoke(main, ["predict", "word" + " word" * 199, *M, "--json"])
+    assert result.exit_code == 0
+    assert "using the last 128" in result.stderr
+    assert len(json.loads(result.stdout)["prompt_ids"]) == 128
+
+
 def test_predict_top_k():
     result = run("predict", REF["prompts"][0], *M, "-k", "3", "--json")
     assert result.exit_code == 0

@@ -44,6 +44,13 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt, allowed_special="all")
 
 
+def last_window(ids: list[int], n_ctx: int) -> list[int]:
+    """The last n_ctx ids, with a notice on stderr if any had to go."""
+    if len(ids) > n_ctx:
+        click.echo(f"Notice: the prompt has {len(ids)} tokens; using the last {n_ctx} (the context window).", err=True)
+    return ids[-n_ctx:]
+
+
 def token_text(tokenizer, token_id: int) -> str:
     """The text a token stands for; bytes that are only part of a character (emoji are
     often split over tokens) are shown as escapes like \\xf0."""
@@ -104,8 +111,7 @@ def generate(prompt, model_name, max_new_tokens, temperature, top_k, top_p, gree
             return
         click.echo(prompt, nl=False)
         for piece in stream_text(tokenizer, stream):
-            click.echo(piece, nl=False)
-            sys.stdout.flush()
+            click.echo(piece, nl=False)  # click.echo flushes: each piece shows at once
         click.echo()
 
 
@@ -123,7 +129,7 @@ def predict(prompt, model_name, k, as_json):
       transformer predict "The capital of France is" -k 5
     """
     model, tokenizer = load_model(model_name)
-    ids = encode_prompt(tokenizer, prompt)[-model.config.n_ctx:]
+    ids = last_window(encode_prompt(tokenizer, prompt), model.config.n_ctx)
     best = top_next_tokens(model, ids, k)
     rows = [{"id": i, "token": token_text(tokenizer, i), "probability": p} for i, p in best]
     if as_json:
@@ -202,7 +208,7 @@ def inspect_command(prompt, model_name, k, png, layers, as_json):
       transformer inspect "The Eiffel Tower is in the city of" --png attention.png
     """
     model, tokenizer = load_model(model_name)
-    ids = encode_prompt(tokenizer, prompt)[-model.config.n_ctx:]
+    ids = last_window(encode_prompt(tokenizer, prompt), model.config.n_ctx)
     tokens = [token_text(tokenizer, i) for i in ids]
     for layer in layers:
         if not 0 <= layer < model.config.n_layer:

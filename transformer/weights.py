@@ -50,7 +50,6 @@ system pages the weights in as they are used, and several processes share one co
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 from pathlib import Path
