@@ -139,8 +139,8 @@ def predict(args, k, smoothing, example, as_json):
         echo_json(prediction.to_dict())
         return
     shown = " ".join(prediction.matched_context) or "(no context: unigrams)"
-    click.echo(f"Context: {' '.join(prediction.context)}")
-    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {prediction.context_count:,} times)")
+    click.echo(f"Context: {' '.join(prediction.context) or '(none)'}")
+    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {prediction.context_count:,} time{'' if prediction.context_count == 1 else 's'})")
     click.echo(f"{'#':>3}  {'token':<16} {'count':>9}  {'p(' + smoothing + ')':>10}  order")
     for i, c in enumerate(prediction.candidates, 1):
         click.echo(f"{i:>3}  {c.token:<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
