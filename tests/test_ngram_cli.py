@@ -189,3 +189,19 @@ def test_every_command_has_help_with_an_example():
     for command in ("build", "predict", "complete", "generate", "perplexity", "stats"):
         out = run(command, "--help").output
         assert "Example:" in out and f"ngram {command}" in out
+
+
+def test_build_the_default_books_end_to_end(shared_dir, tmp_path, monkeypatch):
+    """`ngram build corpora/` on a fresh folder: fetch the 27 manifest books from the
+    mirror, build the default 5-gram model, and use it (the quick start, ~30 s)."""
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    (folder / "manifest.tsv").write_bytes((Path(__file__).parents[1] / "corpora" / "manifest.tsv").read_bytes())
+    monkeypatch.setenv("CORPORA_MIRROR", str(shared_dir / "corpora" / "books"))
+    run("build", str(folder), "--no-progress")
+    assert len(list((folder / "books").glob("*.txt"))) == 27
+    stats = json.loads(run("stats", "--json", "--no-memory").output)
+    assert stats["order"] == 5 and stats["documents"] == 27 and stats["nodes"] > 5_000_000
+    assert stats["training_tokens"] > 2_900_000
+    predicted = json.loads(run("predict", "Sherlock", "--json", "--no-example").output)
+    assert predicted["candidates"][0]["token"] == "Holmes"
