@@ -51,13 +51,19 @@ def embedding_forward(ids: np.ndarray, wte: np.ndarray, wpe: np.ndarray) -> np.n
 def embedding_backward(dx: np.ndarray, ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Gradients of the two embedding tables.
 
-    A row of wte receives the sum of dx over every place its token occurs (np.add.at
-    adds repeated indices correctly, where `dwte[ids] += dx` would keep only one).
+    A row of wte receives the sum of dx over every place its token occurs. (The
+    one-liner is `np.add.at(dwte, ids, dx)`; `dwte[ids] += dx` would be wrong, as it
+    keeps only one of repeated ids. Sorting the ids and summing each run of equal ids
+    with np.add.reduceat gives the same sums, faster.)
     A row of wpe receives the sum over the batch at its position.
     """
     c = dx.shape[-1]
+    flat_ids = ids.reshape(-1)
+    order = np.argsort(flat_ids, kind="stable")
+    sorted_ids = flat_ids[order]
+    run_starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     dwte = np.zeros((vocab_size, c), dx.dtype)
-    np.add.at(dwte, ids.reshape(-1), dx.reshape(-1, c))
+    dwte[sorted_ids[run_starts]] = np.add.reduceat(dx.reshape(-1, c)[order], run_starts, axis=0)
     dwpe = dx.sum(axis=0)  # (T, C); the caller pads it to n_positions rows
     return dwte, dwpe
 
@@ -144,17 +150,25 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, GeluCache]:
 
 
 def gelu_backward(dy: np.ndarray, cache: GeluCache) -> np.ndarray:
-    """d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2), t the tanh above."""
+    """The slope of gelu, times dy. With t the tanh above and s = sqrt(2/pi),
+
+        d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) s (1 + 3 * 0.044715 x^2)
+                    = 0.5 (1 + t) (1 + (1 - t) s x (1 + 3 * 0.044715 x^2))   as 1 - t^2 = (1 - t)(1 + t),
+
+    and the second form needs fewer passes over the array.
+    """
     x, t = cache
     slope = x * x
-    slope *= 3.0 * GELU_CUBIC
+    slope *= 3.0 * GELU_CUBIC * SQRT_2_OVER_PI
+    slope += SQRT_2_OVER_PI
+    slope *= x  # s x (1 + 3 * 0.044715 x^2)
+    other = 1.0 - t
+    slope *= other
     slope += 1.0
-    slope *= SQRT_2_OVER_PI
-    slope *= x
-    slope *= 1.0 - t * t
-    slope += 1.0 + t
-    slope *= 0.5
+    np.add(t, 1.0, out=other)
+    slope *= other
     slope *= dy
+    slope *= 0.5
     return slope
 
 
@@ -180,7 +194,7 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 class AttentionCache(NamedTuple):
-    q: np.ndarray  # (B, H, T, D)
+    q: np.ndarray  # (B, H, T, D), already divided by sqrt(D)
     k: np.ndarray
     v: np.ndarray
     weights: np.ndarray  # (B, H, T, T) softmax(q k^T / sqrt(D) + mask), after dropout
@@ -214,7 +228,7 @@ def causal_softmax(scores: np.ndarray) -> np.ndarray:
     scores += causal_mask(scores.shape[-1], scores.dtype)
     scores -= scores.max(axis=-1, keepdims=True)
     np.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
+    scores *= 1.0 / scores.sum(axis=-1, keepdims=True)
     return scores
 
 
@@ -223,8 +237,8 @@ def attention_forward(
 ) -> tuple[np.ndarray, AttentionCache]:
     """Causal multi-head attention on (B, T, 3C) queries|keys|values -> (B, T, C)."""
     q, k, v = split_qkv(qkv, n_head)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    probs = causal_softmax((q @ k.transpose(0, 1, 3, 2)) * scale)
+    q *= 1.0 / math.sqrt(q.shape[-1])  # scaling q is cheaper than scaling the (T, T) scores
+    probs = causal_softmax(q @ k.transpose(0, 1, 3, 2))
     weights, mask = dropout_forward(probs, dropout, rng)
     out = weights @ v  # (B, H, T, D)
     return merge_heads(out), AttentionCache(q, k, v, weights, mask, probs)
@@ -246,12 +260,13 @@ def attention_backward(dout: np.ndarray, cache: AttentionCache) -> np.ndarray:
     dv = weights.transpose(0, 1, 3, 2) @ dout
     dweights = dout @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
     dprobs = dropout_backward(dweights, mask)
-    dscores = softmax_backward(dprobs, probs)
-    dscores *= 1.0 / math.sqrt(d)
-    dq = dscores @ k
-    dk = dscores.transpose(0, 1, 3, 2) @ q
-    dqkv = np.stack([dq, dk, dv])  # (3, B, H, T, D)
-    return dqkv.transpose(1, 3, 0, 2, 4).reshape(b, t, 3 * h * d)
+    dscores = softmax_backward(dprobs, probs)  # gradient of q k^T / sqrt(D)
+    dqkv = np.empty((b, t, 3, h, d), dout.dtype)  # laid out as the c_attn output
+    dqkv[:, :, 0] = (dscores @ k).transpose(0, 2, 1, 3)
+    dqkv[:, :, 0] *= 1.0 / math.sqrt(d)
+    dqkv[:, :, 1] = (dscores.transpose(0, 1, 3, 2) @ q).transpose(0, 2, 1, 3)  # q holds the 1/sqrt(D)
+    dqkv[:, :, 2] = dv.transpose(0, 2, 1, 3)
+    return dqkv.reshape(b, t, 3 * h * d)
 
 
 # ------------------------------------------------------------ lm head and loss

@@ -452,6 +452,33 @@ def config_differences(saved: dict, wanted: dict) -> list[str]:
 # ------------------------------------------------------------------ the loop
 
 
+def keep_freed_memory_for_reuse() -> bool:
+    """Ask glibc's malloc to keep large freed blocks instead of returning them to the OS.
+
+    Every training step allocates the same ~100 MB of activations and frees them again.
+    By default glibc gives blocks this big back to the operating system at once, so the
+    next step touches brand-new pages and pays a page fault for every 4 KB (about a
+    quarter of the step time for the benchmark model). Raising the mmap and trim
+    thresholds lets the next step reuse the same memory. PyTorch's caching allocator
+    does the same job. Affects this process only; does nothing outside glibc (Linux).
+    Returns True if the setting was applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        largest_heap_block = 32 * 1024 * 1024  # glibc's maximum mmap threshold on 64-bit
+        return bool(libc.mallopt(m_mmap_threshold, largest_heap_block)
+                    and libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+                    and libc.mallopt(m_top_pad, 64 * 1024 * 1024))
+    except (OSError, AttributeError):
+        return False
+
+
+
 @contextlib.contextmanager
 def ctrl_c_requests_stop() -> Iterator[dict]:
     """While active, the first Ctrl-C only sets flag["stop"] (the loop then saves and
@@ -493,6 +520,7 @@ def train(
     """
     from tqdm import tqdm
 
+    keep_freed_memory_for_reuse()
     log = log or (lambda text: tqdm.write(text, file=sys.stderr))
     eval_set = heldout_batches(data.heldout, tc.batch_size, tc.ctx, tc.eval_batches)
     last_saved = state.step if (folder / CHECKPOINT_FILE).is_file() else None
