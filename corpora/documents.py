@@ -62,6 +62,25 @@ def read_text_file(path: str | Path) -> Document | None:
     return Document(name=path.name, text=normalise_text(text), source=str(path))
 
 
+def read_text_argument(path: str | Path) -> str:
+    """A text file the user named (to score, say): UTF-8 (or Windows-1252) with LF endings.
+
+    Missing files, folders, binary files and empty files are one-line UserErrors.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"text file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a text file")
+    data = path.read_bytes()
+    if b"\x00" in data[:65536]:
+        raise UserError(f"{path} looks binary (it has NUL bytes), not text")
+    text = normalise_text(decode_bytes(data, str(path)) or "")
+    if not text.strip():
+        raise UserError(f"{path} is empty; there is nothing to score")
+    return text
+
+
 def text_files_under(folder: str | Path) -> list[Path]:
     """Every `.txt` file below `folder`, sorted so builds are deterministic."""
     folder = Path(folder)

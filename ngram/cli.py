@@ -14,7 +14,7 @@ import click
 
 from corpora import Corpus, UserError, dataset_documents
 from corpora.common import echo_json, friendly_errors
-from corpora.documents import decode_bytes, normalise_text
+from corpora.documents import read_text_argument
 
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel, Perplexity
@@ -224,7 +224,7 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
     model_path = args[0] if args and (len(args) == 2 or is_model_file(args[0])) else None
     text_path = args[-1] if args and (len(args) == 2 or model_path is None) else None
     model = load_model(model_path)
-    text = read_text(Path(text_path)) if text_path else model.heldout_text()
+    text = read_text_argument(text_path) if text_path else model.heldout_text()
     methods = ["kn", "addk", "mle"] if smoothing == "all" else [smoothing]
     results = [
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
@@ -253,21 +253,6 @@ def describe_perplexity(r: Perplexity) -> str:
     per_word = math.exp(r.nll / r.words) if r.words else math.inf
     bits_per_byte = r.nll / math.log(2) / r.bytes
     return f"{name:<11} order {r.order}: perplexity {r.perplexity:,.1f} per token, {per_word:,.1f} per word, {bits_per_byte:.3f} bits/byte"
-
-
-def read_text(path: Path) -> str:
-    """A text file to score, with clear errors for missing, binary or empty files."""
-    if not path.exists():
-        raise UserError(f"text file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a text file")
-    data = path.read_bytes()
-    if b"\x00" in data[:65536]:
-        raise UserError(f"{path} looks binary, not text")
-    text = normalise_text(decode_bytes(data, str(path)) or "")
-    if not text.strip():
-        raise UserError(f"{path} is empty")
-    return text
 
 
 @main.command()
