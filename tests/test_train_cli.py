@@ -110,9 +110,11 @@ def test_resume_refuses_other_settings_and_changed_text(tmp_path):
     corpus = write_corpus(tmp_path / "books")
     out = tmp_path / "model"
     assert invoke(corpus, "-o", out, *TINY_ARGS, "--steps", "4").exit_code == 0
-    result = invoke(corpus, "-o", out, "--resume", "--lr", "0.01", "--layers", "1", "--dim", "32")
+    result = invoke(corpus, "-o", out, "--resume", "--lr", "0.01", "--layers", "1", "--dim", "32",
+                    "--heldout-fraction", "0.1")
     assert result.exit_code == 1
     assert "--dim 32 (the checkpoint has 16)" in result.output and "--lr 0.01 (the checkpoint has 0.003)" in result.output
+    assert "--heldout-fraction 0.1 (the checkpoint has 0.05)" in result.output
     assert "--layers" not in result.output  # the same value is fine
     (corpus / "two.txt").write_text("Something else entirely.\n" * 50, encoding="utf-8")
     result = invoke(corpus, "-o", out, "--resume")

@@ -40,7 +40,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -256,14 +256,10 @@ class TrainState:
     v: Params  # AdamW second moments
     rng: np.random.Generator  # batch order and dropout
     step: int = 0  # optimizer steps done
-    losses: list = None  # type: ignore[assignment]  # training loss of every step
-    evals: list = None  # type: ignore[assignment]  # [step, held-out loss] pairs
+    losses: list[float] = field(default_factory=list)  # training loss of every step
+    evals: list[list] = field(default_factory=list)  # [step, held-out loss] pairs
     seconds: float = 0.0  # time spent training (not counting evaluation)
     tokens: int = 0  # tokens trained on
-
-    def __post_init__(self) -> None:
-        self.losses = [] if self.losses is None else self.losses
-        self.evals = [] if self.evals is None else self.evals
 
 
 def new_state(config: GPT2Config, tc: TrainConfig) -> TrainState:
@@ -441,12 +437,6 @@ def load_checkpoint(folder: Path) -> tuple[TrainState, GPT2Config, TrainConfig, 
     state = TrainState(group("param."), group("adam_m."), group("adam_v."), rng, meta["step"],
                        meta["losses"], [list(e) for e in meta["evals"]], meta["seconds"], meta["tokens"])
     return state, config, tc, meta["record"]
-
-
-def config_differences(saved: dict, wanted: dict) -> list[str]:
-    """Human-readable differences between two flat settings dicts ("lr: 0.001 -> 0.002")."""
-    return [f"{k}: {saved.get(k)!r} in the checkpoint, {wanted[k]!r} now"
-            for k in wanted if k in saved and saved[k] != wanted[k]]
 
 
 # ------------------------------------------------------------------ the loop

@@ -22,7 +22,6 @@ from .train import (
     CHECKPOINT_FILE,
     Interrupted,
     TrainConfig,
-    config_differences,
     count_params,
     encode_corpus,
     load_checkpoint,
@@ -87,7 +86,8 @@ def train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool,
     from corpora.common import friendly_errors  # one-line errors, like every other command
 
     context = click.get_current_context()
-    explicit = {k for k in settings if context.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    explicit = {k for k in [*settings, "heldout_fraction"]
+                if context.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     friendly_errors(_train)(source, out_dir, tokenizer_dir, resume, heldout_fraction, progress, settings, explicit)
 
 
@@ -100,8 +100,9 @@ def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool
 
     if resume:
         state, config, tc, record = load_checkpoint(out_dir)
-        check_same_settings(out_dir, config, tc, settings, explicit)
-        corpus = load_corpus(source, record.get("heldout_fraction", heldout_fraction))
+        check_same_settings(out_dir, config, tc, {**settings, "heldout_fraction": heldout_fraction},
+                            explicit, record)
+        corpus = load_corpus(source, record["heldout_fraction"])
         check_same_corpus(corpus.describe(), record["corpus"])
         tokenizer = BPETokenizer.from_dir(out_dir)
         if tokenizer_dir is not None and not same_tokenizer(BPETokenizer.from_dir(tokenizer_dir), tokenizer):
@@ -194,18 +195,19 @@ def check_enough_data(n_tokens: int, ctx: int, batch: int) -> None:
                         f"(--batch {batch} x --ctx {ctx}); give more text or a smaller --batch/--ctx")
 
 
-def check_same_settings(out_dir: Path, config: GPT2Config, tc: TrainConfig, settings: dict, explicit: set[str]) -> None:
+def check_same_settings(out_dir: Path, config: GPT2Config, tc: TrainConfig, settings: dict, explicit: set[str],
+                        record: dict) -> None:
     """--resume: every option given on the command line must match the checkpoint."""
     saved = {"model": config.to_dict(), "train": tc.to_dict()}
     problems = []
     for key in sorted(explicit):
-        where, name = SAVED_AS[key]
-        value = settings[key]
-        if key == "positions" and value is None:
-            continue
-        diff = config_differences({name: saved[where][name]}, {name: value})
-        if diff:
-            problems.append(f"{option_name(key)} {value} (the checkpoint has {saved[where][name]})")
+        if key == "heldout_fraction":
+            then = record["heldout_fraction"]
+        else:
+            where, name = SAVED_AS[key]
+            then = saved[where][name]
+        if settings[key] != then:
+            problems.append(f"{option_name(key)} {settings[key]} (the checkpoint has {then})")
     if problems:
         raise UserError(f"--resume: {out_dir} was trained with other settings: " + "; ".join(problems)
                         + ". Leave those options out to continue it as it was, or train into a new folder.")
