@@ -33,6 +33,7 @@ from transformer.train import (
     load_checkpoint,
     new_state,
     sample_batch,
+    set_blas_threads,
     train,
 )
 from transformer.weights import assemble_params, expected_shapes
@@ -333,3 +334,15 @@ def test_evaluate_is_the_mean_token_loss():
     expected = np.mean([model_loss(params, SMALL, x[i:i + 1], y[i:i + 1]) for x, y in batches for i in range(len(x))])
     assert evaluate(params, SMALL, batches) == pytest.approx(expected, rel=1e-5)
     assert evaluate(params, SMALL, batches) == pytest.approx(np.log(SMALL.vocab_size), abs=0.1)  # fresh: ~uniform
+
+
+def test_blas_threads_can_be_set_at_run_time():
+    import os
+
+    if not set_blas_threads(1):
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    a = np.arange(64 * 64, dtype=np.float32).reshape(64, 64) / 4096
+    try:
+        np.testing.assert_allclose(a @ a, np.dot(a.astype(np.float64), a.astype(np.float64)), rtol=1e-5)
+    finally:
+        assert set_blas_threads(os.cpu_count() or 1)

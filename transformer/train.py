@@ -442,6 +442,40 @@ def load_checkpoint(folder: Path) -> tuple[TrainState, GPT2Config, TrainConfig, 
 # ------------------------------------------------------------------ the loop
 
 
+def set_blas_threads(n: int) -> bool:
+    """Make NumPy's OpenBLAS use `n` threads from now on (what the environment variable
+    OPENBLAS_NUM_THREADS does at start-up, but at run time).
+
+    Why: on a machine whose cores are busy with other work, BLAS threads keep waiting
+    for each other at every one of the thousands of small matmuls in a step, and two
+    threads can be many times *slower* than one. `transformer train --threads 1` avoids
+    that. Finds the OpenBLAS library this process has loaded and calls its
+    set_num_threads function; returns False if there is none (another BLAS, or not Linux).
+    """
+    import ctypes
+
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    libraries = sorted({line.split()[-1] for line in maps.splitlines()
+                        if "openblas" in line.lower() and line.split()[-1].startswith("/")})
+    names = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+             "openblas_set_num_threads64_", "openblas_set_num_threads")
+    for path in libraries:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in names:
+            function = getattr(library, name, None)
+            if function is not None:
+                function(ctypes.c_int(n))
+                return True
+    return False
+
+
+
 def keep_freed_memory_for_reuse() -> bool:
     """Ask glibc's malloc to keep large freed blocks instead of returning them to the OS.
 

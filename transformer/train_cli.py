@@ -26,6 +26,7 @@ from .train import (
     encode_corpus,
     load_checkpoint,
     new_state,
+    set_blas_threads,
 )
 from .train import train as run_training
 
@@ -67,9 +68,10 @@ def option_name(key: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output (same settings; options you leave out are taken from it).")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path), default=None, help="Use this tokenizer folder (vocab.json + merges.txt) instead of learning one.")
 @click.option("--heldout-fraction", type=float, default=DEFAULT_HELDOUT_FRACTION, show_default=True, help="Tail of every document kept out of training, for evaluation.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="BLAS threads (default: all cores; on a machine busy with other work, 1 can be several times faster).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
 def train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool,
-          heldout_fraction: float, progress: bool | None, **settings) -> None:
+          heldout_fraction: float, threads: int | None, progress: bool | None, **settings) -> None:
     """Train a GPT-2-architecture model from scratch on the text in SOURCE (a folder or file).
 
     A BPE vocabulary of --vocab tokens is learned from the training part of the text
@@ -88,6 +90,9 @@ def train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool,
     context = click.get_current_context()
     explicit = {k for k in [*settings, "heldout_fraction"]
                 if context.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    if threads is not None and not set_blas_threads(threads):
+        click.echo("Notice: --threads was ignored (NumPy's BLAS here is not OpenBLAS; set its own "
+                   "environment variable, e.g. OMP_NUM_THREADS, instead).", err=True)
     friendly_errors(_train)(source, out_dir, tokenizer_dir, resume, heldout_fraction, progress, settings, explicit)
 
 
