@@ -76,6 +76,23 @@ def test_perplexity_json_matches_reference(tmp_path):
     assert "tokens 224" in human.output and "bits per byte" in human.output
 
 
+def test_perplexity_with_a_short_context(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(REF["text"], encoding="utf-8")
+    result = run("perplexity", str(path), *M, "--context", "4", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["tokens"], data["window"], data["stride"]) == (224, 5, 1)
+    full = json.loads(run("perplexity", str(path), *M, "--window", "128", "--stride", "64", "--json").output)
+    assert data["nll"] > full["nll"]  # seeing 4 tokens back predicts worse than seeing up to 127
+    human = run("perplexity", str(path), *M, "--context", "4")
+    assert "context 4: each token sees at most the 4 tokens before it" in human.output
+    both = CliRunner().invoke(main, ["perplexity", str(path), *M, "--context", "4", "--window", "8"])
+    assert both.exit_code == 1 and "not both" in both.stderr
+    too_long = CliRunner().invoke(main, ["perplexity", str(path), *M, "--context", "500"])
+    assert too_long.exit_code == 1 and "larger than the model's context window" in too_long.stderr
+
+
 def test_inspect_prints_tokens_lens_attention_and_png(tmp_path):
     png = tmp_path / "att.png"
     result = run("inspect", REF["prompts"][0], *M, "-k", "2", "--png", str(png), "--json")

@@ -83,6 +83,20 @@ def test_last_position_logits_equal_the_last_row(tiny, tiny_ref):
     np.testing.assert_allclose(last, tiny_ref["short_logits"][-1], atol=1e-4, rtol=0)
 
 
+def test_a_batch_of_sequences_equals_each_run_alone(tiny, tiny_ref):
+    ids = tiny_ref["full_ids"]
+    batch = np.stack([ids[0:9], ids[5:14], ids[20:29]])  # (3, 9): equal lengths
+    last, cache = tiny.forward(batch)
+    every, _ = tiny.forward(batch, all_positions=True)
+    assert last.shape == (3, 101) and every.shape == (3, 9, 101) and cache is None
+    for row, seq in enumerate(batch):
+        alone, _ = tiny.forward(seq, all_positions=True)
+        np.testing.assert_allclose(every[row], alone, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(last[row], alone[-1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="one sequence"):
+        tiny.forward(batch, tiny.new_cache())
+
+
 def test_kv_cache_one_token_at_a_time_gives_the_same_logits(tiny, tiny_ref):
     ids = tiny_ref["full_ids"]
     cache = tiny.new_cache()

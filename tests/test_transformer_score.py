@@ -10,7 +10,9 @@ import pytest
 
 from transformer.inspection import attention_maps, attention_summary, logit_lens, save_attention_png, top_next_tokens
 from transformer.model import GPT2, load_model
-from transformer.score import PerplexityResult, perplexity, score_text, token_logprobs, windows
+from transformer.score import (
+    PerplexityResult, perplexity, score_text, short_context_logprobs, token_logprobs, windows,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -57,6 +59,58 @@ def test_logprobs_of_short_text_equal_the_forward_pass(tiny, tiny_ref):
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = logp[np.arange(31), ids[1:]]
     np.testing.assert_allclose(token_logprobs(tiny, ids), expected, atol=1e-4)
+
+
+def each_window_alone(model: GPT2, ids: np.ndarray, context: int) -> np.ndarray:
+    """The reference for short_context_logprobs: the ordinary single-sequence forward pass
+    on each window ids[max(0, t - context):t], one at a time."""
+    out = []
+    for t in range(1, len(ids)):
+        logits, _ = model.forward(ids[max(0, t - context):t])
+        logits = logits.astype(np.float64) - logits.max()
+        out.append(logits[ids[t]] - np.log(np.exp(logits).sum()))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("context", [1, 2, 3, 4])
+def test_short_context_scores_each_window_as_its_own_text(tiny, tiny_ref, vocab, context):
+    for model, ids in [(tiny, tiny_ref["long_ids"]), (vocab[0], np.array(vocab[2]["text_ids"]))]:
+        expected = each_window_alone(model, ids, context)
+        for batch_size in (1, 7, None, 100_000):  # one window a pass, uneven batches, default, all at once
+            ours = short_context_logprobs(model, ids, context, batch_size)
+            assert ours.shape == (len(ids) - 1,)
+            np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
+
+
+def test_short_context_with_the_whole_text_in_view_is_ordinary_scoring(tiny, tiny_ref, vocab):
+    ids = tiny_ref["full_ids"]  # 32 tokens, the tiny model's whole window
+    for context in (len(ids) - 1, len(ids)):
+        np.testing.assert_allclose(short_context_logprobs(tiny, ids, context), token_logprobs(tiny, ids), atol=1e-5)
+    model, _, ref = vocab
+    ids = np.array(ref["text_ids"][:100])
+    np.testing.assert_allclose(short_context_logprobs(model, ids, 99), token_logprobs(model, ids), atol=1e-5)
+
+
+def test_short_context_is_the_sliding_window_with_stride_one(tiny, tiny_ref):
+    ids = tiny_ref["long_ids"]
+    for context in (3, 10):
+        np.testing.assert_allclose(
+            short_context_logprobs(tiny, ids, context), token_logprobs(tiny, ids, context + 1, 1), atol=1e-5
+        )
+
+
+def test_short_context_edge_cases(tiny, vocab):
+    assert short_context_logprobs(tiny, [5], 4).shape == (0,)
+    assert short_context_logprobs(tiny, [5, 6], 4).shape == (1,)
+    for context in (0, tiny.config.n_ctx + 1):
+        with pytest.raises(ValueError, match="context"):
+            short_context_logprobs(tiny, [5, 6, 7], context)
+    model, tokenizer, ref = vocab
+    result = perplexity(model, tokenizer, ref["text"], context=4)
+    assert (result.window, result.stride, result.tokens) == (5, 1, 224)
+    assert result.nll == pytest.approx(-short_context_logprobs(model, ref["text_ids"], 4).sum())
+    with pytest.raises(ValueError, match="not both"):
+        perplexity(model, tokenizer, ref["text"], window=8, context=4)
 
 
 def test_perplexity_of_text_matches_reference(vocab):

@@ -11,6 +11,11 @@ Read it top to bottom: each function is one idea from the paper.
 Shapes: T = positions in this call, C = n_embd, H = n_head, D = C / H (head width),
 V = vocabulary size, L = positions the attention can see (cached + new).
 
+Batches. Every function works on the last one or two axes, so ids may also be a
+(B, T) batch of equal-length sequences and every shape then gains a leading B: one
+pass runs many short windows at once (scoring with a cut context does this). The KV
+cache holds a single sequence, so a batch runs without one.
+
 The KV cache. When generating, the keys and values of earlier positions never change,
 so we keep them: a `KVCache` is passed in and a new one is returned, and each step then
 costs one position's work. It is an ordinary argument and return value, not hidden
@@ -87,10 +92,13 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def linear(x: np.ndarray, p: Linear) -> np.ndarray:
-    """x @ w + b, with w stored input-major (see weights.py, the Conv1D question)."""
-    y = x @ p.w
+    """x @ w + b, with w stored input-major (see weights.py, the Conv1D question).
+
+    Any leading axes (batch, positions) are flattened into one matrix product: BLAS
+    does that far faster than the many small products a stacked `@` would make."""
+    y = x.reshape(-1, x.shape[-1]) @ p.w
     y += p.b
-    return y
+    return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
 # ------------------------------------------------------------------ the KV cache
@@ -117,15 +125,15 @@ def new_kv_cache(config: GPT2Config) -> KVCache:
 
 
 def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
-    """(T, C) -> (H, T, D): each head looks at its own slice of the vector (a view)."""
-    t, c = x.shape
-    return x.reshape(t, n_head, c // n_head).transpose(1, 0, 2)
+    """(..., T, C) -> (..., H, T, D): each head looks at its own slice of the vector (a view)."""
+    *batch, t, c = x.shape
+    return x.reshape(*batch, t, n_head, c // n_head).swapaxes(-3, -2)
 
 
 def merge_heads(x: np.ndarray) -> np.ndarray:
-    """(H, T, D) -> (T, C): put the heads' outputs side by side again."""
-    h, t, d = x.shape
-    return x.transpose(1, 0, 2).reshape(t, h * d)
+    """(..., H, T, D) -> (..., T, C): put the heads' outputs side by side again."""
+    *batch, h, t, d = x.shape
+    return x.swapaxes(-3, -2).reshape(*batch, t, h * d)
 
 
 def causal_mask(n_new: int, n_seen: int) -> np.ndarray:
@@ -137,48 +145,49 @@ def causal_mask(n_new: int, n_seen: int) -> np.ndarray:
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(H, T, D) queries, (H, L, D) keys -> (H, T, L) weights: how much each new
-    position attends to each visible one. softmax(q k^T / sqrt(D) + causal mask)."""
-    scores = (q * np.float32(1.0 / np.sqrt(q.shape[-1]))) @ k.transpose(0, 2, 1)
-    if q.shape[1] > 1:  # a single newest position may see everything: no mask needed
-        scores += causal_mask(q.shape[1], k.shape[1])
+    """(..., H, T, D) queries, (..., H, L, D) keys -> (..., H, T, L) weights: how much each
+    new position attends to each visible one. softmax(q k^T / sqrt(D) + causal mask)."""
+    scores = (q * np.float32(1.0 / np.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)
+    if q.shape[-2] > 1:  # a single newest position may see everything: no mask needed
+        scores += causal_mask(q.shape[-2], k.shape[-2])
     return softmax(scores)
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Each query's weighted average of the values: attention_weights(q, k) @ v, (H, T, D).
+    """Each query's weighted average of the values: attention_weights(q, k) @ v, (..., H, T, D).
 
     Long inputs go QUERY_BLOCK query rows at a time, and a block only looks at the keys
     up to its own last position (later keys are masked out anyway). Same result; it
     skips up to half the work and keeps the (H, rows, L) weights small.
     """
-    n_new, n_seen = q.shape[1], k.shape[1]
+    n_new, n_seen = q.shape[-2], k.shape[-2]
     if n_new <= QUERY_BLOCK:
         return attention_weights(q, k) @ v
     out = np.empty(q.shape, np.float32)
     for lo in range(0, n_new, QUERY_BLOCK):
         hi = min(lo + QUERY_BLOCK, n_new)
         visible = n_seen - n_new + hi  # keys up to the block's last query position
-        np.matmul(attention_weights(q[:, lo:hi], k[:, :visible]), v[:, :visible], out=out[:, lo:hi])
+        weights = attention_weights(q[..., lo:hi, :], k[..., :visible, :])
+        np.matmul(weights, v[..., :visible, :], out=out[..., lo:hi, :])
     return out
 
 
 def causal_self_attention(
     x: np.ndarray, block: Block, n_head: int, cache: KVCache | None, layer: int, last_only: bool = False
 ) -> np.ndarray:
-    """Multi-head causal self-attention for the T new positions in x (T, C).
+    """Multi-head causal self-attention for the T new positions in x (..., T, C).
 
     One matrix gives queries, keys and values for all heads at once. With a cache, the
     new keys and values are written into it at positions [cache.length, cache.length + T)
     and the queries attend over everything cached so far; without one, over x alone.
-    With last_only, only the last position asks (one query row): the output is (1, C).
+    With last_only, only the last position asks (one query row): the output is (..., 1, C).
     """
-    qkv = linear(x, block.c_attn)  # (T, 3C)
+    qkv = linear(x, block.c_attn)  # (..., T, 3C)
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
     if last_only:
-        q = q[:, -1:]
-    if cache is not None:
-        start, end = cache.length, cache.length + x.shape[0]
+        q = q[..., -1:, :]
+    if cache is not None:  # a single sequence: (H, T, D)
+        start, end = cache.length, cache.length + x.shape[-2]
         cache.keys[layer, :, start:end] = k
         cache.values[layer, :, start:end] = v
         k, v = cache.keys[layer, :, :end], cache.values[layer, :, :end]
@@ -196,11 +205,11 @@ def transformer_block(
     """Pre-norm residual block: x + attention(ln_1(x)), then x + mlp(ln_2(x)).
 
     last_only: every position still contributes its key and value, but only the last
-    position's output (1, C) is computed; in the last block, that is all the next-token
-    prediction needs."""
+    position's output (..., 1, C) is computed; in the last block, that is all the
+    next-token prediction needs."""
     eps = config.layer_norm_epsilon
     attention = causal_self_attention(layer_norm(x, block.ln_1, eps), block, config.n_head, cache, layer, last_only)
-    x = (x[-1:] if last_only else x) + attention
+    x = (x[..., -1:, :] if last_only else x) + attention
     x += mlp(layer_norm(x, block.ln_2, eps), block)
     return x
 
@@ -209,12 +218,13 @@ def transformer_block(
 
 
 def embed(ids: np.ndarray, params: Params, start: int) -> np.ndarray:
-    """Token embedding plus the embedding of each position (start, start+1, ...)."""
-    return params.wte[ids] + params.wpe[start:start + len(ids)]
+    """Token embedding plus the embedding of each position (start, start+1, ...):
+    (..., T) ids -> (..., T, C)."""
+    return params.wte[ids] + params.wpe[start:start + ids.shape[-1]]
 
 
 def unembed(h: np.ndarray, params: Params) -> np.ndarray:
-    """(T, C) final hidden states -> (T, V) logits, through the tied embedding wte.T."""
+    """(..., C) final hidden states -> (..., V) logits, through the tied embedding wte.T."""
     return h @ params.wte.T
 
 
@@ -224,15 +234,23 @@ def cached_length(cache: KVCache | None) -> int:
 
 
 def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.ndarray:
-    """Token ids as a 1-D int array, checked against the vocabulary and the window."""
-    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    """Token ids as an int array, (T,) for one sequence or (B, T) for a batch of equal
+    length ones, checked against the vocabulary and the window."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim == 0:
+        ids = ids.reshape(1)
+    if ids.ndim > 2:
+        raise ValueError(f"token ids must be (T,) or (B, T); got shape {ids.shape}")
+    if ids.ndim == 2 and cache is not None:
+        raise ValueError("the KV cache holds one sequence: run a (B, T) batch without one")
     if ids.size == 0:
         raise ValueError("no token ids to run")
     if ids.min() < 0 or ids.max() >= config.vocab_size:
         raise ValueError(f"token ids must be in [0, {config.vocab_size}); got {ids.min()}..{ids.max()}")
-    if cached_length(cache) + ids.size > config.n_ctx:
+    n_new = ids.shape[-1]
+    if cached_length(cache) + n_new > config.n_ctx:
         raise ValueError(
-            f"{cached_length(cache)} cached + {ids.size} new positions exceed the context window of {config.n_ctx}"
+            f"{cached_length(cache)} cached + {n_new} new positions exceed the context window of {config.n_ctx}"
         )
     return ids
 
@@ -240,15 +258,16 @@ def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.
 def gpt2_hidden(
     ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None, last_only: bool = False
 ) -> tuple[np.ndarray, KVCache | None]:
-    """Run the transformer on new token ids; return (final hidden states (T, C) after
-    ln_f, the cache extended by T positions, or None when called without a cache).
-    With last_only, the last block works out only the last position: h is then (1, C)."""
+    """Run the transformer on new token ids (T,), or a batch (B, T) without a cache;
+    return (final hidden states (..., T, C) after ln_f, the cache extended by T
+    positions, or None when called without a cache). With last_only, the last block
+    works out only the last position: h is then (..., 1, C)."""
     ids = check_ids(ids, config, cache)
     x = embed(ids, params, cached_length(cache))
     for layer, block in enumerate(params.blocks):
         x = transformer_block(x, block, config, cache, layer, last_only and layer == config.n_layer - 1)
     h = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
-    return h, None if cache is None else cache._replace(length=cache.length + len(ids))
+    return h, None if cache is None else cache._replace(length=cache.length + ids.shape[-1])
 
 
 def gpt2_forward(
@@ -264,9 +283,10 @@ def gpt2_forward(
     generation needs, and the unembedding is the largest single matrix (the last block,
     too, then only works out the last position). With
     `all_positions=True` you get (T, V), one row per position, as scoring needs.
+    A (B, T) batch of ids gives (B, V), or (B, T, V) with all_positions.
     """
     h, cache = gpt2_hidden(ids, params, config, cache, last_only=not all_positions)
-    logits = unembed(h if all_positions else h[-1], params)
+    logits = unembed(h if all_positions else h[..., -1, :], params)
     return logits, cache
 
 
@@ -307,9 +327,12 @@ class GPT2:
         """See gpt2_forward: (last-position logits, or all with all_positions=True; cache)."""
         return gpt2_forward(ids, self.params, self.config, cache, all_positions)
 
-    def hidden(self, ids: np.ndarray, cache: KVCache | None = None) -> tuple[np.ndarray, KVCache | None]:
-        """See gpt2_hidden: final hidden states (after ln_f) and the cache."""
-        return gpt2_hidden(ids, self.params, self.config, cache)
+    def hidden(
+        self, ids: np.ndarray, cache: KVCache | None = None, last_only: bool = False
+    ) -> tuple[np.ndarray, KVCache | None]:
+        """See gpt2_hidden: final hidden states (after ln_f; only the last position's
+        with last_only) and the cache."""
+        return gpt2_hidden(ids, self.params, self.config, cache, last_only)
 
     def unembed(self, h: np.ndarray) -> np.ndarray:
         """Hidden states (after ln_f) -> logits."""

@@ -13,6 +13,12 @@ By default an <|endoftext|> token is put in front of the text, so the first real
 is scored too (GPT-2 saw that token between documents in training). Then every byte of
 the text is predicted, and the per-word and per-byte figures cover the whole text.
 
+The context-window ablation. `short_context_logprobs` scores every token with only the
+previous N tokens visible, each window run as a text of its own (positions from 0), to
+set the transformer beside an n-gram model of order N + 1 at an equal window. It is the
+sliding window with window N + 1 and stride 1, but batched: many windows go through the
+model in one pass, and only their last positions are unembedded.
+
 Perplexity per token is exp(total NLL / tokens). It depends on the tokenizer, so to
 compare with another model (an n-gram over words, say) convert with the counts in
 PerplexityResult: per word exp(NLL / words), bits per byte NLL / ln 2 / bytes.
@@ -24,14 +30,17 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
+from .config import GPT2Config
 from .model import GPT2
 
 if TYPE_CHECKING:
     from .bpe import BPETokenizer
 
 LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 x V floats
+ACTIVATION_BUDGET = 64 * 2**20  # bytes of activations for one batch of short windows (more is no faster)
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,58 @@ def token_logprobs(
     return scores
 
 
+def windows_per_batch(config: GPT2Config, context: int, budget: int = ACTIVATION_BUDGET) -> int:
+    """How many windows of `context` tokens one pass may run with about `budget` bytes of
+    float32 activations. Per window: the widest arrays alive at once for each token (the
+    MLP's 4C and its GELU temporary, 3C of queries, keys and values) and the H x T x T
+    attention weights. The logits are not counted: they go LOGIT_ROWS rows at a time."""
+    floats = context * 11 * config.n_embd + config.n_head * context * context
+    return max(1, budget // (4 * floats))
+
+
+def short_context_logprobs(
+    model: GPT2,
+    ids: list[int] | np.ndarray,
+    context: int,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """log p(ids[t] | ids[max(0, t - context):t]) in nats for t = 1 .. len(ids)-1: every
+    token scored with only the previous `context` tokens visible (as an n-gram model of
+    order context + 1 sees it). Same positions as token_logprobs, which it equals when
+    context >= len(ids) - 1, and token_logprobs(model, ids, context + 1, 1) in general.
+
+    Each window is run as a text of its own. The first `context` targets see the start of
+    the text, and their windows are the prefixes ids[:t]: one ordinary causal pass over
+    ids[:context] scores them all. Every later target has a full window of `context`
+    tokens; those go batch_size windows per pass (default: windows_per_batch), and only
+    each window's last position is worked out in the last block and unembedded.
+    The cost is about context x len(ids) token-positions: meant for small contexts.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if not 1 <= context <= model.config.n_ctx:
+        raise ValueError(f"context must be in [1, {model.config.n_ctx}] tokens, got {context}")
+    scores = np.empty(max(len(ids) - 1, 0), np.float64)
+    if len(ids) < 2:
+        return scores
+    n_prefix = min(context, len(ids) - 1)  # targets 1..n_prefix see everything before them
+    h, _ = model.hidden(ids[:n_prefix])
+    scores[:n_prefix] = target_logprobs(model, h, ids[1:n_prefix + 1])
+    if len(ids) - 1 <= context:
+        return scores
+    # full[j] = ids[j+1 : j+1+context] predicts targets[j] = ids[j+1+context] (a view, no copy)
+    full = sliding_window_view(ids[:-1], context)[1:]
+    targets = ids[context + 1:]
+    batch_size = batch_size or windows_per_batch(model.config, context)
+    with tqdm(total=len(targets), disable=not progress, unit="tok", desc="scoring", leave=False) as bar:
+        for lo in range(0, len(targets), batch_size):
+            hi = min(lo + batch_size, len(targets))
+            h, _ = model.hidden(full[lo:hi], last_only=True)  # (B, 1, C)
+            scores[context + lo:context + hi] = target_logprobs(model, h[:, -1], targets[lo:hi])
+            bar.update(hi - lo)
+    return scores
+
+
 @dataclass(frozen=True)
 class TextScores:
     """Each token of a text with its log-probability (nats) given what came before."""
@@ -183,14 +244,25 @@ def perplexity(
     stride: int | None = None,
     bos: bool = True,
     progress: bool = False,
+    context: int | None = None,
 ) -> PerplexityResult:
-    """Total NLL of the text with the counts to report it per token, word or byte."""
+    """Total NLL of the text with the counts to report it per token, word or byte.
+
+    With `context`, every token sees only the previous `context` tokens
+    (short_context_logprobs) instead of the sliding window; that is reported as what it
+    equals, window context + 1 with stride 1, and window and stride must not be given."""
     ids = text_ids(tokenizer, text, bos)
     if len(ids) < 2:
         raise ValueError("the text is too short to score (it needs at least one token after the first)")
-    window = min(window or model.config.n_ctx, model.config.n_ctx)
-    stride = stride or max(1, window // 2)
-    logprobs = token_logprobs(model, ids, window, stride, progress)
+    if context is not None:
+        if window is not None or stride is not None:
+            raise ValueError("give either context or window/stride, not both")
+        window, stride = context + 1, 1
+        logprobs = short_context_logprobs(model, ids, context, progress=progress)
+    else:
+        window = min(window or model.config.n_ctx, model.config.n_ctx)
+        stride = stride or max(1, window // 2)
+        logprobs = token_logprobs(model, ids, window, stride, progress)
     return PerplexityResult(
         nll=float(-logprobs.sum()),
         tokens=len(logprobs),
