@@ -3,6 +3,7 @@
     transformer generate "It was a dark and stormy" --seed 1
     transformer predict "The capital of France is" -k 10
     transformer perplexity book.txt --window 1024 --stride 512
+    transformer perplexity book.txt --context 4
     transformer inspect "The cat sat on the" --png attention.png
     transformer tokenize "Hello, world!"
 
@@ -23,6 +24,7 @@ from corpora.documents import decode_bytes, normalise_text
 from .inspection import attention_maps, attention_summary, logit_lens, save_attention_png, top_next_tokens
 from .model import load_model, load_tokenizer
 from .sample import Sampling, fit_to_window, generate_ids, stream_text
+from .score import PerplexityResult
 from .score import perplexity as text_perplexity
 from .weights import resolve_model_dir
 
@@ -159,33 +161,59 @@ def read_text(path: Path) -> str:
 @model_option
 @click.option("--window", type=click.IntRange(2), default=None, help="Tokens per window (default: the model's context, 1024).")
 @click.option("--stride", type=click.IntRange(1), default=None, help="Tokens between window starts (default: half the window).")
+@click.option("--context", type=click.IntRange(1), default=None,
+              help="Score every token with only the previous N tokens visible (instead of --window/--stride).")
 @click.option("--no-bos", is_flag=True, help="Do not put <|endoftext|> in front (the first token is then not scored).")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
 @json_option
 @friendly_errors
-def perplexity(text_file, model_name, window, stride, no_bos, progress, as_json):
+def perplexity(text_file, model_name, window, stride, context, no_bos, progress, as_json):
     """Perplexity of TEXT_FILE with a sliding window, per token, word and byte.
+
+    With --context N every token sees only the N tokens before it, as an n-gram model of
+    order N + 1 does (reported as window N + 1, stride 1, which it equals).
 
     \b
     Example:
       transformer perplexity ../shared/corpora/eval/wikitext-2/wiki.test.raw --stride 512
+      transformer perplexity ../shared/corpora/eval/wikitext-2/wiki.test.raw --context 4
     """
+    if context is not None and (window is not None or stride is not None):
+        raise UserError("give either --context or --window/--stride, not both")
     text = read_text(text_file)
     model, tokenizer = load_model(model_name)
-    window = window or model.config.n_ctx
-    if window > model.config.n_ctx:
-        raise UserError(f"--window {window} is larger than the model's context window ({model.config.n_ctx})")
+    show_bar = sys.stderr.isatty() if progress is None else progress
+    if context is not None:
+        if context > model.config.n_ctx:
+            raise UserError(f"--context {context} is larger than the model's context window ({model.config.n_ctx})")
+        result = text_perplexity(model, tokenizer, text, bos=not no_bos, progress=show_bar, context=context)
+        how = f"context {context}: each token sees at most the {context} tokens before it"
+    else:
+        window, stride = window_and_stride(window, stride, model.config.n_ctx)
+        result = text_perplexity(model, tokenizer, text, window, stride, bos=not no_bos, progress=show_bar)
+        how = f"window {result.window}, stride {result.stride}"
+    report_perplexity(text_file, model_name, result, how, as_json)
+
+
+def window_and_stride(window: int | None, stride: int | None, n_ctx: int) -> tuple[int, int]:
+    """--window and --stride with their defaults filled in, checked against each other."""
+    window = window or n_ctx
+    if window > n_ctx:
+        raise UserError(f"--window {window} is larger than the model's context window ({n_ctx})")
     stride = stride or max(1, window // 2)
     if stride >= window:
         raise UserError(f"--stride ({stride}) must be smaller than --window ({window}), or the first "
                         f"token of each window would have no context")
-    show_bar = sys.stderr.isatty() if progress is None else progress
-    result = text_perplexity(model, tokenizer, text, window, stride, bos=not no_bos, progress=show_bar)
+    return window, stride
+
+
+def report_perplexity(text_file: Path, model_name: str, result: PerplexityResult, how: str, as_json: bool) -> None:
+    """Print a PerplexityResult as JSON or in words; `how` says how the text was read."""
     data = {"file": str(text_file), "model": model_name, **result.to_dict()}
     if as_json:
         echo_json(data)
         return
-    click.echo(f"file: {text_file}  (window {result.window}, stride {result.stride})")
+    click.echo(f"file: {text_file}  ({how})")
     click.echo(f"tokens {result.tokens:,}   words {result.words:,}   bytes {result.bytes:,}   NLL {result.nll:,.2f} nats")
     click.echo(f"perplexity per token {result.perplexity:.3f}  (GPT-2 BPE tokens; compare only with the same tokenizer)")
     click.echo(f"perplexity per word  {result.perplexity_per_word:.3f}  (whitespace-separated words)")
@@ -273,9 +301,10 @@ def tokenize(text, model_name, as_json):
         click.echo(f"{i:>6}  {show(token_text(tokenizer, i))}")
 
 
-try:  # the tokenizer's own commands (`transformer bpe learn ...`), once that module exists
-    from .bpe_cli import bpe as _bpe_group
-except ImportError:  # pragma: no cover - only before bpe_cli.py lands
-    _bpe_group = None
-if _bpe_group is not None:
-    main.add_command(_bpe_group)
+# The tokenizer's and the trainer's own commands (`transformer bpe learn ...`,
+# `transformer train ...`) live in their own modules and join the group here.
+from .bpe_cli import bpe as _bpe_group  # noqa: E402
+from .train_cli import train as _train_command  # noqa: E402
+
+main.add_command(_bpe_group)
+main.add_command(_train_command)

@@ -66,6 +66,11 @@ CONFIG_FILE = "config.json"
 TOKENIZER_FILE_PAIRS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
 HUB_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 
+#: The model shipped with this package: a small GPT-2 trained from scratch on the default
+#: books' training split (see its MODEL_CARD.md). `--model bundled` names it.
+BUNDLED_NAME = "bundled"
+BUNDLED_MODEL = Path(__file__).parent / "bundled" / "books-gpt2"
+
 #: Tensors that may appear in a checkpoint but are not weights we use.
 IGNORED = re.compile(r"^(h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight)$")
 
@@ -315,11 +320,27 @@ def download_from_hub(repo_id: str) -> Path:
     return folder
 
 
+def hub_model_cached(repo_id: str = "gpt2") -> bool:
+    """Is this Hub model's weights file already in the local Hugging Face cache? (no network)"""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, WEIGHTS_FILE)
+    except Exception:  # an invalid repository id, an unreadable cache: not cached
+        return False
+    return isinstance(found, str) and Path(found).is_file()
+
+
 def resolve_model_dir(name_or_dir: str | Path) -> Path:
-    """A local model folder as given, or a Hub name (like "gpt2") fetched into the cache."""
+    """A local model folder as given, `bundled` (the model shipped with this package),
+    or a Hub name (like "gpt2") fetched into the cache."""
     text = str(name_or_dir).strip()
     if not text:
         raise UserError("--model is empty; give a folder or a Hub name such as gpt2")
+    if text == BUNDLED_NAME:
+        if not (BUNDLED_MODEL / WEIGHTS_FILE).is_file():
+            raise UserError(f"the bundled model is missing from {BUNDLED_MODEL} (reinstall the package)")
+        return BUNDLED_MODEL
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
