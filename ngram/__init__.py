@@ -5,14 +5,17 @@
     >>> [c.token for c in model.predict("It was a dark and stormy", k=3).candidates]
     >>> model.score(model.heldout_text(), smoothing="kn").perplexity
     >>> save_model(model, "books.json.gz"); model = load_model("books.json.gz")
+    >>> gpt2 = NgramModel.build("corpora/", tokens="gpt2")  # GPT-2's BPE tokens, as the transformer sees them
+    >>> gpt2.token_logprobs(next(gpt2.tokenizer.sentences("It was a dark and stormy night")))
 """
 from .io import default_model_path, load_model, save_model
 from .model import Candidate, NgramModel, Perplexity, Phrase, Prediction
 from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothing
-from .tokenize import CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
+from .tokenize import BPETokens, CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
 
 __all__ = [
     "AddK",
+    "BPETokens",
     "Candidate",
     "CharTokenizer",
     "Counts",

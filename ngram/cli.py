@@ -18,7 +18,7 @@ from corpora.documents import read_text_argument
 
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel, Perplexity
-from .tokenize import TOKENIZERS
+from .tokenize import TOKENIZER_CHOICES
 from .trie import trie_memory_bytes
 
 SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])
@@ -75,9 +75,12 @@ def main() -> None:
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the model [default: the default model].")
 @click.option("--order", type=int, default=5, show_default=True, help="Longest n-gram (N).")
-@click.option("--tokens", type=click.Choice(sorted(TOKENIZERS)), default="words", show_default=True)
-@click.option("--lowercase", is_flag=True, help="Fold case before counting.")
-@click.option("--min-count", type=int, default=2, show_default=True, help="Rarer words become <unk>.")
+@click.option(
+    "--tokens", default="words", show_default=True, metavar="|".join(TOKENIZER_CHOICES),
+    help="words, characters, GPT-2's BPE tokens, or the BPE tokenizer in folder DIR (vocab.json + merges.txt).",
+)
+@click.option("--lowercase", is_flag=True, help="Fold case before counting (words and chars only).")
+@click.option("--min-count", type=int, default=None, help="Rarer tokens become <unk>.  [default: 2; 1 with BPE tokens]")
 @click.option("--heldout-fraction", type=float, default=0.05, show_default=True, help="Tail of every document kept out for evaluation.")
 @click.option("--dataset", help="Read a Hugging Face dataset (or 'text' with --data-files) instead of SOURCE.")
 @click.option("--dataset-config", help="The dataset's configuration, e.g. wikitext-2-raw-v1.")
@@ -94,6 +97,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     Example:
       CORPORA_MIRROR=../shared/corpora/books ngram build corpora/
       ngram build corpora/ -o trigram.json.gz --order 3 --lowercase
+      ngram build corpora/ -o gpt2-tokens.json.gz --tokens gpt2
     """
     if output is not None and output.is_dir():
         raise UserError(f"{output} is a folder; give a file name such as {output / 'model.json.gz'}")
@@ -138,12 +142,13 @@ def predict(args, k, smoothing, example, as_json):
     if as_json:
         echo_json(prediction.to_dict())
         return
-    shown = " ".join(prediction.matched_context) or "(no context: unigrams)"
-    click.echo(f"Context: {' '.join(prediction.context) or '(none)'}")
+    show = model.tokenizer.show
+    shown = show(prediction.matched_context) or "(no context: unigrams)"
+    click.echo(f"Context: {show(prediction.context) or '(none)'}")
     click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {prediction.context_count:,} time{'' if prediction.context_count == 1 else 's'})")
     click.echo(f"{'#':>3}  {'token':<16} {'count':>9}  {'p(' + smoothing + ')':>10}  order")
     for i, c in enumerate(prediction.candidates, 1):
-        click.echo(f"{i:>3}  {c.token:<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
+        click.echo(f"{i:>3}  {model.tokenizer.display(c.token):<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
     for note in prediction.notes:
         click.echo(f"Note: {note}")
     if smoothing == "backoff":
@@ -172,7 +177,7 @@ def complete(args, length, k, smoothing, as_json):
         echo_json([{"tokens": p.tokens, "text": p.text, "probability": p.probability} for p in phrases])
         return
     for i, p in enumerate(phrases, 1):
-        click.echo(f"{i:>3}  {p.probability:.5f}  {context} … {p.text}")
+        click.echo(f"{i:>3}  {p.probability:.5f}  {context} … {model.tokenizer.display_text(p.text)}")
 
 
 @main.command()
@@ -199,7 +204,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
     if as_json:
         echo_json({"prompt": prompt, "tokens": tokens, "text": text, "seed": seed, "greedy": greedy})
         return
-    glue = " " if model.tokenizer.name == "words" and text[:1] not in tuple(".,;:!?)’”'") else ""
+    glue = "" if text[:1] in tuple(".,;:!?)’”'") else model.tokenizer.joiner
     click.echo(prompt + glue + text)
 
 
@@ -234,9 +239,10 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
         echo_json({"text": text_path or "held-out split", "results": [r.to_dict() for r in results]})
         return
     first = results[0]
+    sequences = f"{first.sentences:,} {model.tokenizer.sequence}{'' if first.sentences == 1 else 's'}"
     click.echo(
-        f"Text: {text_path or 'held-out split of the corpus'} — {first.tokens:,} tokens in {first.sentences:,} "
-        f"sentences, {first.words:,} words, {first.bytes:,} bytes; OOV {first.oov:,} ({first.oov / first.tokens:.2%})"
+        f"Text: {text_path or 'held-out split of the corpus'} — {first.tokens:,} tokens in {sequences}, "
+        f"{first.words:,} words, {first.bytes:,} bytes; OOV {first.oov:,} ({first.oov / first.tokens:.2%})"
     )
     for r in results:
         click.echo(f"  {describe_perplexity(r)}")
@@ -279,7 +285,7 @@ def stats(model_path, memory, as_json):
         echo_json(summary)
         return
     click.echo(f"Model: {path} ({summary['file_bytes'] / 1e6:.1f} MB on disk, loaded in {summary['load_seconds']} s)")
-    click.echo(f"Order {model.order}, tokenizer {model.tokenizer.name}{' (lowercase)' if model.tokenizer.lowercase else ''}, vocabulary {summary['vocabulary']:,}")
+    click.echo(f"Order {model.order}, tokenizer {model.tokenizer.describe()}, vocabulary {summary['vocabulary']:,}")
     click.echo(f"Trie nodes: {summary['nodes']:,}")
     for k, n in summary["ngrams_per_order"].items():
         click.echo(f"  {k}-grams: {n:,}")

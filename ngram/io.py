@@ -86,10 +86,14 @@ def model_from_document(document: object, path: Path | str = "model") -> NgramMo
         raise UserError(f"{path} is corrupted (order, vocabulary or trie missing)")
     if document.get("reserved_keys") != {"count": COUNT, "continuation": CONTINUATION}:
         raise UserError(f"{path} uses other reserved trie keys than this toolkit")
+    try:
+        tokenizer = tokenizer_from_config(document.get("tokenizer", {}))
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
     return NgramModel(
         root=root,
         order=order,
-        tokenizer=tokenizer_from_config(document.get("tokenizer", {})),
+        tokenizer=tokenizer,
         vocab=vocab,
         corpus=document.get("corpus"),
         info=document.get("info"),

@@ -131,17 +131,19 @@ class NgramModel:
         order: int = 5,
         tokens: str = "words",
         lowercase: bool = False,
-        min_count: int = 2,
+        min_count: int | None = None,
         heldout_fraction: float = 0.05,
         progress: bool = True,
     ) -> "NgramModel":
         """Build a model from a folder of .txt files (or a Corpus), held-out split excluded.
 
-        Words seen fewer than `min_count` times in the building text become ``<unk>``.
+        `tokens` is ``words``, ``chars``, ``gpt2`` or ``bpe:DIR`` (see ``ngram.tokenize``).
+        Tokens seen fewer than `min_count` times in the building text become ``<unk>``
+        (default: 2, or 1 with BPE tokens).
         """
+        tokenizer = get_tokenizer(tokens, lowercase)
         check_build_options(order, min_count)
         corpus = source if isinstance(source, Corpus) else load_corpus(source, heldout_fraction)
-        tokenizer = get_tokenizer(tokens, lowercase)
         sentences: list[list[str]] = []
         for text in tqdm(list(corpus.train_texts()), desc="tokenizing", unit="doc", disable=not progress, leave=False):
             sentences.extend(tokenizer.sentences(text))
@@ -153,11 +155,17 @@ class NgramModel:
         sentences: Sequence[Sequence[str]],
         order: int = 5,
         tokenizer: Tokenizer | None = None,
-        min_count: int = 2,
+        min_count: int | None = None,
         corpus: dict | None = None,
         progress: bool = False,
     ) -> "NgramModel":
-        """Build a model from already tokenized sentences (each gets ``<s>`` … ``</s>``)."""
+        """Build a model from already tokenized sentences (each gets ``<s>`` … ``</s>``).
+
+        `min_count` defaults to the tokenizer's (2 for words and characters, 1 for BPE).
+        """
+        tokenizer = tokenizer or get_tokenizer()
+        if min_count is None:
+            min_count = tokenizer.default_min_count
         check_build_options(order, min_count)
         started = time.perf_counter()
         frequencies = Counter(token for sentence in sentences for token in sentence)
@@ -175,7 +183,7 @@ class NgramModel:
             "training_sentences": len(encoded),
             "min_count": min_count,
         }
-        return cls(root, order, tokenizer or get_tokenizer(), vocab, corpus, info, statistics)
+        return cls(root, order, tokenizer, vocab, corpus, info, statistics)
 
     # ------------------------------------------------------------- vocabulary
     def to_vocab(self, tokens: Iterable[str]) -> list[str]:
@@ -349,35 +357,57 @@ class NgramModel:
                 sentence.append(token)
         if sentence:
             pieces.append(self.tokenizer.detokenize(sentence))
-        joiner = "" if self.tokenizer.name == "chars" else " "
-        return joiner.join(p for p in pieces if p)
+        return self.tokenizer.joiner.join(p for p in pieces if p)
 
     # ---------------------------------------------------------------- scoring
-    def score(
-        self, text: str, smoothing: str = "kn", order: int | None = None, progress: bool = False, **options: float
-    ) -> Perplexity:
-        """Perplexity of `text`: every sentence wrapped in ``<s> … </s>``, unknown words as ``<unk>``."""
+    def _probability_method(self, smoothing: str = "kn", order: int | None = None, **options: float) -> Smoothing:
+        """A smoothing method that gives true probabilities (stupid backoff is refused)."""
         method = self.smoothing(smoothing, order, **options)
         if not method.normalised:
             raise UserError(f"{smoothing} is a ranking score, not a probability: it has no perplexity")
+        return method
+
+    def token_logprobs(
+        self, tokens: Sequence[str], smoothing: str = "kn", order: int | None = None, **options: float
+    ) -> np.ndarray:
+        """log p(token_i | the tokens before it), in nats, for each token of ONE tokenized sequence.
+
+        `tokens` are the tokenizer's (``model.tokenizer.sentences(text)`` gives them);
+        tokens outside the vocabulary are scored as ``<unk>``. The context starts with
+        ``<s>``; the closing ``</s>`` is not scored, so entry i belongs to tokens[i]
+        (with BPE tokens, to the transformer's token i of the same text). A token of
+        probability 0 (only MLE gives those) gets -inf.
+        """
+        if isinstance(tokens, str):
+            raise UserError("token_logprobs takes a list of tokens, not a text (see model.tokenizer.sentences)")
+        method = self._probability_method(smoothing, order, **options)
+        return sequence_logprobs(method, [BOS, *self.to_vocab(tokens)])
+
+    def score(
+        self, text: str, smoothing: str = "kn", order: int | None = None, progress: bool = False, **options: float
+    ) -> Perplexity:
+        """Perplexity of `text`: every sentence wrapped in ``<s> … </s>``, unknown words as ``<unk>``.
+
+        With BPE tokens the whole text is one sequence. Per-word and per-byte figures
+        use the whitespace words and the UTF-8 bytes of `text`, whatever the tokens.
+        """
+        method = self._probability_method(smoothing, order, **options)
         sentences = list(self.tokenizer.sentences(text))
         if not sentences:
             raise UserError("the text has no tokens to score")
-        n = method.order
         nll, tokens, oov, zeros = 0.0, 0, 0, 0
         for sentence in tqdm(sentences, desc="scoring", unit="sent", disable=not progress, leave=False):
             mapped = [BOS, *self.to_vocab(sentence), EOS]
             oov += sum(1 for a, b in zip(sentence, mapped[1:]) if b == UNK and a != UNK)
-            for i in range(1, len(mapped)):
-                p = method.prob(mapped[max(0, i - n + 1): i], mapped[i])
-                if p > 0:
-                    nll -= math.log(p)
-                else:
+            for logp in sequence_logprobs(method, mapped).tolist():
+                if logp == -math.inf:
                     zeros += 1
+                else:
+                    nll -= logp
                 tokens += 1
         return Perplexity(
             smoothing=smoothing,
-            order=n,
+            order=method.order,
             tokens=tokens,
             sentences=len(sentences),
             oov=oov,
@@ -411,7 +441,9 @@ class NgramModel:
                 self._train_documents = []
             else:
                 self._train_documents = list(corpus.train_texts())
-        pattern = phrase_pattern(wanted, self.tokenizer.name, self.tokenizer.lowercase)
+        pattern = self.tokenizer.phrase_pattern(wanted)
+        if pattern is None:
+            return None
         for text in self._train_documents:
             match = pattern.search(text)
             if match:
@@ -449,11 +481,11 @@ def gc_paused():
             gc.enable()
 
 
-def check_build_options(order: int, min_count: int) -> None:
-    """Refuse impossible build settings before any work is done."""
+def check_build_options(order: int, min_count: int | None) -> None:
+    """Refuse impossible build settings before any work is done (min_count None: the default)."""
     if order < 1:
         raise UserError(f"order must be at least 1, got {order}")
-    if min_count < 1:
+    if min_count is not None and min_count < 1:
         raise UserError(f"min-count must be at least 1, got {min_count}")
 
 
@@ -464,6 +496,20 @@ def build_vocabulary(frequencies: Counter, min_count: int) -> list[str]:
         raise UserError(f"the tokenizer produced a reserved token {clashes[0]!r}")
     kept = sorted((t for t, c in frequencies.items() if c >= min_count), key=lambda t: (-frequencies[t], t))
     return [*SPECIALS, *kept]
+
+
+def sequence_logprobs(method: Smoothing, mapped: Sequence[str]) -> np.ndarray:
+    """log p(mapped[i] | mapped[:i]) in nats for i = 1 … len-1 (-inf where p = 0).
+
+    `mapped` is one sequence already mapped to the vocabulary, starting with ``<s>``;
+    each token sees at most the `method.order` - 1 tokens before it.
+    """
+    n = method.order
+    logprobs = np.empty(max(0, len(mapped) - 1))
+    for i in range(1, len(mapped)):
+        p = method.prob(mapped[max(0, i - n + 1): i], mapped[i])
+        logprobs[i - 1] = math.log(p) if p > 0 else -math.inf
+    return logprobs
 
 
 def pick_token(p: np.ndarray, rng: np.random.Generator, greedy: bool, temperature: float, top_k: int | None) -> int:
@@ -477,21 +523,6 @@ def pick_token(p: np.ndarray, rng: np.random.Generator, greedy: bool, temperatur
     weights = np.exp(logits - logits.max())
     weights[p <= 0] = 0.0
     return int(rng.choice(len(p), p=weights / weights.sum()))
-
-
-def phrase_pattern(tokens: Sequence[str], tokenizer: str, lowercase: bool) -> re.Pattern:
-    """A regex finding `tokens` in raw text, whatever white space lies between them."""
-    if tokenizer == "chars":
-        body = "".join(re.escape(t) for t in tokens)
-        return re.compile(body, re.IGNORECASE if lowercase else 0)
-    parts = []
-    for i, token in enumerate(tokens):
-        piece = r"[^\W_]+" if token == UNK else re.escape(token)
-        if i:
-            word_pair = tokens[i - 1][-1:].isalnum() and token[:1].isalnum()
-            parts.append(r"[\s_]+" if word_pair else r"[\s_]*")
-        parts.append(piece)
-    return re.compile(r"(?<![^\W_])" + "".join(parts) + r"(?![^\W_])", re.IGNORECASE if lowercase else 0)
 
 
 def sentence_around(text: str, start: int, end: int, limit: int = 160) -> str:

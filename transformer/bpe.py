@@ -15,7 +15,7 @@ How GPT-2 turns text into token ids, in four steps (one function each):
 
 Decoding reverses steps 4 and 2: ids → symbols → bytes → text.
 
-    >>> tok = BPETokenizer.from_dir("../shared/gpt2")
+    >>> tok = gpt2_tokenizer()         # OpenAI's files, shipped with the package
     >>> tok.encode("Hello world")
     [15496, 995]
     >>> tok.decode([15496, 995])
@@ -26,6 +26,8 @@ count adjacent pairs, merge the most frequent, repeat.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import heapq
 import json
 import operator
@@ -46,11 +48,13 @@ __all__ = [
     "bytes_to_symbols",
     "bytes_to_unicode",
     "count_words",
+    "gpt2_tokenizer",
     "learn_bpe",
     "pretokenize",
     "read_merges",
     "read_vocab",
     "symbols_to_bytes",
+    "tokenizer_fingerprint",
 ]
 
 ENDOFTEXT = "<|endoftext|>"
@@ -65,6 +69,9 @@ _SPLIT_RE = regex.compile(GPT2_SPLIT_PATTERN)
 OPENAI_NAMES = ("encoder.json", "vocab.bpe")
 HF_NAMES = ("vocab.json", "merges.txt")
 MERGES_HEADER = "#version: 0.2"
+
+#: OpenAI's GPT-2 tokenizer files, shipped with the package (see its README.md).
+GPT2_TOKENIZER_DIR = Path(__file__).resolve().parent / "gpt2_tokenizer"
 
 # How many distinct words the encode cache remembers before it starts afresh.
 CACHE_LIMIT = 500_000
@@ -345,6 +352,37 @@ class BPETokenizer:
 
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, eot_id={self.eot_id})"
+
+
+# ---------------------------------------------------------------------------
+# GPT-2's own tokenizer, and telling tokenizers apart
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def gpt2_tokenizer() -> BPETokenizer:
+    """OpenAI's GPT-2 tokenizer, from the files shipped with this package (no download).
+
+    Loaded once and shared: treat it as read-only.
+    """
+    return BPETokenizer.from_dir(GPT2_TOKENIZER_DIR)
+
+
+def tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:
+    """A sha256 hex digest of a tokenizer's vocabulary and merges.
+
+    Two tokenizers have the same fingerprint exactly when they have the same tokens
+    with the same ids and the same merges in the same order, whatever their files
+    are called or however the JSON is laid out.  Use it to refuse comparing models
+    built over different tokens.  What is hashed: the UTF-8 JSON text of
+    ``{"vocab": [[token, id], ...] (by id), "merges": [[left, right], ...]}``.
+    """
+    canonical = {  # JSON writes the (token, id) and (left, right) tuples as lists
+        "vocab": sorted(tokenizer.encoder.items(), key=operator.itemgetter(1)),
+        "merges": tokenizer.merges,
+    }
+    text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------------------
