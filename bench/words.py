@@ -71,13 +71,15 @@ def softmax_vector(logits: np.ndarray) -> np.ndarray:
 
 
 def next_word_distribution(
-    model, tokenizer, prompt_ids: list[int], budget: int = 24, per_step: int = 256, min_mass: float = 1e-5
+    model, tokenizer, prompt_ids: list[int], budget: int = 24, per_step: int = 256, min_mass: float = 1e-5,
+    max_depth: int | None = None,
 ) -> WordDistribution:
     """Expand the model's token continuations after `prompt_ids` into next-word probabilities.
 
-    budget:   forward passes for continuing unfinished words (the first step is free)
-    per_step: only the `per_step` most likely next tokens of each step are followed
-    min_mass: prefixes less likely than this are not expanded
+    budget:    forward passes for continuing unfinished words (the first step is free)
+    per_step:  only the `per_step` most likely next tokens of each step are followed
+    min_mass:  prefixes less likely than this are not expanded
+    max_depth: words must be settled within this many tokens (None: no limit)
     """
     started = time.perf_counter()
     logits, prompt_cache = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
@@ -107,7 +109,7 @@ def next_word_distribution(
     n_ctx = model.config.n_ctx
     while pending and expansions < budget:
         neg_p, _, ids = heapq.heappop(pending)
-        if len(prompt_ids) + len(ids) >= n_ctx:
+        if len(prompt_ids) + len(ids) >= n_ctx or (max_depth is not None and len(ids) >= max_depth):
             continue
         # Always extend the prompt's cache (length fixed), so branches never disturb each other.
         step_logits, _ = model.forward(np.asarray(ids), cache=prompt_cache)

@@ -1,0 +1,292 @@
+"""`bench compare`: both models on the same prompt, side by side.
+
+For a prompt, each model gives
+- its next-WORD distribution, top k with probabilities. The n-gram's tokens are words
+  already; the transformer's BPE pieces are expanded into words (`bench.words`), and
+  the share of probability that expansion reached is reported as `covered`;
+- why: for the n-gram the context it matched (order, count, a sentence from the books);
+  for the transformer its top next tokens and, on request, the logit lens;
+- a short greedy continuation;
+- the wall time of its prediction.
+
+    >>> from bench import compare, models
+    >>> result = compare.compare("It was the best of times", models.ngram_model(), models.transformer_model())
+    >>> print(compare.render_text(result))
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from corpora import UserError
+from ngram import NgramModel
+from ngram.smoothing import BOS, EOS, UNK
+from ngram.trie import count_of
+from transformer import generate
+from transformer.inspection import logit_lens
+
+from .models import TransformerChoice
+from .words import next_word_distribution
+
+SMOOTHING_NAMES = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE"}
+
+
+@dataclass
+class WordProbability:
+    word: str
+    probability: float
+    count: int | None = None  # n-gram only: times it followed the matched context
+
+
+@dataclass
+class NgramColumn:
+    model: str
+    words: list[WordProbability]
+    matched_context: list[str]
+    matched_order: int
+    context_count: int
+    example: str | None
+    continuation: str
+    seconds: float  # the prediction (distribution + ranking), not the continuation
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TransformerColumn:
+    model: str
+    words: list[WordProbability]
+    covered: float  # probability mass of the expansion that ended in a whole word
+    expansions: int  # extra forward passes the word expansion used
+    top_tokens: list[tuple[str, float]]
+    continuation: str
+    seconds: float  # the prompt's forward pass plus the word expansion
+    prompt_tokens: int
+    logit_lens: list[list[tuple[str, float]]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    prompt: str
+    k: int
+    ngram: NgramColumn
+    transformer: TransformerColumn
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------ the n-gram side
+
+
+def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str = "kn") -> NgramColumn:
+    """The n-gram's k most probable next words (smoothed), and the context it matched."""
+    started = time.perf_counter()
+    prediction = model.predict(prompt, k=k, smoothing=smoothing, example=False)
+    method = model.smoothing(smoothing)
+    context = prediction.context or [BOS]
+    p = method.distribution(context)
+    best = np.argsort(-p, kind="stable")[:k]
+    node = model.counts.context_node(prediction.matched_context)
+    words = []
+    for i in best:
+        token = model.counts.predictable[int(i)]
+        child = node.get(token) if node is not None else None
+        words.append(WordProbability(token, float(p[i]), 0 if child is None else count_of(child)))
+    seconds = time.perf_counter() - started
+    example = model.example_sentence(prediction.matched_context, words[0].word if words else None)
+    continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
+    label = f"{model.order}-gram, {SMOOTHING_NAMES.get(smoothing, smoothing)}"
+    return NgramColumn(
+        model=label,
+        words=words,
+        matched_context=[t for t in prediction.matched_context if t != BOS],
+        matched_order=prediction.matched_order,
+        context_count=prediction.context_count,
+        example=example,
+        continuation=continuation,
+        seconds=seconds,
+        notes=list(prediction.notes),
+    )
+
+
+# -------------------------------------------------------------- the transformer side
+
+
+def prompt_ids(choice: TransformerChoice, prompt: str, room: int) -> tuple[list[int], list[str]]:
+    """The prompt's BPE ids (trailing white space dropped: the next word brings its own
+    space), cut to the latest tokens if the prompt is longer than the window allows."""
+    ids = choice.tokenizer.encode(prompt.rstrip())
+    notes = []
+    limit = choice.model.config.n_ctx - room
+    if len(ids) > limit:
+        notes.append(f"the prompt has {len(ids)} tokens; the transformer reads only the last {limit} (its window)")
+        ids = ids[-limit:]
+    return ids, notes
+
+
+def transformer_next_words(
+    choice: TransformerChoice, prompt: str, k: int = 10, lowercase: bool = False,
+    budget: int = 24, explain: bool = False,
+) -> TransformerColumn:
+    """The transformer's k most probable next words, by expanding BPE continuations."""
+    continuation_tokens = 20
+    ids, notes = prompt_ids(choice, prompt, room=continuation_tokens + 4)
+    dist = next_word_distribution(choice.model, choice.tokenizer, ids, budget=budget)
+    words: dict[str, float] = {}
+    for word, p in dist.words.items():  # fold case like the n-gram did, if it did
+        key = word.lower() if lowercase else word
+        words[key] = words.get(key, 0.0) + p
+    top = sorted(words.items(), key=lambda wp: (-wp[1], wp[0]))[:k]
+    new = generate(choice.model, ids, max_new_tokens=continuation_tokens, stop_id=getattr(choice.tokenizer, "eot_id", None))
+    lens = None
+    if explain:
+        tok = choice.tokenizer
+        lens = [[(tok.decode([t]), p) for t, p in layer] for layer in logit_lens(choice.model, ids, k=3)]
+    return TransformerColumn(
+        model=choice.description,
+        words=[WordProbability(w, p) for w, p in top],
+        covered=dist.covered,
+        expansions=dist.expansions,
+        top_tokens=dist.top_tokens,
+        continuation=choice.tokenizer.decode(new),
+        seconds=dist.seconds,
+        prompt_tokens=len(ids),
+        logit_lens=lens,
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------ both
+
+
+def compare(
+    prompt: str, ngram: NgramModel, transformer: TransformerChoice, k: int = 10,
+    explain: bool = False, smoothing: str = "kn",
+) -> Comparison:
+    """Both models' next-word predictions for `prompt`, with their reasons and timings."""
+    if not prompt.strip():
+        raise UserError('the prompt is empty; give some text, e.g. "It was the best of times"')
+    if k < 1:
+        raise UserError(f"-k must be at least 1, got {k}")
+    left = ngram_next_words(ngram, prompt, k, smoothing)
+    right = transformer_next_words(transformer, prompt, k, ngram.tokenizer.lowercase, explain=explain)
+    return Comparison(prompt, k, left, right)
+
+
+# ---------------------------------------------------------------------- output
+
+
+def show_word(word: str) -> str:
+    return {EOS: "</s> (end of sentence)", UNK: "<unk> (any rare word)"}.get(word, word)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def render_text(c: Comparison) -> str:
+    """The side-by-side table a person reads in a terminal."""
+    n, t = c.ngram, c.transformer
+    width = 30
+    lines = [
+        f"Prompt: {c.prompt}",
+        f"  n-gram:      {n.model}",
+        f"  transformer: {t.model}",
+        "",
+        f"  {'#':>2}  {'n-gram next word':<{width}} {'p':>7}    {'transformer next word':<{width}} {'p':>7}",
+    ]
+    for i in range(c.k):
+        a = n.words[i] if i < len(n.words) else None
+        b = t.words[i] if i < len(t.words) else None
+        left = f"{show_word(a.word)[:width]:<{width}} {a.probability:7.4f}" if a else " " * (width + 8)
+        right = f"{show_word(b.word)[:width]:<{width}} {b.probability:7.4f}" if b else ""
+        lines.append(f"  {i + 1:>2}  {left}    {right}".rstrip())
+    context = " ".join(n.matched_context) or "(nothing: unigrams)"
+    lines += [
+        "",
+        f"n-gram: matched \"{context}\" ({n.matched_order}-gram; context seen {n.context_count:,} "
+        f"time{'s' if n.context_count != 1 else ''}); probabilities are smoothed and sum to 1 over its vocabulary.",
+    ]
+    if n.example:
+        lines.append(f"  Why: “{n.example}”")
+    lines += [f"  Note: {note}" for note in n.notes]
+    tokens = ", ".join(f"{tok!r} {p:.3f}" for tok, p in t.top_tokens[:5])
+    lines += [
+        f"transformer: next-token odds {tokens}",
+        f"  Words are built from BPE pieces: the table holds {t.covered:.1%} of the probability "
+        f"({t.expansions} extra forward passes).",
+    ]
+    lines += [f"  Note: {note}" for note in t.notes]
+    if t.logit_lens:
+        lines.append("  Logit lens (top guesses after each layer; 0 = embeddings only):")
+        for layer, guesses in enumerate(t.logit_lens):
+            lines.append(f"    {layer:>2}: " + ", ".join(f"{tok!r} {p:.2f}" for tok, p in guesses))
+    lines += [
+        "",
+        "Greedy continuation:",
+        f"  n-gram:      {c.prompt.rstrip()} … {n.continuation}",
+        f"  transformer: {c.prompt.rstrip()} … {t.continuation.strip()}",
+        "",
+        f"Prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)} "
+        f"({t.prompt_tokens} prompt tokens + {t.expansions} expansions)",
+    ]
+    return "\n".join(lines)
+
+
+def md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def top_words(words: list[WordProbability], n: int) -> str:
+    return ", ".join(f"{show_word(w.word).split(' ')[0]} ({w.probability:.2f})" for w in words[:n])
+
+
+def render_table(results: list[Comparison], markdown: bool = False, top: int = 3) -> str:
+    """Several prompts, one row each: the top words of both, the n-gram's order, times."""
+    header = ["prompt", "n-gram top words", "order", "transformer top words", "covered", "n-gram ms", "transformer ms"]
+    rows = [
+        [
+            r.prompt, top_words(r.ngram.words, top), str(r.ngram.matched_order), top_words(r.transformer.words, top),
+            f"{r.transformer.covered:.0%}", f"{r.ngram.seconds * 1000:.1f}", f"{r.transformer.seconds * 1000:.1f}",
+        ]
+        for r in results
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 4 and i != 2 else "---:" for i in range(len(header))) + "|"]
+        lines += ["| " + " | ".join(md_cell(x) for x in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), *(fmt.format(*row) for row in rows)])
+
+
+def render_markdown(c: Comparison) -> str:
+    """One prompt as Markdown, to paste into teaching material."""
+    n, t = c.ngram, c.transformer
+    lines = [
+        f"**Prompt:** {md_cell(c.prompt)}",
+        "",
+        f"| # | n-gram ({md_cell(n.model)}) | p | transformer ({md_cell(t.model)}) | p |",
+        "|---:|---|---:|---|---:|",
+    ]
+    for i in range(c.k):
+        a = n.words[i] if i < len(n.words) else None
+        b = t.words[i] if i < len(t.words) else None
+        lines.append(
+            f"| {i + 1} | {md_cell(show_word(a.word)) if a else ''} | {f'{a.probability:.4f}' if a else ''} "
+            f"| {md_cell(show_word(b.word)) if b else ''} | {f'{b.probability:.4f}' if b else ''} |"
+        )
+    context = " ".join(n.matched_context) or "(unigrams)"
+    lines += [
+        "",
+        f"- n-gram matched *{md_cell(context)}* ({n.matched_order}-gram, seen {n.context_count:,} times)"
+        + (f"; e.g. “{md_cell(n.example)}”" if n.example else ""),
+        f"- transformer: the word table covers {t.covered:.1%} of its probability",
+        f"- greedy continuation, n-gram: *{md_cell(n.continuation)}*",
+        f"- greedy continuation, transformer: *{md_cell(t.continuation.strip())}*",
+        f"- prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)}",
+    ]
+    return "\n".join(lines)
