@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,23 @@ def test_datasets_text_files_read_locally(tmp_path):
 def test_documents_keep_their_hash():
     doc = Document("x.txt", "hello\n")
     assert doc.sha256 == hashlib.sha256(b"hello\n").hexdigest()
+
+
+def test_atomic_write_replaces_whole_files_or_nothing(tmp_path):
+    import stat
+
+    from corpora.common import atomic_write
+
+    target = tmp_path / "model.json"
+    with atomic_write(target, "w") as handle:
+        handle.write("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as handle:
+            handle.write("new, half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]  # no temporary file left
+    mode = stat.S_IMODE(target.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # like any file the user makes, not mkstemp's 0600
