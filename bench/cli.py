@@ -9,6 +9,7 @@ from corpora.common import UserError, echo_json, friendly_errors
 
 from . import compare as comparing
 from . import models
+from .perplexity import ABLATIONS
 
 NGRAM_HELP = "The n-gram model file [default: the default model; built from the default books if missing]."
 TRANSFORMER_HELP = (
@@ -140,7 +141,8 @@ def evaluation_text(ngram, text_file, dataset, dataset_config, split, column, ma
               help="Score only the first N words (0 = all) [default: all of the held-out split; 300,000 of a file or dataset].")
 @click.option("--orders", default=None, help="n-gram orders to score, e.g. 1-5 or 3,5 [default: 1..N].")
 @click.option("--closed-vocab", is_flag=True, help="Score unknown words as a free <unk> (not comparable in bits per byte).")
-@click.option("--no-ablation", is_flag=True, help="Skip the transformer rows with its context cut to n-1 tokens.")
+@click.option("--ablation", type=click.Choice(ABLATIONS), default="top", show_default=True,
+              help="Transformer rows with its context cut to n-1 tokens: for the highest order only, every order, or none.")
 @click.option("--mix", "mix", type=click.FloatRange(0, 1), multiple=True,
               help="Also score λ·p_transformer + (1−λ)·p_ngram on aligned BPE tokens (repeatable); reports the best λ.")
 @ngram_option
@@ -149,7 +151,7 @@ def evaluation_text(ngram, text_file, dataset, dataset_config, split, column, ma
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
-def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, no_ablation, mix,
+def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
                ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
 
@@ -174,7 +176,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         models.notice(f"scoring the first {text.units.words:,} words (--max-words); --max-words 0 scores all")
     report = ppl.compare_perplexity(
         ngram, transformer, text, parse_orders(orders, ngram.order), open_vocab=not closed_vocab,
-        ablation=not no_ablation, progress=progress,
+        ablation=ablation, progress=progress,
     )
     if mix:
         from . import mixing
@@ -250,11 +252,13 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for everything random (the speed contexts).")
 @click.option("--no-speed", is_flag=True, help="Leave out the speed section (the only part that varies between runs).")
 @click.option("--no-mix", is_flag=True, help="Leave out the mixture rows (they need an n-gram over the transformer's tokens).")
+@click.option("--ablation", type=click.Choice(ABLATIONS), default="top", show_default=True,
+              help="Transformer rows with its context cut to n-1 tokens: highest order only, every order, or none.")
 @ngram_option
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
-def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ngram_path, transformer_name, progress):
+def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, ngram_path, transformer_name, progress):
     """Run compare, perplexity and speed; write one folder a reader can cite and rerun.
 
     report.md holds the tables with the exact command, model hashes, corpus, split and
@@ -280,7 +284,7 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, n
     command = exact_command()
     result = reporting.build_report(
         ngram, Path(ngram_path or default_model_path()), transformer, text, command, prompts, seed,
-        speed=not no_speed, mix=not no_mix, corpus_folder=models.corpus_folder_of(ngram), progress=progress,
+        speed=not no_speed, mix=not no_mix, ablation=ablation, corpus_folder=models.corpus_folder_of(ngram), progress=progress,
     )
     path = reporting.write_report(result, output)
     click.echo(f"Wrote {path} and {len(result.files) - 1} more files in {output}.")

@@ -86,8 +86,7 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
     started = time.perf_counter()
     prediction = model.predict(prompt, k=k, smoothing=smoothing, example=False)
     method = model.smoothing(smoothing)
-    context = prediction.context or [BOS]
-    p = method.distribution(context)
+    p = method.distribution(prediction.context)  # [] when every word was unknown: unigrams
     best = np.argsort(-p, kind="stable")[:k]
     node = model.counts.context_node(prediction.matched_context)
     words = []

@@ -325,13 +325,18 @@ def render_report(report: PerplexityReport, markdown: bool = False) -> str:
 
 def compare_perplexity(
     ngram: NgramModel, choice: TransformerChoice, text: EvalText, orders: Iterable[int] | None = None,
-    smoothings: Iterable[str] = SMOOTHINGS, open_vocab: bool = True, ablation: bool = True, progress: bool = False,
+    smoothings: Iterable[str] = SMOOTHINGS, open_vocab: bool = True, ablation: str = "top", progress: bool = False,
 ) -> PerplexityReport:
-    """Score `text` with both models: the n-gram rows, then the transformer rows."""
+    """Score `text` with both models: the n-gram rows, then the transformer rows.
+
+    ablation: which context-cut transformer rows to add: "top" (n-1 tokens for the
+    highest order n scored), "all" (n-1 for every order n > 1) or "none". A cut context
+    of c tokens costs about c+1 forward positions per token, so "all" is the slow one.
+    """
     orders = list(orders or range(1, ngram.order + 1))
     spelling = SpellingModel.for_model(ngram) if open_vocab else None
     rows = ngram_rows(ngram, text.text, orders, smoothings, spelling, progress)
-    cut = [n - 1 for n in orders if n > 1] if ablation else []
+    cut = ablation_contexts(orders, ablation)
     rows += transformer_rows(choice, text.text, cut, progress)
     tokens = rows[0].tokens if rows else 0
     oov_rate = rows[0].oov / tokens if tokens else 0.0
@@ -345,6 +350,19 @@ def compare_perplexity(
         ngram_model=f"{ngram.order}-gram over {ngram.tokenizer.name}, vocabulary {len(ngram.vocab):,} ({vocab_note})",
         transformer_model=choice.description, rows=rows, oov_rate=oov_rate, caveats=caveats,
     )
+
+
+ABLATIONS = ("top", "all", "none")
+
+
+def ablation_contexts(orders: list[int], ablation: str) -> list[int]:
+    """The transformer context lengths (n-1) to score for the given n-gram orders."""
+    if ablation not in ABLATIONS:
+        raise UserError(f"ablation must be one of {', '.join(ABLATIONS)}, got {ablation!r}")
+    cuts = [n - 1 for n in orders if n > 1]
+    if ablation == "none" or not cuts:
+        return []
+    return cuts if ablation == "all" else [max(cuts)]
 
 
 def training_data_caveats(ngram: NgramModel, choice: TransformerChoice) -> list[str]:

@@ -95,13 +95,13 @@ def describe_models(ngram: NgramModel, ngram_path: Path, choice: TransformerChoi
 
 def build_report(
     ngram: NgramModel, ngram_path: Path, choice: TransformerChoice, text: ppl.EvalText, command: str,
-    prompts: list[str] | None = None, seed: int = 0, speed: bool = True, mix: bool = True,
+    prompts: list[str] | None = None, seed: int = 0, speed: bool = True, mix: bool = True, ablation: str = "top",
     corpus_folder: Path | None = None, k: int = 10, progress: bool = True,
 ) -> Report:
     """Run everything; nothing is written here."""
     prompts = prompts or standard_prompts()
     comparisons = [comparing.compare(p, ngram, choice, k) for p in prompts]
-    perplexity = ppl.compare_perplexity(ngram, choice, text, progress=progress)
+    perplexity = ppl.compare_perplexity(ngram, choice, text, ablation=ablation, progress=progress)
     if mix:
         from . import mixing
 

@@ -87,7 +87,7 @@ def test_both_models_are_divided_by_the_same_words_and_bytes(ngram, gpt):
     from transformer import perplexity as transformer_perplexity
 
     text = ppl.heldout_text(ngram)
-    report = ppl.compare_perplexity(ngram, gpt, text, orders=[1, 2, 3])
+    report = ppl.compare_perplexity(ngram, gpt, text, orders=[1, 2, 3], ablation="all")
     units = TextUnits.of(text.text)
     assert report.units == units
     assert {r.units for r in report.rows} == {units}
@@ -347,7 +347,7 @@ def test_mixing_refuses_an_ngram_over_other_tokens(ngram, gpt):
 
 
 def test_perplexity_mix_cli_builds_the_aligned_ngram_once(ngram_file):
-    args = ["perplexity", "--mix", "0.5", "--no-ablation", "--orders", "3", "--ngram", ngram_file, "--transformer", FIXTURE, "--no-progress"]
+    args = ["perplexity", "--mix", "0.5", "--ablation", "none", "--orders", "3", "--ngram", ngram_file, "--transformer", FIXTURE, "--no-progress"]
     out = invoke(*args, "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
