@@ -1,1 +1,16 @@
-"""The comparison harness: both models on the same prompts and the same text."""
+"""The comparison harness: both models on the same prompts and the same text.
+
+    >>> from bench import compare, models
+    >>> ngram, gpt = models.ngram_model(), models.transformer_model()   # default models
+    >>> print(compare.render_text(compare.compare("It was the best of times", ngram, gpt)))
+
+The pieces:
+  models      which two models (default n-gram, built on first use; GPT-2 or the bundled model)
+  words       next-WORD probabilities from a BPE model (expanding token continuations)
+  compare     side-by-side next-word predictions, reasons, continuations, timings
+  units       words and bytes of a text: the one place where units are counted
+  perplexity  both models on the same text (open-vocabulary n-gram, context-window ablation)
+  mixing      aligned BPE tokens and the interpolation λ·p_transformer + (1−λ)·p_ngram
+  speed       build, load, latency and generation speed, side by side
+  report      all of it in one folder: report.md, report.json and plots
+"""

@@ -28,7 +28,10 @@ from .score import PerplexityResult
 from .score import perplexity as text_perplexity
 from .weights import resolve_model_dir
 
-MODEL_HELP = "A model folder (config.json, model.safetensors, tokenizer files) or a Hugging Face name."
+MODEL_HELP = (
+    "A model folder (config.json, model.safetensors, tokenizer files), a Hugging Face name, "
+    "or 'bundled' (the small GPT-2 trained on the default books, shipped with this package)."
+)
 
 
 def model_option(func):

@@ -293,7 +293,8 @@ def offline_help(repo_id: str) -> str:
     return (
         f"model {repo_id!r} is not a folder and is not in the Hugging Face cache, and the Hub "
         f"cannot be reached: download {files} from https://huggingface.co/{repo_id}/tree/main "
-        f"into one folder and pass --model FOLDER (or run once online to fill ~/.cache/huggingface/hub)"
+        f"into one folder and pass --model FOLDER (or run once online to fill ~/.cache/huggingface/hub); "
+        f"--model bundled works offline"
     )
 
 
