@@ -187,3 +187,12 @@ def test_output_must_be_new_or_empty(corpus, tmp_path):
     (tmp_path / "full" / "notes.txt").write_text("mine", encoding="utf-8")
     result = invoke(corpus, "-o", tmp_path / "full", *TINY_ARGS)
     assert result.exit_code == 1 and "is not empty" in result.output
+
+
+def test_train_and_bpe_are_transformer_subcommands():
+    from transformer.cli import main
+
+    listing = CliRunner().invoke(main, ["--help"])
+    assert listing.exit_code == 0 and "train" in listing.output and "bpe" in listing.output
+    helped = CliRunner().invoke(main, ["train", "--help"])
+    assert helped.exit_code == 0 and "Example" in helped.output and "--resume" in helped.output
