@@ -34,6 +34,9 @@ from transformer.model import GPT2
 from .models import TransformerChoice
 
 
+LENGTHS = (1, 4, 16, 64, 256, 1024)  # prompt lengths (tokens) for latency against context length
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (Linux reports KB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -105,15 +108,30 @@ TASKS = {"build-ngram": task_build_ngram, "load-ngram": task_load_ngram, "load-t
 # ------------------------------------------------------------------ in process
 
 
-def ngram_latency(model: NgramModel, contexts: list[list[str]], order: int, k: int = 10) -> list[float]:
-    """Seconds per top-k prediction at the given order (the context cut to order-1 tokens)."""
+def ngram_latency(model: NgramModel, contexts: list[list[str]], order: int | None = None, k: int = 10) -> list[float]:
+    """Seconds per top-k prediction (with `order`, each context first cut to order-1 tokens)."""
     times = []
     for context in contexts:
-        h = context[-(order - 1):] if order > 1 else context[-1:]
+        h = context if order is None else context[-(order - 1):] if order > 1 else context[-1:]
         started = time.perf_counter()
         model.predict(h, k=k)
         times.append(time.perf_counter() - started)
     return times
+
+
+def ngram_latency_by_length(model: NgramModel, text: str, lengths: list[int], count: int, seed: int) -> dict[int, list[float]]:
+    """Seconds per top-10 prediction from contexts of each length (in n-gram tokens), drawn
+    from the text's token stream. Only the last order-1 tokens matter, which this shows."""
+    stream = [t for sentence in model.tokenizer.sentences(text) for t in model.to_vocab(sentence)]
+    usable = [n for n in lengths if n < len(stream)]
+    if not usable:
+        raise UserError("the text is too short to draw contexts from")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in usable:
+        ends = rng.integers(n, len(stream), count)
+        out[n] = ngram_latency(model, [stream[e - n:e] for e in ends])
+    return out
 
 
 def ngram_generation_rate(model: NgramModel, prompt: list[str], tokens: int, seed: int) -> float:
@@ -193,6 +211,8 @@ def measure(
             model = load_ngram(path)
             sample = sample or contexts_from(model, text, contexts, seed)
             times = ngram_latency(model, sample, n)
+            if n == max(orders):
+                by_length = ngram_latency_by_length(model, text, LENGTHS, max(20, contexts // 5), seed)
             report.ngram.append({
                 "order": n, "build_seconds": built["seconds"], "build_tokens_per_second": built["tokens"] / built["seconds"],
                 "build_peak_mb": built["peak_mb"], "nodes": built["nodes"], "file_mb": Path(path).stat().st_size / 1e6,
@@ -209,7 +229,7 @@ def measure(
     model = choice.model
     ids = choice.tokenizer.encode(text[:200_000])
     n_ctx = model.config.n_ctx
-    lengths = [n for n in (1, 4, 16, 64, 256, 1024) if n <= min(n_ctx, len(ids))]
+    lengths = [n for n in LENGTHS if n <= min(n_ctx, len(ids))]
     latency = transformer_latency(model, ids, lengths, repeats)
     prompt = ids[:32]
     new = min(generate_tokens, n_ctx - len(prompt))
@@ -229,7 +249,7 @@ def measure(
     t_latency = statistics.median(latency[max(n for n in lengths if n <= 16)]) * 1e3
     report.latency_by_context = {
         "transformer": {str(n): statistics.median(t) * 1e3 for n, t in latency.items()},
-        "ngram": {str(n): top["latency_median_ms"] for n in lengths},
+        "ngram": {str(n): statistics.median(t) * 1e3 for n, t in by_length.items() if n in lengths},
     }
     report.ratios = {
         "transformer_vs_ngram_latency": t_latency / top["latency_median_ms"],
