@@ -285,13 +285,15 @@ class KneserNey(Smoothing):
                 break
             d1, d2, d3 = self.discounts[k]
             gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
-            lower = p
-            p = []
-            for token, below in zip(tokens, lower):
-                child = node.get(token)  # (inlined child_count: this loop is the hot path)
-                c = 0 if child is None else child if type(child) is int else child[COUNT if raw else CONTINUATION]
-                discounted = c - (d1 if c == 1 else d2 if c == 2 else d3) if c > 0 else 0.0
-                p.append(discounted / total + gamma * below)
+            discount = (0.0, d1, d2, d3)  # by count 0, 1, 2, 3+
+            key = COUNT if raw else CONTINUATION
+            get = node.get
+            # c(h w) for each token (inlined child_count: this is the hot path of predict)
+            counts = [0 if (child := get(t)) is None else child if type(child) is int else child[key] for t in tokens]
+            p = [
+                (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
+                for c, below in zip(counts, p)
+            ]
         return p
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
