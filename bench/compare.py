@@ -93,15 +93,17 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
     for i in best:
         token = model.counts.predictable[int(i)]
         child = node.get(token) if node is not None else None
-        words.append(WordProbability(token, float(p[i]), 0 if child is None else count_of(child)))
+        shown = model.tokenizer.display(token)  # words as they are; BPE tokens quoted, e.g. " night"
+        words.append(WordProbability(shown, float(p[i]), 0 if child is None else count_of(child)))
     seconds = time.perf_counter() - started
-    example = model.example_sentence(prediction.matched_context, words[0].word if words else None)
+    top = model.counts.predictable[int(best[0])] if len(best) else None
+    example = model.example_sentence(prediction.matched_context, top)
     continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
     label = f"{model.order}-gram, {SMOOTHING_NAMES.get(smoothing, smoothing)}"
     return NgramColumn(
         model=label,
         words=words,
-        matched_context=[t for t in prediction.matched_context if t != BOS],
+        matched_context=[model.tokenizer.display(t) for t in prediction.matched_context if t != BOS],
         matched_order=prediction.matched_order,
         context_count=prediction.context_count,
         example=example,

@@ -406,3 +406,9 @@ def test_report_refuses_a_file_as_its_folder(ngram_file, tmp_path):
     out = invoke("report", "-o", target, "--ngram", ngram_file, "--transformer", FIXTURE, "--no-speed")
     assert out.exit_code == 1 and "is a file" in out.output
     assert target.read_text(encoding="utf-8") == "keep me"
+
+
+def test_compare_with_an_ngram_over_bpe_tokens_shows_readable_tokens(bpe_ngram, gpt):
+    result = comparing.compare("The cat sat on the", bpe_ngram, gpt, k=3)
+    assert result.ngram.words[0].word in {'" mat"', '" rug"'}  # quoted, so the leading space shows
+    assert all(not w.word.startswith("Ġ") for w in result.ngram.words)
