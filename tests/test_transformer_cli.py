@@ -141,3 +141,13 @@ def test_help_has_examples():
     for command in ("generate", "predict", "perplexity", "inspect", "tokenize"):
         result = run(command, "--help")
         assert result.exit_code == 0 and "Example:" in result.output and "--model" in result.output
+
+
+def test_the_bundled_model_generates_offline():
+    """`--model bundled` is the small GPT-2 trained on the books, shipped with the package."""
+    result = run("generate", "It was a dark and stormy", "--model", "bundled", "-n", "12", "--seed", "1", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert 0 < len(data["new_ids"]) <= 12 and all(0 <= i < 4096 for i in data["new_ids"])
+    again = run("generate", "It was a dark and stormy", "--model", "bundled", "-n", "12", "--seed", "1", "--json")
+    assert json.loads(again.stdout)["text"] == data["text"]  # the same seed, the same text
