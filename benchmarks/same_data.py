@@ -10,7 +10,9 @@ of it, which is what decides who wins on a small corpus:
 - the transformer's held-out loss at each evaluation during training (from its
   training.json: a sample of held-out batches), converted to per word with the held-out
   text's BPE tokens per word, against the text it had read by then (repeats included);
-  and its final figure on the full held-out text.
+  and its final figure on the full held-out text;
+- how much of the transformer's held-out NLL goes to predicting line breaks (Gutenberg's
+  hard-wrapped lines), which the n-gram, reading sentences of words, never pays for.
 
     python benchmarks/same_data.py                          # the bundled model, default books
     python benchmarks/same_data.py --png same_data.png
@@ -59,7 +61,10 @@ def main() -> None:
     from bench.units import TextUnits
     from corpora import corpus_from_record
     from ngram import load_model as load_ngram
+    import numpy as np
+
     from transformer import load_model, perplexity
+    from transformer.score import text_ids, token_logprobs
 
     started = time.perf_counter()
     default = load_ngram()
@@ -93,6 +98,12 @@ def main() -> None:
     print()
     print(f"Transformer, final, full held-out text: per word {final.perplexity_per_word:,.1f}, "
           f"bits/byte {final.bits_per_byte:.3f} ({tokens_per_word:.3f} BPE tokens per word)")
+    ids = text_ids(tokenizer, heldout)
+    logprobs = token_logprobs(gpt, ids)
+    newline = np.array([b"\n" in tokenizer.token_bytes(i) for i in ids[1:]])
+    print(f"Line breaks: {newline.sum():,} of {len(newline):,} held-out tokens hold a newline; they cost the "
+          f"transformer {-logprobs[newline].sum() / units.words:.3f} of its {-logprobs.sum() / units.words:.3f} "
+          "nats per word (the n-gram reads sentences of words and pays nothing for layout)")
     print(f"({time.perf_counter() - started:.0f} s)")
 
     if args.png:
