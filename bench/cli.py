@@ -80,12 +80,14 @@ def main() -> None:
 @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), help="A file of prompts, one per line: prints a table.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 50), default=10, show_default=True, help="How many next words.")
 @click.option("--explain", is_flag=True, help="Also show the transformer's logit lens (its guess after each layer).")
+@click.option("--budget", type=click.IntRange(0), default=64, show_default=True,
+              help="Extra transformer forward passes for finishing words (more: more of its probability covered).")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown, to paste into teaching material.")
 @json_option
 @friendly_errors
-def compare(prompt, prompts_file, k, explain, ngram_path, transformer_name, markdown, as_json):
+def compare(prompt, prompts_file, k, explain, budget, ngram_path, transformer_name, markdown, as_json):
     """Next-word predictions of both models for PROMPT, side by side.
 
     Builds the default n-gram model on first use (with progress), loads GPT-2 small if it
@@ -106,7 +108,7 @@ def compare(prompt, prompts_file, k, explain, ngram_path, transformer_name, mark
         raise UserError('the prompt is empty; give some text, e.g. "It was the best of times"')
     ngram = models.ngram_model(ngram_path)
     transformer = models.transformer_model(transformer_name)
-    results = [comparing.compare(p, ngram, transformer, k, explain) for p in prompts]
+    results = [comparing.compare(p, ngram, transformer, k, explain, budget=budget) for p in prompts]
     if as_json:
         echo_json([r.to_dict() for r in results] if prompts_file else results[0].to_dict())
     elif prompts_file is not None:

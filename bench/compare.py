@@ -130,7 +130,7 @@ def prompt_ids(choice: TransformerChoice, prompt: str, room: int) -> tuple[list[
 
 def transformer_next_words(
     choice: TransformerChoice, prompt: str, k: int = 10, lowercase: bool = False,
-    budget: int = 24, explain: bool = False,
+    budget: int = 64, explain: bool = False,
 ) -> TransformerColumn:
     """The transformer's k most probable next words, by expanding BPE continuations."""
     continuation_tokens = 20
@@ -152,7 +152,7 @@ def transformer_next_words(
         covered=dist.covered,
         expansions=dist.expansions,
         top_tokens=dist.top_tokens,
-        continuation=choice.tokenizer.decode(new),
+        continuation=" ".join(choice.tokenizer.decode(new).split()),  # line breaks shown as spaces
         seconds=dist.seconds,
         prompt_tokens=len(ids),
         logit_lens=lens,
@@ -165,7 +165,7 @@ def transformer_next_words(
 
 def compare(
     prompt: str, ngram: NgramModel, transformer: TransformerChoice, k: int = 10,
-    explain: bool = False, smoothing: str = "kn",
+    explain: bool = False, smoothing: str = "kn", budget: int = 64,
 ) -> Comparison:
     """Both models' next-word predictions for `prompt`, with their reasons and timings."""
     if not prompt.strip():
@@ -173,7 +173,7 @@ def compare(
     if k < 1:
         raise UserError(f"-k must be at least 1, got {k}")
     left = ngram_next_words(ngram, prompt, k, smoothing)
-    right = transformer_next_words(transformer, prompt, k, ngram.tokenizer.lowercase, explain=explain)
+    right = transformer_next_words(transformer, prompt, k, ngram.tokenizer.lowercase, budget, explain)
     return Comparison(prompt, k, left, right)
 
 
@@ -229,7 +229,7 @@ def render_text(c: Comparison) -> str:
         "",
         "Greedy continuation:",
         f"  n-gram:      {c.prompt.rstrip()} … {n.continuation}",
-        f"  transformer: {c.prompt.rstrip()} … {t.continuation.strip()}",
+        f"  transformer: {c.prompt.rstrip()} … {t.continuation}",
         "",
         f"Prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)} "
         f"({t.prompt_tokens} prompt tokens + {t.expansions} expansions)",
@@ -287,7 +287,7 @@ def render_markdown(c: Comparison) -> str:
         + (f"; e.g. “{md_cell(n.example)}”" if n.example else ""),
         f"- transformer: the word table covers {t.covered:.1%} of its probability",
         f"- greedy continuation, n-gram: *{md_cell(n.continuation)}*",
-        f"- greedy continuation, transformer: *{md_cell(t.continuation.strip())}*",
+        f"- greedy continuation, transformer: *{md_cell(t.continuation)}*",
         f"- prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)}",
     ]
     return "\n".join(lines)
