@@ -80,8 +80,8 @@ def main() -> None:
 @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), help="A file of prompts, one per line: prints a table.")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 50), default=10, show_default=True, help="How many next words.")
 @click.option("--explain", is_flag=True, help="Also show the transformer's logit lens (its guess after each layer).")
-@click.option("--budget", type=click.IntRange(0), default=64, show_default=True,
-              help="Extra transformer forward passes for finishing words (more: more of its probability covered).")
+@click.option("--budget", type=click.IntRange(0), default=1024, show_default=True,
+              help="Unfinished words the transformer may continue by a token (more: more of its probability covered, slower).")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown, to paste into teaching material.")

@@ -58,7 +58,7 @@ class TransformerColumn:
     model: str
     words: list[WordProbability]
     covered: float  # probability mass of the expansion that ended in a whole word
-    expansions: int  # extra forward passes the word expansion used
+    expansions: int  # unfinished words the expansion continued by one token (in batched passes)
     top_tokens: list[tuple[str, float]]
     continuation: str
     seconds: float  # the prompt's forward pass plus the word expansion
@@ -130,7 +130,7 @@ def prompt_ids(choice: TransformerChoice, prompt: str, room: int) -> tuple[list[
 
 def transformer_next_words(
     choice: TransformerChoice, prompt: str, k: int = 10, lowercase: bool = False,
-    budget: int = 64, explain: bool = False,
+    budget: int = 1024, explain: bool = False,
 ) -> TransformerColumn:
     """The transformer's k most probable next words, by expanding BPE continuations."""
     continuation_tokens = 20
@@ -165,7 +165,7 @@ def transformer_next_words(
 
 def compare(
     prompt: str, ngram: NgramModel, transformer: TransformerChoice, k: int = 10,
-    explain: bool = False, smoothing: str = "kn", budget: int = 64,
+    explain: bool = False, smoothing: str = "kn", budget: int = 1024,
 ) -> Comparison:
     """Both models' next-word predictions for `prompt`, with their reasons and timings."""
     if not prompt.strip():
@@ -218,7 +218,7 @@ def render_text(c: Comparison) -> str:
     lines += [
         f"transformer: next-token odds {tokens}",
         f"  Words are built from BPE pieces: the table holds {t.covered:.1%} of the probability "
-        f"({t.expansions} extra forward passes).",
+        f"({t.expansions:,} unfinished words continued, in batches).",
     ]
     lines += [f"  Note: {note}" for note in t.notes]
     if t.logit_lens:
@@ -232,7 +232,7 @@ def render_text(c: Comparison) -> str:
         f"  transformer: {c.prompt.rstrip()} … {t.continuation}",
         "",
         f"Prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)} "
-        f"({t.prompt_tokens} prompt tokens + {t.expansions} expansions)",
+        f"({t.prompt_tokens} prompt tokens, {t.expansions:,} words continued)",
     ]
     return "\n".join(lines)
 

@@ -9,11 +9,14 @@ unit.
     P(first word = w) = sum over token sequences s whose text starts with w followed by a
                         word boundary, of p(s | prompt)
 
-We expand token continuations best-first: the most probable unfinished prefixes get
-one more token, until a word boundary (white space, or punctuation that cannot be part
-of the word) settles which word they spell. Mass that the expansion budget did not
-reach is reported, not guessed: `covered` says how much of the probability is in the
-table.
+We expand token continuations best-first: the most probable unfinished words get one
+more token, until a word boundary (white space, or punctuation that cannot be part of
+the word) settles which word they spell. Once a word has begun, all the tokens that
+would end it are summed in one vector operation; only tokens that may lengthen it
+("mare" after " night") become new branches. Branches of equal length run together in
+one batched forward step that shares the prompt's KV cache (`step_branches`). Mass that
+the expansion budget did not reach is reported, not guessed: `covered` says how much of
+the probability is in the table.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ngram.tokenize import _WORD_OR_PUNCT
+from transformer.model import embed, layer_norm, linear, merge_heads, mlp, softmax, split_heads
 
 # Characters after which a word may still grow: "don" + "'t", "well" + "-known", "." + ".."
 _MAY_CONTINUE = "'’-."
@@ -65,54 +69,155 @@ class WordDistribution:
 
 
 def softmax_vector(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max()
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     p = np.exp(z)
-    return p / p.sum()
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------ expanding branches
+
+
+@dataclass
+class Branch:
+    """An unfinished word: the tokens after the prompt, their probability, and the keys and
+    values of all but the last of them (n_layer, H, len(ids) - 1, D), for its next step."""
+
+    ids: list[int]
+    mass: float
+    keys: np.ndarray
+    values: np.ndarray
+    word: str | None = None  # the word begun so far (None while only white space came)
+
+
+def branch_attention(q, prompt_k, prompt_v, own_k, own_v) -> np.ndarray:
+    """Each branch's newest query (B, H, 1, D) attends to the prompt, shared by every branch
+    (H, P, D), and to the branch's own tokens (B, H, d, D), the newest included. The prompt's
+    keys are never copied per branch: the two parts of the scores are joined instead."""
+    scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
+    scores = np.concatenate([(q * scale) @ prompt_k.swapaxes(-1, -2), (q * scale) @ own_k.swapaxes(-1, -2)], axis=-1)
+    weights = softmax(scores)
+    n_prompt = prompt_k.shape[-2]
+    return weights[..., :n_prompt] @ prompt_v + weights[..., n_prompt:] @ own_v
+
+
+def step_branches(model, cache, branches: list[Branch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One batched forward step: the next-token logits (B, V) of branches that all hold the
+    same number of tokens, and the new keys and values (B, n_layer, H, 1, D) of their last
+    tokens. It is the model's own block (layer norm, attention, MLP) for one new position a
+    branch, with the prompt's KV cache shared by all: many branches cost one pass."""
+    config, params = model.config, model.params
+    depth = len(branches[0].ids)
+    tokens = np.array([[b.ids[-1]] for b in branches])  # (B, 1)
+    x = embed(tokens, params, cache.length + depth - 1)  # (B, 1, C)
+    new_k, new_v = [], []
+    for layer, block in enumerate(params.blocks):
+        qkv = linear(layer_norm(x, block.ln_1, config.layer_norm_epsilon), block.c_attn)
+        q, k, v = (split_heads(part, config.n_head) for part in np.split(qkv, 3, axis=-1))  # (B, H, 1, D)
+        own_k = np.concatenate([np.stack([b.keys[layer] for b in branches]), k], axis=-2)
+        own_v = np.concatenate([np.stack([b.values[layer] for b in branches]), v], axis=-2)
+        prompt_k = cache.keys[layer, :, :cache.length]
+        prompt_v = cache.values[layer, :, :cache.length]
+        x = x + linear(merge_heads(branch_attention(q, prompt_k, prompt_v, own_k, own_v)), block.attn_proj)
+        x += mlp(layer_norm(x, block.ln_2, config.layer_norm_epsilon), block)
+        new_k.append(k)
+        new_v.append(v)
+    logits = model.unembed(model.final_norm(x[:, 0]))
+    return logits, np.stack(new_k, axis=1), np.stack(new_v, axis=1)
+
+
+def word_boundaries(tokenizer) -> np.ndarray:
+    """A (V,) mask of the tokens that end any unfinished word they follow: those whose text
+    starts with white space, or with a mark that can never be part of a word (not a letter,
+    digit, underscore, or one of ' ’ - . which may still join a word). Tokens that are only
+    part of a UTF-8 character are left out (their text is not known alone)."""
+    mask = np.zeros(tokenizer.vocab_size, dtype=bool)
+    for token in range(tokenizer.vocab_size):
+        try:
+            text = tokenizer.token_bytes(token).decode("utf-8")
+        except (UnicodeDecodeError, KeyError):
+            continue
+        if text and (text[0].isspace() or not (text[0].isalnum() or text[0] in _MAY_CONTINUE + "_")):
+            mask[token] = True
+    return mask
+
+
+_BOUNDARIES: dict[int, np.ndarray] = {}  # id(tokenizer) -> word_boundaries(tokenizer)
 
 
 def next_word_distribution(
-    model, tokenizer, prompt_ids: list[int], budget: int = 24, per_step: int = 256, min_mass: float = 1e-5,
-    max_depth: int | None = None,
+    model, tokenizer, prompt_ids: list[int], budget: int = 1024, per_step: int = 256, min_mass: float = 1e-6,
+    max_depth: int | None = None, batch: int = 256, first_step: int = 4096,
 ) -> WordDistribution:
     """Expand the model's token continuations after `prompt_ids` into next-word probabilities.
 
-    budget:    forward passes for continuing unfinished words (the first step is free)
-    per_step:  only the `per_step` most likely next tokens of each step are followed
-    min_mass:  prefixes less likely than this are not expanded
-    max_depth: words must be settled within this many tokens (None: no limit)
+    budget:     unfinished words (branches) to continue by one token, in all
+    per_step:   of the tokens that may continue a branch's word, only the likeliest are followed
+    min_mass:   continuations less likely than this are left out (and not counted as covered)
+    max_depth:  words must be settled within this many tokens (None: no limit)
+    batch:      branches continued together in one batched forward pass
+    first_step: how many of the first token's likeliest values are followed
+
+    Once a word has begun, every token that starts a new word or is a punctuation mark
+    settles it: that mass is added in one sum over the vocabulary. Only the tokens that may
+    lengthen the word become new branches. The most probable branches go first, `batch`
+    at a time (those holding as many tokens as the best one), sharing the prompt's KV cache.
     """
     started = time.perf_counter()
-    logits, prompt_cache = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    logits, cache = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    config = model.config
+    if id(tokenizer) not in _BOUNDARIES:
+        _BOUNDARIES[id(tokenizer)] = word_boundaries(tokenizer)
+    ends_word = _BOUNDARIES[id(tokenizer)]
+    shape = (config.n_layer, config.n_head, 0, config.head_dim)
     words: dict[str, float] = {}
-    pending: list[tuple[float, int, list[int]]] = []  # (-probability, tie-break, token ids so far)
+    pending: list[tuple[float, int, Branch]] = []  # a heap: (-mass, tie-break, branch)
     counter = 0
 
-    def follow(probs: np.ndarray, ids: list[int], mass: float) -> None:
-        """Share `mass` among the likeliest next tokens: finished words, or new prefixes."""
+    def follow(probs: np.ndarray, parent: Branch) -> None:
+        """Share the parent's mass among its next tokens: finished words, or new branches."""
         nonlocal counter
-        best = np.argpartition(-probs, min(per_step, len(probs) - 1))[:per_step]
+        if parent.word is not None:  # a word has begun: tokens that cannot lengthen it settle it
+            words[parent.word] = words.get(parent.word, 0.0) + parent.mass * float(probs[ends_word].sum())
+            probs = np.where(ends_word, 0.0, probs)
+        limit = per_step if parent.word is not None else first_step  # before a word begins: as wide as the first step
+        best = np.argpartition(-probs, min(limit, len(probs) - 1))[:limit]
+        best = best[probs[best] * parent.mass >= min_mass]  # rarer continuations are left out (not covered)
         for token in best.tolist():
-            p = mass * float(probs[token])
-            if p <= 0:
-                continue
-            word, final = first_word(tokenizer.decode([*ids, token]))
+            p = parent.mass * float(probs[token])
+            ids = [*parent.ids, token]
+            word, final = first_word(tokenizer.decode(ids))
             if final:
                 words[word] = words.get(word, 0.0) + p
-            elif p >= min_mass:
-                counter += 1
-                heapq.heappush(pending, (-p, counter, [*ids, token]))
+            elif max_depth is None or len(ids) < max_depth:
+                counter += 1  # `word` is None while only white space has come
+                heapq.heappush(pending, (-p, counter, Branch(ids, p, parent.keys, parent.values, word)))
 
     first = softmax_vector(logits)
     top_tokens = [(tokenizer.decode([int(t)]), float(first[t])) for t in np.argsort(-first)[:10]]
-    follow(first, [], 1.0)
+    follow(first, Branch([], 1.0, np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
     expansions = 0
-    n_ctx = model.config.n_ctx
     while pending and expansions < budget:
-        neg_p, _, ids = heapq.heappop(pending)
-        if len(prompt_ids) + len(ids) >= n_ctx or (max_depth is not None and len(ids) >= max_depth):
+        depth, best_mass = len(pending[0][2].ids), pending[0][2].mass
+        group: list[Branch] = []
+        skipped = []
+        while pending and len(group) < min(batch, budget - expansions):
+            item = heapq.heappop(pending)
+            branch = item[2]
+            if branch.mass < best_mass / 1000:  # far less likely than the best: not in this batch
+                skipped.append(item)
+                break
+            if len(branch.ids) != depth:
+                skipped.append(item)  # another depth: a later batch
+            elif len(prompt_ids) + depth <= config.n_ctx:
+                group.append(branch)
+        for item in skipped:
+            heapq.heappush(pending, item)
+        if not group:
             continue
-        # Always extend the prompt's cache (length fixed), so branches never disturb each other.
-        step_logits, _ = model.forward(np.asarray(ids), cache=prompt_cache)
-        follow(softmax_vector(step_logits), ids, -neg_p)
-        expansions += 1
+        step_logits, new_k, new_v = step_branches(model, cache, group)
+        for branch, probs, k, v in zip(group, softmax_vector(step_logits), new_k, new_v):
+            grown = Branch(branch.ids, branch.mass, np.concatenate([branch.keys, k], axis=-2),
+                           np.concatenate([branch.values, v], axis=-2), branch.word)
+            follow(probs, grown)
+        expansions += len(group)
     return WordDistribution(words, sum(words.values()), expansions, time.perf_counter() - started, top_tokens)

@@ -174,7 +174,7 @@ def test_word_expansion_matches_exhaustive_enumeration(small_vocab_model):
     got = next_word_distribution(model, tokenizer, prompt, budget=10**6, per_step=vocab, min_mass=0.0, max_depth=2)
     assert set(got.words) == set(expected)
     for word, p in expected.items():
-        assert got.words[word] == pytest.approx(p, rel=1e-6, abs=1e-12)
+        assert got.words[word] == pytest.approx(p, rel=1e-4, abs=1e-10)  # float32 sums in another order
     assert got.covered == pytest.approx(sum(expected.values()))
     assert 0.05 < got.covered < 1.0  # some words settle in two tokens, some need more
 
