@@ -17,18 +17,18 @@ def pyplot():
 
 
 def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
-    """Per-word perplexity of the n-gram at each order and smoothing; the transformer as
-    a horizontal line (full context) and as points with its context cut to n-1 tokens."""
+    """Per-word perplexity of the Kneser-Ney n-gram at each order; the transformer as a
+    horizontal line (full context) and as points with its context cut to n-1 tokens."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for smoothing, style in (("kn", "o-"), ("addk", "s--")):
-        rows = [r for r in report.rows if r.model == "n-gram" and r.smoothing == smoothing and r.finite]
-        if rows:
-            ax.plot([r.order for r in rows], [r.per_word for r in rows], style, label=f"n-gram, {rows[0].label.split(', ')[1]}")
-    full = [r for r in report.rows if r.model == "transformer" and r.context is None]
+    own = [r for r in report.rows if r.mix is None]  # the aligned-token and mixture rows are not per order
+    kn = [r for r in own if r.model == "n-gram" and r.smoothing == "kn"]
+    if kn:
+        ax.plot([r.order for r in kn], [r.per_word for r in kn], "o-", label="n-gram, Kneser-Ney (add-1 and MLE: see the table)")
+    full = [r for r in own if r.model == "transformer" and r.context is None]
     if full:
         ax.axhline(full[0].per_word, color="tab:red", label=f"transformer, {full[0].label}")
-    cut = [r for r in report.rows if r.model == "transformer" and r.context is not None]
+    cut = [r for r in own if r.model == "transformer" and r.context is not None]
     if cut:
         ax.plot([r.context + 1 for r in cut], [r.per_word for r in cut], "^:", color="tab:red",
                 label="transformer, context cut to n-1 tokens")
@@ -36,7 +36,7 @@ def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
     ax.set_xlabel("n-gram order n")
     ax.set_ylabel("perplexity per word (log scale; lower is better)")
     ax.set_title(f"Same text: {report.units.words:,} words")
-    ax.set_xticks(sorted({r.order for r in report.rows if r.order}))
+    ax.set_xticks(sorted({r.order for r in own if r.order}))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
