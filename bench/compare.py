@@ -28,9 +28,9 @@ from transformer import generate
 from transformer.inspection import logit_lens
 
 from .models import TransformerChoice
+from .units import SMOOTHING_LABELS
 from .words import next_word_distribution
 
-SMOOTHING_NAMES = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE"}
 
 
 @dataclass
@@ -99,7 +99,7 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
     top = model.counts.predictable[int(best[0])] if len(best) else None
     example = model.example_sentence(prediction.matched_context, top)
     continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
-    label = f"{model.order}-gram, {SMOOTHING_NAMES.get(smoothing, smoothing)}"
+    label = f"{model.order}-gram, {SMOOTHING_LABELS.get(smoothing, smoothing)}"
     return NgramColumn(
         model=label,
         words=words,

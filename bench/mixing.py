@@ -7,10 +7,9 @@ their probabilities can be mixed token by token:
 
     p_mix(t) = λ · p_transformer(t) + (1 − λ) · p_ngram(t)
 
-λ = 0 is the n-gram alone, λ = 1 the transformer alone. Because p_mix is a proper
-average of two distributions it is itself a distribution, and its log-likelihood is at
-least min(λ, 1−λ)-weighted... in practice the best λ beats both ends when the models
-make different mistakes.
+λ = 0 is the n-gram alone, λ = 1 the transformer alone. An average of two distributions
+is itself a distribution, so every λ gives an honest perplexity; a λ between the ends
+beats both models when they make different mistakes.
 
 Alignment details, stated once: the n-gram's context starts with `<s>`, the
 transformer's with `<|endoftext|>`; both then score the text's tokens t1..tN (the

@@ -18,6 +18,7 @@ import corpora
 from corpora import UserError
 from ngram import NgramModel, default_model_path, load_model as load_ngram_file, save_model
 from transformer import GPT2, load_model as load_transformer_folder
+from transformer.train import count_params
 from transformer.weights import BUNDLED_MODEL, BUNDLED_NAME, hub_model_cached, resolve_model_dir
 
 AUTO = "auto"
@@ -74,18 +75,9 @@ class TransformerChoice:
 
 def describe_transformer(name: str, folder: Path, model: GPT2) -> str:
     c = model.config
-    params = sum(int(getattr(a, "size", 0)) for a in _arrays(model.params))
+    params = count_params(c)
     kind = "bundled, trained on the default books" if folder.resolve() == BUNDLED_MODEL.resolve() else name
     return f"{folder.name} ({kind}; {c.n_layer} layers, {c.n_embd} wide, {params / 1e6:.1f}M parameters, vocabulary {c.vocab_size})"
-
-
-def _arrays(value):
-    """Every NumPy array inside the (nested named tuples of) parameters."""
-    if hasattr(value, "shape"):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _arrays(item)
 
 
 def gpt2_available() -> bool:

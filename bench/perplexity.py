@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,9 @@ from transformer import perplexity as transformer_perplexity
 from transformer.score import short_context_logprobs, text_ids
 
 from .models import TransformerChoice
-from .units import ScoreRow, TextUnits
+from .units import SMOOTHING_LABELS, ScoreRow, TextUnits
 
 SMOOTHINGS = ("addk", "kn", "mle")
-SMOOTHING_LABELS = {"addk": "add-1", "kn": "Kneser-Ney", "mle": "MLE"}
 DEFAULT_MAX_WORDS = 300_000
 CAVEATS = [
     "Per-word and bits-per-byte figures divide each model's total NLL by the same whitespace words and UTF-8 bytes.",
@@ -102,6 +102,8 @@ def file_lines(path: str | Path) -> Iterator[str]:
         encoding = "utf-8"
     except UnicodeDecodeError as err:
         encoding = "utf-8" if err.start > len(head) - 4 else "cp1252"  # a character cut by the 64 KB boundary is fine
+        if encoding == "cp1252":
+            warnings.warn(f"{path} is not valid UTF-8; decoded as Windows-1252 instead", stacklevel=2)
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     pending = ""
     with open(path, "rb") as handle:

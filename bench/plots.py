@@ -16,6 +16,17 @@ def pyplot():
     return plt
 
 
+def finish(fig, path: Path, ax=None) -> Path:
+    """Grid and legend on `ax` (if given), then write the figure to `path` and free it."""
+    if ax is not None:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
     """Per-word perplexity of the Kneser-Ney n-gram at each order; the transformer as a
     horizontal line (full context) and as points with its context cut to n-1 tokens."""
@@ -37,12 +48,7 @@ def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
     ax.set_ylabel("perplexity per word (log scale; lower is better)")
     ax.set_title(f"Same text: {report.units.words:,} words")
     ax.set_xticks(sorted({r.order for r in own if r.order}))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return finish(fig, path, ax)
 
 
 def next_word_bars(comparison: Comparison, path: Path, k: int = 10) -> Path:
@@ -59,10 +65,7 @@ def next_word_bars(comparison: Comparison, path: Path, k: int = 10) -> Path:
         ax.set_xlabel("probability of the next word")
         ax.set_xlim(0, max([w.probability for w in comparison.ngram.words[:k] + comparison.transformer.words[:k]] + [0.01]) * 1.1)
     fig.suptitle(f"“{comparison.prompt} …”", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return finish(fig, path)
 
 
 def latency_vs_context(latency: dict, path: Path) -> Path:
@@ -78,9 +81,4 @@ def latency_vs_context(latency: dict, path: Path) -> Path:
     ax.set_xlabel("prompt length (tokens)")
     ax.set_ylabel("next-token latency, median (ms, log scale)")
     ax.set_title("Latency against context length (no cache: a fresh prompt each time)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return finish(fig, path, ax)

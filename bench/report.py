@@ -33,7 +33,7 @@ def standard_prompts() -> list[str]:
     return [line.strip() for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def file_sha256(path: Path, limit: int | None = None) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

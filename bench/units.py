@@ -16,6 +16,9 @@ import math
 from dataclasses import asdict, dataclass
 
 
+SMOOTHING_LABELS = {"addk": "add-1", "kn": "Kneser-Ney", "mle": "MLE"}  # how tables name the smoothings
+
+
 @dataclass(frozen=True)
 class TextUnits:
     """The shared yardsticks of one text."""

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from corpora import Corpus, UserError, corpus_from_record, load_corpus
 
 from . import counting, trie
-from .smoothing import BOS, EOS, UNK, Counts, Smoothing, get_smoothing, usable_context
+from .smoothing import BOS, EOS, UNK, Counts, Smoothing, get_smoothing
 from .tokenize import Tokenizer, get_tokenizer
 
 SPECIALS = (UNK, BOS, EOS)

@@ -23,3 +23,28 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Default model locations go to a temporary folder, never the user's ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def build_tiktoken(folder: Path, name: str):
+    """tiktoken's Encoding built from GPT-2's encoder.json + vocab.bpe in `folder`, the
+    reference our tokenizer is checked against (nothing is downloaded or cached)."""
+    tiktoken = pytest.importorskip("tiktoken")
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+
+    from transformer.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files directly, cache nothing
+        ranks = data_gym_to_mergeable_bpe_ranks(
+            vocab_bpe_file=str(folder / "vocab.bpe"), encoder_json_file=str(folder / "encoder.json")
+        )
+    return tiktoken.Encoding(
+        name=name, pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
+        special_tokens={ENDOFTEXT: 50256}, explicit_n_vocab=50257,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiktoken_from_files():
+    """`build_tiktoken`, for tests: tiktoken_from_files(folder, name) -> tiktoken.Encoding."""
+    return build_tiktoken

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from corpora.common import UserError
 from transformer.bpe import (
     ENDOFTEXT,
-    GPT2_SPLIT_PATTERN,
     BPETokenizer,
     bpe_merge,
     bytes_to_unicode,
@@ -21,7 +20,6 @@ from transformer.bpe import (
 )
 
 tiktoken = pytest.importorskip("tiktoken")
-from tiktoken.load import data_gym_to_mergeable_bpe_ranks  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -43,26 +41,9 @@ def tok(gpt2_dir: Path) -> BPETokenizer:
 
 
 @pytest.fixture(scope="session")
-def reference(gpt2_dir: Path):
+def reference(gpt2_dir: Path, tiktoken_from_files):
     """tiktoken's Encoding built from ../shared/gpt2 (nothing is downloaded)."""
-    before = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the files directly, cache nothing
-    try:
-        ranks = data_gym_to_mergeable_bpe_ranks(
-            vocab_bpe_file=str(gpt2_dir / "vocab.bpe"), encoder_json_file=str(gpt2_dir / "encoder.json")
-        )
-    finally:
-        if before is None:
-            del os.environ["TIKTOKEN_CACHE_DIR"]
-        else:
-            os.environ["TIKTOKEN_CACHE_DIR"] = before
-    return tiktoken.Encoding(
-        name="gpt2-from-shared-files",
-        pat_str=GPT2_SPLIT_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={ENDOFTEXT: 50256},
-        explicit_n_vocab=50257,
-    )
+    return tiktoken_from_files(gpt2_dir, "gpt2-from-shared-files")
 
 
 def reference_texts() -> list[Path]:

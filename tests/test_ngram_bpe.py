@@ -27,7 +27,6 @@ from ngram.smoothing import BOS, EOS, UNK
 from ngram.tokenize import BPETokens, get_tokenizer
 from transformer.bpe import (
     ENDOFTEXT,
-    GPT2_SPLIT_PATTERN,
     GPT2_TOKENIZER_DIR,
     BPETokenizer,
     gpt2_tokenizer,
@@ -72,30 +71,9 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference():
+def reference(tiktoken_from_files):
     """tiktoken's Encoding built from the shipped GPT-2 files (nothing is downloaded)."""
-    tiktoken = pytest.importorskip("tiktoken")
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-
-    before = os.environ.get("TIKTOKEN_CACHE_DIR")
-    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # read the files directly, cache nothing
-    try:
-        ranks = data_gym_to_mergeable_bpe_ranks(
-            vocab_bpe_file=str(GPT2_TOKENIZER_DIR / "vocab.bpe"),
-            encoder_json_file=str(GPT2_TOKENIZER_DIR / "encoder.json"),
-        )
-    finally:
-        if before is None:
-            del os.environ["TIKTOKEN_CACHE_DIR"]
-        else:
-            os.environ["TIKTOKEN_CACHE_DIR"] = before
-    return tiktoken.Encoding(
-        name="gpt2-from-shipped-files",
-        pat_str=GPT2_SPLIT_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={ENDOFTEXT: 50256},
-        explicit_n_vocab=50257,
-    )
+    return tiktoken_from_files(GPT2_TOKENIZER_DIR, "gpt2-from-shipped-files")
 
 
 def gpt2_model(corpus_dir: Path, order: int = 4, heldout_fraction: float = 0.05) -> NgramModel:
