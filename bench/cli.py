@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from corpora.common import UserError, echo_json, friendly_errors
+from corpora.common import UserError
+from corpora.cli_common import echo_json, friendly_errors
 
 from . import compare as comparing
 from . import models

@@ -22,7 +22,7 @@ import numpy as np
 
 from corpora import UserError
 from ngram import NgramModel
-from ngram.smoothing import BOS, EOS, UNK
+from corpora.tokenizers import BOS, EOS, UNK
 from ngram.trie import count_of
 from transformer import generate
 from transformer.inspection import logit_lens

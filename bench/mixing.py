@@ -27,9 +27,9 @@ import numpy as np
 
 from corpora import UserError, cache_dir, corpus_from_record
 from ngram import NgramModel, load_model as load_ngram, save_model
-from ngram.smoothing import BOS, EOS, UNK
-from ngram.tokenize import BPETokens
-from transformer.bpe import tokenizer_fingerprint
+from corpora.tokenizers import BOS, EOS, UNK
+from corpora.tokenizers import BPETokens
+from corpora.tokenizers.bpe import tokenizer_fingerprint
 from transformer.score import text_ids, token_logprobs
 
 from .models import TransformerChoice, notice
@@ -41,7 +41,7 @@ DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def tokenizer_spec(choice: TransformerChoice) -> str:
     """The `ngram build --tokens` value that gives the transformer's tokenizer."""
-    from transformer.bpe import gpt2_tokenizer
+    from corpora.tokenizers.bpe import gpt2_tokenizer
 
     if tokenizer_fingerprint(choice.tokenizer) == tokenizer_fingerprint(gpt2_tokenizer()):
         return "gpt2"

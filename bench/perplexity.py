@@ -30,8 +30,8 @@ from tqdm import tqdm
 from corpora import UserError
 from corpora.documents import normalise_text
 from ngram import NgramModel
-from ngram.smoothing import BOS, EOS, UNK
-from ngram.tokenize import get_tokenizer
+from corpora.tokenizers import BOS, EOS, UNK
+from corpora.tokenizers import get_tokenizer
 from transformer import perplexity as transformer_perplexity
 from transformer.score import short_context_logprobs, text_ids
 

@@ -188,7 +188,7 @@ class SpeedReport:
 
 def contexts_from(model: NgramModel, text: str, count: int, seed: int) -> list[list[str]]:
     """`count` random contexts (lists of vocabulary tokens) from the sentences of `text`."""
-    from ngram.smoothing import BOS
+    from corpora.tokenizers import BOS
 
     sentences = [s for s in model.tokenizer.sentences(text) if len(s) >= 4]
     if not sentences:

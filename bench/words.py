@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ngram.tokenize import _WORD_OR_PUNCT
+from corpora.tokenizers import WORD_OR_PUNCT
 from transformer.model import embed, layer_norm, linear, merge_heads, mlp, softmax, split_heads
 
 # Characters after which a word may still grow: "don" + "'t", "well" + "-known", "." + ".."
@@ -43,7 +43,7 @@ def first_word(text: str) -> tuple[str | None, bool]:
     s = text.lstrip().lstrip("_")
     if not s:
         return None, False
-    match = _WORD_OR_PUNCT.match(s)
+    match = WORD_OR_PUNCT.match(s)
     if match is None:
         return None, False
     word, rest = match.group(), s[match.end():]

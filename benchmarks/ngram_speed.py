@@ -36,7 +36,7 @@ def max_rss_mb() -> float:
 
 def training_sentences(books: Path) -> list[list[str]]:
     from corpora import load_corpus
-    from ngram.tokenize import get_tokenizer
+    from corpora.tokenizers import get_tokenizer
 
     tokenizer = get_tokenizer("words")
     corpus = load_corpus(books)

@@ -16,7 +16,19 @@ from .documents import (
     read_documents,
     split_point,
 )
-from .fetch import Book, ensure_books, read_manifest, strip_gutenberg
+
+_FETCH_NAMES = ("Book", "ensure_books", "read_manifest", "strip_gutenberg")
+
+
+def __getattr__(name: str):
+    """Fetching (network code, progress bars) is imported only when first asked for,
+    so that importing a model package never imports urllib or tqdm."""
+    if name in _FETCH_NAMES:
+        from . import fetch
+
+        return getattr(fetch, name)
+    raise AttributeError(f"module 'corpora' has no attribute {name!r}")
+
 
 __all__ = [
     "Book",

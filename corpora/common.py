@@ -1,4 +1,4 @@
-"""Small helpers every package shares: user errors, atomic writes, CLI error handling.
+"""Small helpers every package shares: user errors, atomic writes, the cache folder.
 
 `ngram`, `transformer` and `bench` all read text through `corpora`, so the few
 helpers they all need live here rather than in a fourth package.
@@ -6,16 +6,10 @@ helpers they all need live here rather than in a fourth package.
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
-import sys
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import click
+from typing import Any, Iterator
 
 
 class UserError(Exception):
@@ -56,52 +50,8 @@ def current_umask() -> int:
     return mask
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write `data` as pretty JSON to `path` atomically."""
-    with atomic_write(path, "w") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-
 
 def cache_dir() -> Path:
     """Where default models live: $XDG_CACHE_HOME/trie-vs-transformer (or ~/.cache/...)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(base) / "trie-vs-transformer"
-
-
-def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a click command so user mistakes print one line and exit non-zero.
-
-    UserError, missing files and permission problems become `Error: ...` (exit 1);
-    Ctrl-C becomes `Interrupted.` (exit 130). Bugs still show a traceback.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
-                return func(*args, **kwargs)
-        except UserError as err:
-            click.echo(f"Error: {err}", err=True)
-            sys.exit(1)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-            name = getattr(err, "filename", None)
-            reason = err.strerror or type(err).__name__
-            click.echo(f"Error: {reason}: {name}" if name else f"Error: {err}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Interrupted; nothing was written.", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    """Warnings as one plain line on stderr (no source file, no line number)."""
-    click.echo(f"Warning: {message}", err=True)
-
-
-def echo_json(data: Any) -> None:
-    """Print `data` as JSON for scripts."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

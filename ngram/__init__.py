@@ -11,7 +11,7 @@
 from .io import default_model_path, load_model, save_model
 from .model import Candidate, NgramModel, Perplexity, Phrase, Prediction
 from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothing
-from .tokenize import BPETokens, CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
+from corpora.tokenizers import BPETokens, CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
 
 __all__ = [
     "AddK",

@@ -13,12 +13,12 @@ from pathlib import Path
 import click
 
 from corpora import Corpus, UserError, dataset_documents
-from corpora.common import echo_json, friendly_errors
+from corpora.cli_common import echo_json, friendly_errors
 from corpora.documents import read_text_argument
 
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel, Perplexity
-from .tokenize import TOKENIZER_CHOICES
+from corpora.tokenizers import TOKENIZER_CHOICES
 from .trie import trie_memory_bytes
 
 SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])

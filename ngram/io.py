@@ -18,7 +18,7 @@ from pathlib import Path
 from corpora import UserError, atomic_write, cache_dir
 
 from .model import NgramModel, gc_paused
-from .tokenize import tokenizer_from_config
+from corpora.tokenizers import tokenizer_from_config
 from .trie import COUNT, CONTINUATION
 
 FORMAT = "trie-vs-transformer/ngram"

@@ -23,10 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora import Corpus, UserError, corpus_from_record, load_corpus
+from corpora.tokenizers import BOS, EOS, UNK, Tokenizer, get_tokenizer
 
 from . import counting, trie
-from .smoothing import BOS, EOS, UNK, Counts, Smoothing, get_smoothing
-from .tokenize import Tokenizer, get_tokenizer
+from .smoothing import Counts, Smoothing, get_smoothing
 
 SPECIALS = (UNK, BOS, EOS)
 

@@ -24,10 +24,10 @@ from typing import Sequence
 import numpy as np
 
 from corpora.common import UserError
+from corpora.tokenizers import BOS
 
 from .trie import CONTINUATION, COUNT, RESERVED, child_values, children, count_of, find
 
-BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
 @dataclass

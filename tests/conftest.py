@@ -31,7 +31,7 @@ def build_tiktoken(folder: Path, name: str):
     tiktoken = pytest.importorskip("tiktoken")
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-    from transformer.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN
+    from corpora.tokenizers.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files directly, cache nothing

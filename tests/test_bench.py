@@ -132,7 +132,7 @@ def test_open_vocabulary_charges_unknown_words_for_their_spelling(ngram, gpt):
 def small_vocab_model(tmp_path_factory):
     """A random 1-layer GPT-2 over a 300-token BPE learned from the test book."""
     from transformer import load_model
-    from transformer.bpe import learn_bpe
+    from corpora.tokenizers.bpe_learn import learn_bpe
     from transformer.config import GPT2Config
     from transformer.train import export_model, init_params
 

@@ -11,13 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpora.common import UserError
-from transformer.bpe import (
-    ENDOFTEXT,
-    BPETokenizer,
-    bpe_merge,
-    bytes_to_unicode,
-    pretokenize,
-)
+from corpora.tokenizers.bpe import ENDOFTEXT, BPETokenizer, bpe_merge, bytes_to_unicode, pretokenize
 
 tiktoken = pytest.importorskip("tiktoken")
 
@@ -116,7 +110,7 @@ def test_cache_does_not_change_ids(gpt2_dir: Path, tok: BPETokenizer) -> None:
 
 
 def test_bounded_cache_is_still_exact(gpt2_dir: Path, tok: BPETokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import transformer.bpe as bpe_module
+    import corpora.tokenizers.bpe as bpe_module
 
     monkeypatch.setattr(bpe_module, "CACHE_LIMIT", 3)
     small = BPETokenizer.from_dir(gpt2_dir)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpora.common import UserError
-from transformer.bpe import ENDOFTEXT, BPETokenizer, bytes_to_unicode, learn_bpe, pretokenize
+from corpora.tokenizers.bpe import ENDOFTEXT, BPETokenizer, bytes_to_unicode, pretokenize
+from corpora.tokenizers.bpe_learn import learn_bpe
 from transformer.bpe_cli import bpe
 
 TOY = ["low low low low low lower lower newest newest newest newest newest newest widest widest widest"]

@@ -23,15 +23,9 @@ from click.testing import CliRunner
 from corpora import Corpus, Document, UserError, load_corpus
 from ngram import NgramModel, load_model, save_model, trie
 from ngram.cli import main
-from ngram.smoothing import BOS, EOS, UNK
-from ngram.tokenize import BPETokens, get_tokenizer
-from transformer.bpe import (
-    ENDOFTEXT,
-    GPT2_TOKENIZER_DIR,
-    BPETokenizer,
-    gpt2_tokenizer,
-    tokenizer_fingerprint,
-)
+from corpora.tokenizers import BOS, EOS, UNK
+from corpora.tokenizers import BPETokens, get_tokenizer
+from corpora.tokenizers.bpe import ENDOFTEXT, GPT2_TOKENIZER_DIR, BPETokenizer, gpt2_tokenizer, tokenizer_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 HF_FIXTURE = REPO / "tests" / "fixtures" / "gpt2-vocab"  # GPT-2's files under Hugging Face's names

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from corpora import Corpus, Document, load_corpus
 from ngram import NgramModel, load_model, save_model
 from ngram import counting, trie
-from ngram.smoothing import BOS, EOS, UNK, kn_discounts
+from corpora.tokenizers import BOS, EOS, UNK
+from ngram.smoothing import kn_discounts
 
 TINY = """I want to be a doctor. I want to know the truth. You want to be free.
 

@@ -291,7 +291,7 @@ def test_resume_gives_the_same_result_as_uninterrupted(tmp_path):
 
 
 def test_saved_folder_loads_and_matches_the_training_forward(tmp_path):
-    from transformer.bpe import learn_bpe
+    from corpora.tokenizers.bpe_learn import learn_bpe
 
     tokenizer = learn_bpe(["the cat sat on the mat, the dog sat on the log. " * 20], 262, progress=False)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=16, n_ctx=16, vocab_size=tokenizer.vocab_size)

@@ -14,9 +14,11 @@ from pathlib import Path
 import click
 
 from corpora import DEFAULT_HELDOUT_FRACTION, load_corpus
-from corpora.common import UserError, atomic_write, echo_json, friendly_errors
+from corpora.common import UserError, atomic_write
+from corpora.cli_common import echo_json, friendly_errors
 
-from .bpe import HF_NAMES, learn_bpe
+from corpora.tokenizers.bpe import HF_NAMES
+from corpora.tokenizers.bpe_learn import learn_bpe
 
 
 @click.group(name="bpe")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from corpora.common import UserError, echo_json, friendly_errors
+from corpora.common import UserError
+from corpora.cli_common import echo_json, friendly_errors
 from corpora.documents import decode_bytes, normalise_text
 
 from .inspection import attention_maps, attention_summary, logit_lens, save_attention_png, top_next_tokens

@@ -43,7 +43,7 @@ from .config import GPT2Config
 from .weights import Block, LayerNormParams, Linear, Params, load_params, resolve_model_dir, tokenizer_files_present
 
 if TYPE_CHECKING:
-    from .bpe import BPETokenizer
+    from corpora.tokenizers.bpe import BPETokenizer
 
 SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 QUERY_BLOCK = 256  # attention works on at most this many query rows at a time
@@ -349,7 +349,7 @@ class GPT2:
 
 def load_tokenizer(folder: str | Path) -> "BPETokenizer":
     """The GPT-2 BPE tokenizer from a model folder (vocab.json+merges.txt or encoder.json+vocab.bpe)."""
-    from .bpe import BPETokenizer
+    from corpora.tokenizers.bpe import BPETokenizer
 
     if not tokenizer_files_present(Path(folder)):
         raise UserError(f"{folder} has no tokenizer files (vocab.json + merges.txt, or encoder.json + vocab.bpe)")

@@ -16,7 +16,7 @@ import numpy as np
 from .model import GPT2
 
 if TYPE_CHECKING:
-    from .bpe import BPETokenizer
+    from corpora.tokenizers.bpe import BPETokenizer
 
 
 @dataclass(frozen=True)

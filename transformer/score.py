@@ -37,7 +37,7 @@ from .config import GPT2Config
 from .model import GPT2
 
 if TYPE_CHECKING:
-    from .bpe import BPETokenizer
+    from corpora.tokenizers.bpe import BPETokenizer
 
 LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 x V floats
 ACTIVATION_BUDGET = 64 * 2**20  # bytes of activations for one batch of short windows (more is no faster)

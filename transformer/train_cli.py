@@ -16,7 +16,8 @@ import numpy as np
 from corpora import DEFAULT_HELDOUT_FRACTION, load_corpus
 from corpora.common import UserError
 
-from .bpe import BPETokenizer, learn_bpe
+from corpora.tokenizers.bpe import BPETokenizer
+from corpora.tokenizers.bpe_learn import learn_bpe
 from .config import GPT2Config
 from .train import (
     CHECKPOINT_FILE,
@@ -85,7 +86,7 @@ def train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool,
       transformer train ../shared/corpora/books -o my-gpt --steps 300 --layers 2 --dim 64
       transformer generate "It was a dark and stormy" --model my-gpt
     """
-    from corpora.common import friendly_errors  # one-line errors, like every other command
+    from corpora.cli_common import friendly_errors  # one-line errors, like every other command
 
     context = click.get_current_context()
     explicit = {k for k in [*settings, "heldout_fraction"]

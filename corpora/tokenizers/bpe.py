@@ -1,4 +1,4 @@
-"""GPT-2's byte-level BPE tokenizer, and learning a new one from text.
+"""GPT-2's byte-level BPE tokenizer: encoding, decoding, and its two file layouts.
 
 How GPT-2 turns text into token ids, in four steps (one function each):
 
@@ -21,24 +21,22 @@ Decoding reverses steps 4 and 2: ids → symbols → bytes → text.
     >>> tok.decode([15496, 995])
     'Hello world'
 
-`learn_bpe` builds such a tokenizer from your own text, the way GPT-2's was made:
+`bpe_learn.learn_bpe` builds such a tokenizer from your own text, the way GPT-2's was made:
 count adjacent pairs, merge the most frequent, repeat.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 import json
 import operator
-import sys
-from collections import Counter
 from pathlib import Path
 from typing import AbstractSet, Iterable, Literal, Sequence
 
 import regex
 
-from corpora.common import UserError, atomic_write
+from ..common import UserError, atomic_write
+from .special import ENDOFTEXT
 
 __all__ = [
     "ENDOFTEXT",
@@ -47,17 +45,13 @@ __all__ = [
     "bpe_merge",
     "bytes_to_symbols",
     "bytes_to_unicode",
-    "count_words",
     "gpt2_tokenizer",
-    "learn_bpe",
     "pretokenize",
     "read_merges",
     "read_vocab",
     "symbols_to_bytes",
     "tokenizer_fingerprint",
 ]
-
-ENDOFTEXT = "<|endoftext|>"
 
 #: GPT-2's pre-tokenising pattern: English contractions, letters, numbers, other
 #: symbols (each optionally led by one space), then whitespace.  `\s+(?!\S)` keeps
@@ -71,7 +65,7 @@ HF_NAMES = ("vocab.json", "merges.txt")
 MERGES_HEADER = "#version: 0.2"
 
 #: OpenAI's GPT-2 tokenizer files, shipped with the package (see its README.md).
-GPT2_TOKENIZER_DIR = Path(__file__).resolve().parent / "gpt2_tokenizer"
+GPT2_TOKENIZER_DIR = Path(__file__).resolve().parent / "gpt2"
 
 # How many distinct words the encode cache remembers before it starts afresh.
 CACHE_LIMIT = 500_000
@@ -106,11 +100,6 @@ def bytes_to_unicode() -> dict[int, str]:
             mapping[byte] = chr(next_char)
             next_char += 1
     return mapping
-
-
-def unicode_to_bytes() -> dict[str, int]:
-    """The inverse of `bytes_to_unicode`: printable character → byte."""
-    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 # Two `str.translate` tables that do the byte map in C: a byte's latin-1 character
@@ -455,143 +444,3 @@ def check_merges(merges: Sequence[tuple[str, str]], vocab: dict[str, int], where
 
 
 # ---------------------------------------------------------------------------
-# Learning a tokenizer from text
-# ---------------------------------------------------------------------------
-
-
-def count_words(texts: Iterable[str], progress: bool = False) -> Counter[str]:
-    """How often each pre-tokenised piece occurs in `texts` (BPE learns from these counts)."""
-    from tqdm import tqdm
-
-    counts: Counter[str] = Counter()
-    for text in tqdm(texts, desc="counting words", unit=" texts", disable=not progress, file=sys.stderr):
-        counts.update(_SPLIT_RE.findall(text))
-    return counts
-
-
-def learn_bpe(
-    texts: Iterable[str],
-    vocab_size: int,
-    verbose: bool = False,
-    progress: bool = True,
-) -> BPETokenizer:
-    """Learn a GPT-2-style byte-level BPE tokenizer with `vocab_size` tokens from `texts`.
-
-    The recipe:
-
-    1. Cut every text into pieces with GPT-2's regex and count each distinct piece.
-    2. Start every piece as its UTF-8 bytes.  The first 256 ids are the single
-       bytes, in `bytes_to_unicode` order, exactly as in GPT-2 (id 0 is "!").
-    3. Count every adjacent pair of tokens, weighted by how often its piece occurs.
-    4. Merge the most frequent pair into a new token; ties go to the pair with the
-       smaller ids, so learning is deterministic.  Update the pair counts of just
-       the pieces that contained the pair, and repeat until the vocabulary is full.
-    5. Add `<|endoftext|>` as the last id.
-
-    `verbose` prints the first merges readably, e.g.
-    `merge 1: 'Ġ' + 't' -> 'Ġt' (count 123456)` (Ġ is the space).
-    `progress` shows a progress bar on stderr.
-    """
-    if vocab_size < 257:
-        raise UserError(f"vocab size must be at least 257 (256 bytes + {ENDOFTEXT}), got {vocab_size}")
-    word_counts = count_words(texts, progress=progress)
-    if not word_counts:
-        raise UserError("no text to learn from (the texts are empty)")
-
-    byte_order = list(bytes_to_unicode())  # id → byte
-    id_of_byte = bytes(byte_order.index(b) for b in range(256))  # byte → id, as a translate table
-    symbols: list[str] = list(bytes_to_unicode().values())  # id → symbol string
-    vocab: dict[str, int] = {s: i for i, s in enumerate(symbols)}
-
-    state = _PairCounts(
-        [list(word.encode("utf-8").translate(id_of_byte)) for word in word_counts],
-        list(word_counts.values()),
-    )
-
-    merges: list[tuple[str, str]] = []
-    wanted_tokens = vocab_size - 1  # the last id is <|endoftext|>
-    from tqdm import tqdm
-
-    with tqdm(total=wanted_tokens - 256, desc="learning merges", unit=" merges", disable=not progress,
-              file=sys.stderr) as bar:
-        while len(vocab) < wanted_tokens:
-            best = state.most_frequent()
-            if best is None:
-                raise UserError(
-                    f"vocab size {vocab_size} is too large for this text: only {len(merges)} merges were possible "
-                    f"(at most vocab size {len(vocab) + 1})"
-                )
-            (left, right), count = best
-            merged = symbols[left] + symbols[right]
-            if merged not in vocab:  # two different pairs can spell the same token
-                vocab[merged] = len(symbols)
-                symbols.append(merged)
-                bar.update(1)
-            state.merge((left, right), vocab[merged])
-            merges.append((symbols[left], symbols[right]))
-            if verbose and len(merges) <= 20:
-                print(f"merge {len(merges)}: {symbols[left]!r} + {symbols[right]!r} -> {merged!r} (count {count})")
-    if verbose and len(merges) > 20:
-        print(f"... {len(merges)} merges in all; the last: {merges[-1][0]!r} + {merges[-1][1]!r}")
-
-    vocab[ENDOFTEXT] = len(symbols)
-    return BPETokenizer(vocab, merges)
-
-
-class _PairCounts:
-    """Pair counts over distinct words, kept up to date merge after merge.
-
-    `words[w]` is word w as a list of token ids and `freqs[w]` how often it occurs.
-    `counts[pair]` is how often `pair` occurs side by side, summed over all words;
-    `where[pair]` is the set of words that (may) contain it.  A heap holds
-    (-count, pair) entries, so the top is the most frequent pair and, among equals,
-    the one with the smallest ids.  When a count changes a fresh entry is pushed;
-    out-of-date entries are dropped when they reach the top.
-    """
-
-    def __init__(self, words: list[list[int]], freqs: list[int]) -> None:
-        self.words = words
-        self.freqs = freqs
-        self.counts: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], set[int]] = {}
-        for w, (word, freq) in enumerate(zip(words, freqs)):
-            for pair in zip(word, word[1:]):
-                self.counts[pair] = self.counts.get(pair, 0) + freq
-                self.where.setdefault(pair, set()).add(w)
-        self.heap = [(-count, pair) for pair, count in self.counts.items()]
-        heapq.heapify(self.heap)
-
-    def most_frequent(self) -> tuple[tuple[int, int], int] | None:
-        """The most frequent pair and its count (smallest ids on ties), or None if none is left."""
-        while self.heap:
-            negative_count, pair = self.heap[0]
-            if self.counts.get(pair) == -negative_count:
-                return pair, -negative_count
-            heapq.heappop(self.heap)  # out of date
-        return None
-
-    def merge(self, pair: tuple[int, int], new_id: int) -> None:
-        """Join `pair` into `new_id` in every word that holds it; update the counts."""
-        delta: dict[tuple[int, int], int] = {}
-        for w in self.where.pop(pair, ()):
-            word = self.words[w]
-            new_word = _merge_pair(word, pair, new_id)
-            if len(new_word) == len(word):
-                continue  # this word no longer holds the pair
-            freq = self.freqs[w]
-            for old in zip(word, word[1:]):
-                delta[old] = delta.get(old, 0) - freq
-            for new in zip(new_word, new_word[1:]):
-                delta[new] = delta.get(new, 0) + freq
-                self.where.setdefault(new, set()).add(w)
-            self.words[w] = new_word
-        for changed, change in delta.items():
-            if change == 0:
-                continue
-            count = self.counts.get(changed, 0) + change
-            if count > 0:
-                self.counts[changed] = count
-                heapq.heappush(self.heap, (-count, changed))
-            else:
-                self.counts.pop(changed, None)
-                self.where.pop(changed, None)

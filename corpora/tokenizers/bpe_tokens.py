@@ -1,167 +1,15 @@
-"""Tokenizers: text → sentences of tokens. Pluggable, as the trie does not care what a token is.
-
-Four come built in (``get_tokenizer`` takes these names):
-
-- ``words`` (default): sentence-aware; words (with inner apostrophes and hyphens, like
-  ``don't`` and ``well-known``) and punctuation marks as separate tokens; case kept, or
-  folded with ``lowercase=True``. Underscores (Gutenberg's italics markers) are dropped.
-- ``chars``: every character of a sentence, spaces included.
-- ``gpt2``: GPT-2's byte-level BPE tokens, exactly as GPT-2 sees the text, so the
-  n-gram and the transformer can be compared on identical units.
-- ``bpe:DIR``: the same, with the byte-level BPE tokenizer in folder DIR (such as
-  ``transformer/bundled/books-gpt2``, or a Hugging Face GPT-2 model folder).
-
-Every tokenizer guarantees two things the trie relies on: no token is the empty
-string, and no token contains a NUL character (see ``ngram.trie`` reserved keys).
-Sentence boundaries are not tokens of the text; the model adds ``<s>`` and ``</s>``
-(with BPE tokens a whole text is one sequence, so they mark its start and end).
-"""
+"""Byte-level BPE tokens as n-gram tokens: the strings a trie keys on, for the ids a transformer reads."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from corpora.common import UserError
-
-from .smoothing import UNK
-
-if TYPE_CHECKING:  # for type hints only: ngram imports transformer lazily (see BPETokens)
-    from transformer.bpe import BPETokenizer
-
-#: The names `get_tokenizer` accepts, as the CLI shows them.
-TOKENIZER_CHOICES = ("words", "chars", "gpt2", "bpe:DIR")
-
-# Sentence ends: . ! or ? (possibly repeated, possibly followed by closing quotes or
-# brackets), then white space, then something that can start a sentence.
-_SENTENCE_BOUNDARY = re.compile(r"([.!?]+[\"'”’)\]]*)\s+(?=[\"'“‘(\[_]*[A-Z0-9])")
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_WORD_OR_PUNCT = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|\.\.\.|-{2,}|[^\w\s]")
-ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st mme mlle messrs jr sr prof rev gen col capt lieut sgt vol ch no co vs etc".split()
-)
-
-
-def paragraphs(text: str) -> Iterator[str]:
-    """Blank-line separated paragraphs, each on one line."""
-    for block in _PARAGRAPH_BREAK.split(text.replace("\x00", "")):
-        block = " ".join(block.split())
-        if block:
-            yield block
-
-
-def split_sentences(paragraph: str) -> Iterator[str]:
-    """Split one paragraph into sentences at . ! ? (not after Mr., Dr., St. and the like)."""
-    start = 0
-    for match in _SENTENCE_BOUNDARY.finditer(paragraph):
-        if match.group(1)[0] == ".":
-            before = paragraph[max(start, match.start() - 12): match.start()].split()
-            if before and before[-1].lower().strip("\"'“‘(") in ABBREVIATIONS:
-                continue
-        yield paragraph[start: match.end(1)]
-        start = match.end()
-    if start < len(paragraph):
-        yield paragraph[start:]
-
-
-class Tokenizer:
-    """Base class: turn text into sentences of tokens, and tokens back into text."""
-
-    name = "base"
-    joiner = " "  # put between rendered sentences, and between a prompt and its continuation
-    default_min_count = 2  # tokens seen fewer times in the building text become <unk>
-    sequence = "sentence"  # what one token sequence of `sentences` is
-
-    def __init__(self, lowercase: bool = False) -> None:
-        self.lowercase = lowercase
-
-    def tokens(self, sentence: str) -> list[str]:
-        """The tokens of one sentence."""
-        raise NotImplementedError
-
-    def sentences(self, text: str) -> Iterator[list[str]]:
-        """Every sentence of `text` as a list of tokens (empty sentences skipped)."""
-        if self.lowercase:
-            text = text.lower()
-        for paragraph in paragraphs(text):
-            for sentence in split_sentences(paragraph):
-                tokens = self.tokens(sentence)
-                if tokens:
-                    yield tokens
-
-    def detokenize(self, tokens: list[str]) -> str:
-        """Tokens back to readable text."""
-        raise NotImplementedError
-
-    def display(self, token: str) -> str:
-        """One token as a person should read it (words and characters are shown as they are)."""
-        return token
-
-    def show(self, tokens: Sequence[str]) -> str:
-        """Tokens as a person should read them, one after the other."""
-        return " ".join(self.display(t) for t in tokens)
-
-    def display_text(self, text: str) -> str:
-        """Detokenized text as it should be shown on one line (words and characters: as it is)."""
-        return text
-
-    def phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
-        """A regex finding where `tokens` occur in raw text (None: nothing to look for)."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        """The tokenizer in a few words, for `ngram stats`."""
-        return self.name + (" (lowercase)" if self.lowercase else "")
-
-    def config(self) -> dict:
-        """What to save with a model so the same tokenizer can be rebuilt."""
-        return {"name": self.name, "lowercase": self.lowercase}
-
-
-class WordTokenizer(Tokenizer):
-    """Words and punctuation marks, sentence by sentence."""
-
-    name = "words"
-
-    def tokens(self, sentence: str) -> list[str]:
-        return _WORD_OR_PUNCT.findall(sentence)
-
-    def detokenize(self, tokens: list[str]) -> str:
-        text = " ".join(tokens)
-        text = re.sub(r" ([.,;:!?)\]}’”]|\.\.\.)", r"\1", text)
-        return re.sub(r"([(\[{“‘]) ", r"\1", text)
-
-    def phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
-        """Words whatever white space (or italics underscores) lies between them; <unk> is any word."""
-        if not tokens:
-            return None
-        parts = []
-        for i, token in enumerate(tokens):
-            piece = r"[^\W_]+" if token == UNK else re.escape(token)
-            if i:
-                word_pair = tokens[i - 1][-1:].isalnum() and token[:1].isalnum()
-                parts.append(r"[\s_]+" if word_pair else r"[\s_]*")
-            parts.append(piece)
-        return re.compile(r"(?<![^\W_])" + "".join(parts) + r"(?![^\W_])", re.IGNORECASE if self.lowercase else 0)
-
-
-class CharTokenizer(Tokenizer):
-    """Every character of a sentence, spaces included."""
-
-    name = "chars"
-    joiner = ""
-
-    def tokens(self, sentence: str) -> list[str]:
-        return list(sentence)
-
-    def detokenize(self, tokens: list[str]) -> str:
-        return "".join(tokens)
-
-    def phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
-        """The characters, one after the other."""
-        if not tokens:
-            return None
-        return re.compile("".join(re.escape(t) for t in tokens), re.IGNORECASE if self.lowercase else 0)
+from ..common import UserError
+from . import bpe
+from .bpe import BPETokenizer
+from .special import UNK
+from .words import Tokenizer
 
 
 class BPETokens(Tokenizer):
@@ -194,11 +42,6 @@ class BPETokens(Tokenizer):
                 "and it reads text with its case"
             )
         super().__init__(lowercase=False)
-        # The one deliberate dependency of `ngram` on `transformer`: GPT-2's byte-level BPE
-        # has a single implementation, `transformer.bpe`. It is imported here, when a BPE
-        # tokenizer is made, so that `import ngram` never imports `transformer`.
-        from transformer import bpe
-
         if folder is None:
             self.name = "gpt2"
             self.folder: Path | None = None
@@ -341,28 +184,3 @@ def escape_text(data: bytes) -> str:
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
-
-TOKENIZERS: dict[str, type[Tokenizer]] = {"words": WordTokenizer, "chars": CharTokenizer}
-
-
-def get_tokenizer(name: str = "words", lowercase: bool = False) -> Tokenizer:
-    """A tokenizer by name: ``words``, ``chars``, ``gpt2`` or ``bpe:DIR`` (see the module docstring)."""
-    if name == "gpt2":
-        return BPETokens(None, lowercase)
-    if name == "bpe" or name.startswith("bpe:"):
-        folder = name[len("bpe:"):]
-        if not folder:
-            raise UserError("bpe tokens need a tokenizer folder: bpe:DIR (e.g. bpe:transformer/bundled/books-gpt2)")
-        return BPETokens(folder, lowercase)
-    try:
-        return TOKENIZERS[name](lowercase=lowercase)
-    except KeyError:
-        raise UserError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_CHOICES)}") from None
-
-
-def tokenizer_from_config(config: dict) -> Tokenizer:
-    """Rebuild the tokenizer a model was saved with."""
-    name = config.get("name", "words")
-    if name in ("gpt2", "bpe"):
-        return BPETokens.from_config(config)
-    return get_tokenizer(name, bool(config.get("lowercase", False)))

@@ -1,0 +1,53 @@
+"""What the three command-line tools share: one-line errors, warnings as plain lines, JSON output.
+
+Only the CLIs import this module (it imports click); the model packages never do.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from typing import Any, Callable
+
+import click
+
+from .common import UserError
+
+
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command so user mistakes print one line and exit non-zero.
+
+    UserError, missing files and permission problems become `Error: ...` (exit 1);
+    Ctrl-C becomes `Interrupted.` (exit 130). Bugs still show a traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
+        except UserError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(1)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+            name = getattr(err, "filename", None)
+            reason = err.strerror or type(err).__name__
+            click.echo(f"Error: {reason}: {name}" if name else f"Error: {err}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing was written.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """Warnings as one plain line on stderr (no source file, no line number)."""
+    click.echo(f"Warning: {message}", err=True)
+
+
+def echo_json(data: Any) -> None:
+    """Print `data` as JSON for scripts."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
