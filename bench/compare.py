@@ -28,7 +28,7 @@ from transformer import generate
 from transformer.inspection import logit_lens
 
 from .models import TransformerChoice
-from .units import SMOOTHING_LABELS
+from ngram.smoothing import smoothing_label
 from .words import next_word_distribution
 
 
@@ -99,7 +99,7 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
     top = model.counts.predictable[int(best[0])] if len(best) else None
     example = model.example_sentence(prediction.matched_context, top)
     continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
-    label = f"{model.order}-gram, {SMOOTHING_LABELS.get(smoothing, smoothing)}"
+    label = f"{model.order}-gram, {smoothing_label(smoothing, k=1.0)}"
     return NgramColumn(
         model=label,
         words=words,

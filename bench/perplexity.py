@@ -36,7 +36,9 @@ from transformer import perplexity as transformer_perplexity
 from transformer.score import short_context_logprobs, text_ids
 
 from .models import TransformerChoice
-from .units import SMOOTHING_LABELS, ScoreRow, TextUnits
+from ngram.smoothing import smoothing_label
+
+from .units import ScoreRow, TextUnits
 
 SMOOTHINGS = ("addk", "kn", "mle")
 DEFAULT_MAX_WORDS = 300_000
@@ -215,7 +217,7 @@ def ngram_rows(
         if result.zero_prob:
             note = f"{result.zero_prob:,} tokens had probability 0 (per-token perplexity over the rest: {result.perplexity_nonzero:,.1f})"
         rows.append(ScoreRow(
-            model="n-gram", label=f"{n}-gram, {SMOOTHING_LABELS.get(smoothing, smoothing)}", token_kind=kind,
+            model="n-gram", label=f"{n}-gram, {smoothing_label(smoothing, k=1.0)}", token_kind=kind,
             tokens=result.tokens, nll=result.nll + (spelling_nll if result.zero_prob == 0 else 0.0), units=units,
             zero_prob=result.zero_prob, oov=result.oov, order=n, smoothing=smoothing, note=note,
         ))

@@ -16,7 +16,6 @@ import math
 from dataclasses import asdict, dataclass
 
 
-SMOOTHING_LABELS = {"addk": "add-1", "kn": "Kneser-Ney", "mle": "MLE"}  # how tables name the smoothings
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from corpora.documents import read_text_argument
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel, Perplexity
 from corpora.tokenizers import TOKENIZER_CHOICES
+from .smoothing import smoothing_label
 from .trie import trie_memory_bytes
 
 SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])
@@ -250,7 +251,7 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
 
 def describe_perplexity(r: Perplexity) -> str:
     """One line per smoothing: perplexity per token, per word and bits per byte."""
-    name = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE"}[r.smoothing]
+    name = smoothing_label(r.smoothing)
     if r.zero_prob:
         return (
             f"{name:<11} order {r.order}: perplexity inf — {r.zero_prob:,} of {r.tokens:,} tokens had probability 0 "

@@ -30,6 +30,17 @@ from .trie import CONTINUATION, COUNT, RESERVED, child_values, children, count_o
 
 
 
+#: How tables and the CLIs name each smoothing: the one label table.
+SMOOTHING_LABELS = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE", "backoff": "stupid backoff"}
+
+
+def smoothing_label(name: str, k: float | None = None) -> str:
+    """The label of a smoothing, with add-k's k when known: "Kneser-Ney", "add-1", "add-0.5"."""
+    if name == "addk" and k is not None:
+        return f"add-{k:g}"
+    return SMOOTHING_LABELS.get(name, name)
+
+
 @dataclass
 class Counts:
     """What every smoothing method reads: the trie, its order and the vocabulary."""
