@@ -54,7 +54,7 @@ import torch.nn.functional as F  # noqa: E402
 from transformer.backward import model_forward_backward  # noqa: E402
 from transformer.config import GPT2Config  # noqa: E402
 from transformer.train import (  # noqa: E402
-    TrainConfig, adamw_update, clip_grad_norm, init_params, keep_freed_memory_for_reuse,
+    TrainConfig, adamw_update, clip_grad_norm, init_params,
 )
 
 
@@ -123,6 +123,7 @@ def machine() -> dict[str, str]:
 def main() -> None:
     args = ARGS
     torch.set_num_threads(args.threads)
+    from corpora.runtime import keep_freed_memory_for_reuse
     keep_freed_memory_for_reuse()  # as `transformer train` does (torch has its own caching allocator)
     config = GPT2Config(n_layer=args.layers, n_head=args.heads, n_embd=args.dim, n_ctx=args.ctx,
                         vocab_size=args.vocab)

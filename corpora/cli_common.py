@@ -51,3 +51,8 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
 def echo_json(data: Any) -> None:
     """Print `data` as JSON for scripts."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def version_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--version` for a tool's top-level group: the toolkit's installed version."""
+    return click.version_option(package_name="trie-vs-transformer", message="%(prog)s %(version)s")(func)

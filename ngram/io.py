@@ -17,7 +17,9 @@ from pathlib import Path
 
 from corpora import UserError, atomic_write, cache_dir
 
-from .model import NgramModel, gc_paused
+from corpora.runtime import gc_paused
+
+from .model import NgramModel
 from corpora.tokenizers import tokenizer_from_config
 from .trie import COUNT, CONTINUATION
 

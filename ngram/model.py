@@ -9,8 +9,6 @@ Everything reads the trie (``ngram.trie``) and a smoothing method (``ngram.smoot
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import re
 import time
@@ -23,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora import Corpus, UserError, corpus_from_record, load_corpus
+from corpora.runtime import gc_paused
 from corpora.tokenizers import BOS, EOS, UNK, Tokenizer, get_tokenizer
 
 from . import counting, trie
@@ -463,26 +462,6 @@ class NgramModel:
             "heldout_fraction": self.corpus.get("heldout_fraction"),
             **self.info,
         }
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cycle collector while creating millions of nodes (none form cycles).
-
-    Without this, the collector rescans the growing trie again and again: it nearly
-    doubles build and load times. Afterwards everything alive is frozen (`gc.freeze`):
-    moved where later collections never look, or the first few collections after a
-    load would each walk all the trie's dicts again (over a second each, at order 5).
-    The nodes are still freed as usual when the model goes (by reference counting).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def check_build_options(order: int, min_count: int | None) -> None:

@@ -18,6 +18,7 @@ from transformer.backward import (
 )
 from transformer.config import GPT2Config
 from transformer.model import gpt2_forward, load_model
+from corpora.runtime import set_blas_threads
 from transformer.train import (
     CHECKPOINT_FILE,
     Interrupted,
@@ -33,7 +34,6 @@ from transformer.train import (
     load_checkpoint,
     new_state,
     sample_batch,
-    set_blas_threads,
     train,
 )
 from transformer.weights import assemble_params, expected_shapes

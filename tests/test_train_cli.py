@@ -13,7 +13,8 @@ from click.testing import CliRunner
 import transformer.train as train_module
 from transformer.backward import model_forward
 from transformer.model import load_model
-from transformer.train import CHECKPOINT_FILE, load_checkpoint, set_blas_threads
+from corpora.runtime import set_blas_threads
+from transformer.train import CHECKPOINT_FILE, load_checkpoint
 from transformer.train_cli import train
 
 WORDS = ("the a cat dog sat ran on under mat log house garden little old man woman child said "

@@ -15,6 +15,7 @@ import numpy as np
 
 from corpora import DEFAULT_HELDOUT_FRACTION, load_corpus
 from corpora.common import UserError
+from corpora.runtime import set_blas_threads
 
 from corpora.tokenizers.bpe import BPETokenizer
 from corpora.tokenizers.bpe_learn import learn_bpe
@@ -27,7 +28,6 @@ from .train import (
     encode_corpus,
     load_checkpoint,
     new_state,
-    set_blas_threads,
 )
 from .train import train as run_training
 
