@@ -56,3 +56,22 @@ def echo_json(data: Any) -> None:
 def version_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """`--version` for a tool's top-level group: the toolkit's installed version."""
     return click.version_option(package_name="trie-vs-transformer", message="%(prog)s %(version)s")(func)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 document', '2 documents', '1,024 words' (`many` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def elide(text: str, limit: int = 120) -> str:
+    """Text for one line of output: at most `limit` characters, the middle cut out.
+
+    'It was the best of times, it was … the age of foolishness' — the start and the end
+    stay, since the end is what a next-word prediction depends on.
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    keep = limit - len(" … ")
+    head = keep // 3
+    return f"{text[:head]} … {text[len(text) - (keep - head):]}"
