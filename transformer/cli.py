@@ -265,7 +265,7 @@ def perplexity(text_file, model_name, window, stride, context, no_bos, progress,
     else:
         result = text_perplexity(model, tokenizer, text, window, stride, bos=not no_bos, progress=show_bar)
         how = f"window {result.window}, stride {result.stride}"
-    report_perplexity(text_file, model_name, result, how, as_json)
+    report_perplexity(text_file, name, result, how, as_json, tokenizer_label(tokenizer, owner_name(name, folder)))
 
 
 def window_and_stride(window: int | None, stride: int | None, n_ctx: int) -> tuple[int, int]:
@@ -280,15 +280,17 @@ def window_and_stride(window: int | None, stride: int | None, n_ctx: int) -> tup
     return window, stride
 
 
-def report_perplexity(text_file: Path, model_name: str, result: PerplexityResult, how: str, as_json: bool) -> None:
-    """Print a PerplexityResult as JSON or in words; `how` says how the text was read."""
-    data = {"file": str(text_file), "model": model_name, **result.to_dict()}
+def report_perplexity(text_file: Path, model_name: str, result: PerplexityResult, how: str, as_json: bool,
+                      tokenizer: str = "GPT-2's BPE, 50,257 tokens") -> None:
+    """Print a PerplexityResult as JSON or in words; `how` says how the text was read and
+    `tokenizer` names the tokens the per-token figure counts."""
+    data = {"file": str(text_file), "model": model_name, "tokenizer": tokenizer, **result.to_dict()}
     if as_json:
         echo_json(data)
         return
     click.echo(f"file: {text_file}  ({how})")
     click.echo(f"tokens {result.tokens:,}   words {result.words:,}   bytes {result.bytes:,}   NLL {result.nll:,.2f} nats")
-    click.echo(f"perplexity per token {result.perplexity:.3f}  (GPT-2 BPE tokens; compare only with the same tokenizer)")
+    click.echo(f"perplexity per token {result.perplexity:.3f}  ({tokenizer}; compare only with the same tokenizer)")
     click.echo(f"perplexity per word  {result.perplexity_per_word:.3f}  (whitespace-separated words)")
     click.echo(f"bits per byte        {result.bits_per_byte:.4f}  (UTF-8 bytes; comparable across tokenizers)")
 
