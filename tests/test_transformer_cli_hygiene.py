@@ -21,7 +21,7 @@ def run(*args: str):
 
 def one_line_error(result) -> str:
     """The single `Error: ...` line of a refused command."""
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 1, repr(result.exception) if result.exception else result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     return lines[0]
