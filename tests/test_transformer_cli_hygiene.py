@@ -21,7 +21,8 @@ def run(*args: str):
 
 def one_line_error(result) -> str:
     """The single `Error: ...` line of a refused command."""
-    assert result.exit_code == 1, repr(result.exception) if result.exception else result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not a crash
+    assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     return lines[0]
