@@ -46,6 +46,7 @@ __all__ = [
     "bytes_to_symbols",
     "bytes_to_unicode",
     "gpt2_tokenizer",
+    "merge",
     "pretokenize",
     "read_merges",
     "read_vocab",
@@ -146,12 +147,17 @@ def bpe_merge(word: Sequence[str], ranks: dict[tuple[str, str], int]) -> list[st
         best = min(pairs, key=lambda pair: ranks.get(pair, float("inf")))
         if best not in ranks:
             break
-        symbols = _merge_pair(symbols, best, best[0] + best[1])
+        symbols = merge(symbols, best, best[0] + best[1])
     return symbols
 
 
-def _merge_pair(symbols: list, pair: tuple, merged: object) -> list:
-    """Replace every non-overlapping occurrence of `pair` in `symbols`, left to right."""
+def merge(symbols: list, pair: tuple, merged: object) -> list:
+    """Replace every non-overlapping occurrence of `pair` in `symbols` by `merged`, left to right.
+
+    The one merge step of BPE, shared by encoding (`bpe_merge`) and both learners.
+
+    Example: merge([1, 2, 3, 1, 2, 2], (1, 2), 4) == [4, 3, 4, 2]
+    """
     first, second = pair
     out = []
     i = 0
