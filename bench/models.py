@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 import corpora
-from corpora import UserError
 from ngram import NgramModel, default_model_path, load_model as load_ngram_file, save_model
 from transformer import GPT2, load_model as load_transformer_folder
 from transformer.train import count_params
