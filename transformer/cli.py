@@ -66,10 +66,12 @@ PROMPT_SHOWN = 200
 
 
 def model_option(func):
+    """--model/-m for every command that runs a model; `auto` by default, so examples work offline."""
     return click.option("--model", "-m", "model_name", default=AUTO_NAME, show_default=True, help=MODEL_HELP)(func)
 
 
 def json_option(func):
+    """--json: the result as JSON on stdout, for scripts (notices stay on stderr)."""
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
 
 
@@ -230,7 +232,7 @@ def predict(prompt, model_name, k, as_json):
 @main.command()
 @click.argument("text_file", type=click.Path(path_type=Path))
 @model_option
-@click.option("--window", type=click.IntRange(2), default=None, help="Tokens per window (default: the model's context, 1024).")
+@click.option("--window", type=click.IntRange(2), default=None, help="Tokens per window (default: the model's context window, 1024 for GPT-2 small).")
 @click.option("--stride", type=click.IntRange(1), default=None, help="Tokens between window starts (default: half the window).")
 @click.option("--context", type=click.IntRange(1), default=None,
               help="Score every token with only the previous N tokens visible (instead of --window/--stride).")
