@@ -8,20 +8,18 @@
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 import corpora
-from corpora import UserError
 from ngram import NgramModel, default_model_path, load_model as load_ngram_file, save_model
 from transformer import GPT2, load_model as load_transformer_folder
 from transformer.train import count_params
-from transformer.weights import BUNDLED_MODEL, BUNDLED_NAME, hub_model_cached, resolve_model_dir
+from transformer.weights import AUTO_NAME, BUNDLED_MODEL, choose_auto_model, resolve_model_dir
 
-AUTO = "auto"
+AUTO = AUTO_NAME
 
 
 def default_corpus_folder() -> Path:
@@ -80,24 +78,12 @@ def describe_transformer(name: str, folder: Path, model: GPT2) -> str:
     return f"{folder.name} ({kind}; {c.n_layer} layers, {c.n_embd} wide, {params / 1e6:.1f}M parameters, vocabulary {c.vocab_size})"
 
 
-def gpt2_available() -> bool:
-    """GPT-2 small is in the Hugging Face cache, or the Hub may be reachable (not offline)."""
-    return hub_model_cached("gpt2") or not os.environ.get("HF_HUB_OFFLINE")
-
-
 def transformer_model(name: str = AUTO, quiet: bool = False) -> TransformerChoice:
-    """Load the transformer to compare: a folder, a Hub name, `bundled`, or `auto`."""
+    """Load the transformer to compare: a folder, a Hub name, `bundled`, or `auto`
+    (chosen by `transformer.weights.choose_auto_model`, the one place that decides)."""
     if name == AUTO:
-        if gpt2_available():
-            try:
-                return transformer_model("gpt2", quiet=True)
-            except UserError as err:
-                reason = str(err).split(":")[0]
-                if not quiet:
-                    notice(f"GPT-2 small is not available ({reason}); using the bundled model trained on the same books")
-        elif not quiet:
-            notice("GPT-2 small is not in the Hugging Face cache (offline); using the bundled model trained on the same books")
-        return transformer_model(BUNDLED_NAME, quiet=True)
-    folder = resolve_model_dir(name)
+        name, folder = choose_auto_model(quiet)
+    else:
+        folder = resolve_model_dir(name)
     model, tokenizer = load_transformer_folder(folder)
     return TransformerChoice(model, tokenizer, name, folder, describe_transformer(name, folder, model))

@@ -203,7 +203,7 @@ def test_cli_summary_and_verbose(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus")
     result = CliRunner().invoke(bpe, ["learn", str(corpus), "-n", "260", "-o", str(tmp_path / "t"), "--verbose"])
     assert result.exit_code == 0, result.output
-    assert "merge 1: " in result.output and "Learned 3 merges from 1 documents" in result.output
+    assert "merge 1: " in result.output and "Learned 3 merges from 1 document " in result.output
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
@@ -213,6 +213,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert too_small.exit_code == 1 and too_small.output.startswith("Error: --vocab-size must be at least 257")
     too_big = runner.invoke(bpe, ["learn", str(corpus), "-n", "5000", "-o", str(tmp_path / "t")])
     assert too_big.exit_code == 1 and "merges were possible" in too_big.output
+    bad_fraction = runner.invoke(bpe, ["learn", str(corpus), "-n", "260", "-o", str(tmp_path / "t"), "--heldout-fraction", "1"])
+    assert bad_fraction.exit_code == 1 and bad_fraction.output.startswith("Error: --heldout-fraction must be")
     assert not (tmp_path / "t").exists()  # nothing written on failure
     missing = runner.invoke(bpe, ["learn", str(tmp_path / "nowhere"), "-n", "300", "-o", str(tmp_path / "t")])
     assert missing.exit_code == 1 and "corpus folder not found" in missing.output

@@ -50,7 +50,7 @@ def test_generate_long_prompt_notice():
 def test_predict_long_prompt_uses_the_last_window():
     result = CliRunner().invoke(main, ["predict", "word" + " word" * 199, *M, "--json"])
     assert result.exit_code == 0
-    assert "using the last 128" in result.stderr
+    assert "keeping the last 128 (the model's 128-token context window)" in result.stderr
     assert len(json.loads(result.stdout)["prompt_ids"]) == 128
 
 
@@ -61,7 +61,8 @@ def test_predict_top_k():
     assert len(rows) == 3 and rows[0]["id"] == REF["greedy_new_ids"][0]
     assert rows[0]["probability"] >= rows[1]["probability"] >= rows[2]["probability"] > 0
     text = run("predict", REF["prompts"][0], *M, "-k", "2")
-    assert text.exit_code == 0 and len(text.output.splitlines()) == 2
+    header, *ranked = text.output.splitlines()
+    assert text.exit_code == 0 and len(ranked) == 2 and header.startswith("next token after")
 
 
 def test_perplexity_json_matches_reference(tmp_path):
@@ -119,7 +120,7 @@ def test_tokenize():
     (["predict", "hi", "--model", "no/such/folder"], "no such folder"),
     (["predict", "hi", "--model", "gpt2"], "download config.json, model.safetensors"),
     (["inspect", "hi", *M, "--layer", "7"], "--layer 7"),
-    (["perplexity", "missing.txt", *M], "no such file"),
+    (["perplexity", "missing.txt", *M], "text file not found: missing.txt"),
 ])
 def test_user_mistakes_are_one_line_errors(args, message):
     result = CliRunner().invoke(main, args)

@@ -15,7 +15,7 @@ import click
 
 from corpora import DEFAULT_HELDOUT_FRACTION, load_corpus
 from corpora.common import UserError, atomic_write
-from corpora.cli_common import echo_json, friendly_errors
+from corpora.cli_common import echo_json, friendly_errors, plural
 
 from corpora.tokenizers.bpe import HF_NAMES
 from corpora.tokenizers.bpe_learn import learn_bpe
@@ -57,6 +57,8 @@ def learn(
     """
     if vocab_size < 257:
         raise UserError(f"--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got {vocab_size}")
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise UserError(f"--heldout-fraction must be at least 0 and below 1, got {heldout_fraction}")
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--output {out_dir} exists and is not a folder")
     if progress is None:
@@ -97,7 +99,7 @@ def learn(
         echo_json(summary)
         return
     click.echo(
-        f"Learned {summary['merges']} merges from {summary['documents']} documents "
+        f"Learned {plural(summary['merges'], 'merge')} from {plural(summary['documents'], 'document')} "
         f"({summary['train_chars']:,} training characters; held-out fraction {heldout_fraction}) "
         f"in {seconds:.1f} s."
     )

@@ -78,36 +78,62 @@ def attention_summary(maps: np.ndarray, tokens: list[str]) -> list[dict]:
     return rows
 
 
-def save_attention_png(maps: np.ndarray, tokens: list[str], path: str | Path, layers: list[int] | None = None) -> Path:
+#: `save_attention_png` draws at most this many (the last) positions: beyond that the
+#: cells get too small to read and the image huge.
+MAX_PNG_POSITIONS = 64
+
+
+def save_attention_png(
+    maps: np.ndarray,
+    tokens: list[str],
+    path: str | Path,
+    layers: list[int] | None = None,
+    max_positions: int = MAX_PNG_POSITIONS,
+) -> Path:
     """Draw one heatmap per (layer, head): rows are query positions, columns the
-    positions they attend to. Uses matplotlib's file-only Agg backend."""
+    positions they attend to, with a colour bar for the weights and the tokens as labels.
+
+    Only the last `max_positions` positions are drawn (the title says so), so that a long
+    prompt still gives a readable image of bounded size. The file is written whole or not
+    at all (Ctrl-C leaves nothing). Uses matplotlib's file-only Agg backend.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from corpora.common import atomic_write
+
     layers = list(range(maps.shape[0])) if layers is None else layers
-    n_head, t = maps.shape[1], maps.shape[2]
-    size = 1.2 + 0.12 * t
-    fig, axes = plt.subplots(len(layers), n_head, figsize=(size * n_head, size * len(layers)), squeeze=False)
+    total = maps.shape[2]
+    t = min(total, max_positions)
+    maps, tokens = maps[:, :, total - t:, total - t:], tokens[total - t:]
+    n_head = maps.shape[1]
+    cell = 0.11  # inches per position: room for a 6-point label
+    size = 1.4 + cell * t
+    fig, axes = plt.subplots(len(layers), n_head, figsize=(size * n_head + 1.0, size * len(layers)), squeeze=False)
     labels = [repr(tok)[1:-1] for tok in tokens]
+    image = None
     for row, layer in enumerate(layers):
         for head in range(n_head):
             ax = axes[row][head]
-            ax.imshow(maps[layer, head], vmin=0.0, vmax=1.0, cmap="viridis")
+            image = ax.imshow(maps[layer, head], vmin=0.0, vmax=1.0, cmap="viridis")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
-                ax.set_title(f"head {head}", fontsize=8)
+                ax.set_title(f"head {head}", fontsize=9)
             if head == 0:
-                ax.set_ylabel(f"layer {layer}", fontsize=8)
-                if t <= 24:
-                    ax.set_yticks(range(t), labels, fontsize=5)
-            if row == len(layers) - 1 and t <= 24:
-                ax.set_xticks(range(t), labels, fontsize=5, rotation=90)
-    fig.suptitle("attention weights (row: query position, column: attended position)", fontsize=9)
-    fig.tight_layout()
+                ax.set_ylabel(f"layer {layer}", fontsize=9)
+                ax.set_yticks(range(t), labels, fontsize=6)
+            if row == len(layers) - 1:
+                ax.set_xticks(range(t), labels, fontsize=6, rotation=90)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    shown = f"the last {t} of {total} positions" if t < total else f"{t} positions"
+    fig.suptitle(f"attention weights, {shown} (row: query position, column: attended position)", fontsize=10)
     path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, dpi=100, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path

@@ -50,8 +50,10 @@ system pages the weights in as they are used, and several processes share one co
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,6 +72,11 @@ HUB_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 #: books' training split (see its MODEL_CARD.md). `--model bundled` names it.
 BUNDLED_NAME = "bundled"
 BUNDLED_MODEL = Path(__file__).parent / "bundled" / "books-gpt2"
+
+#: `--model auto` (every command's default): GPT-2 small when it can be had, else the
+#: bundled model. `GPT2_SMALL` is GPT-2 small's Hugging Face name.
+AUTO_NAME = "auto"
+GPT2_SMALL = "gpt2"
 
 #: Tensors that may appear in a checkpoint but are not weights we use.
 IGNORED = re.compile(r"^(h\.\d+\.attn\.(bias|masked_bias)|lm_head\.weight)$")
@@ -332,12 +339,15 @@ def hub_model_cached(repo_id: str = "gpt2") -> bool:
     return isinstance(found, str) and Path(found).is_file()
 
 
-def resolve_model_dir(name_or_dir: str | Path) -> Path:
+def resolve_model_dir(name_or_dir: str | Path, quiet: bool = False) -> Path:
     """A local model folder as given, `bundled` (the model shipped with this package),
-    or a Hub name (like "gpt2") fetched into the cache."""
+    `auto` (see `choose_auto_model`; `quiet` silences its notice), or a Hub name (like
+    "gpt2") fetched into the cache."""
     text = str(name_or_dir).strip()
     if not text:
-        raise UserError("--model is empty; give a folder or a Hub name such as gpt2")
+        raise UserError("--model is empty; give a folder, a Hub name such as gpt2, bundled or auto")
+    if text == AUTO_NAME:
+        return choose_auto_model(quiet)[1]
     if text == BUNDLED_NAME:
         if not (BUNDLED_MODEL / WEIGHTS_FILE).is_file():
             raise UserError(f"the bundled model is missing from {BUNDLED_MODEL} (reinstall the package)")
@@ -345,13 +355,73 @@ def resolve_model_dir(name_or_dir: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
-            raise UserError(f"{path} is not a model folder: it has no {CONFIG_FILE}")
+            raise UserError(f"--model {text}: not a model folder, it has no {CONFIG_FILE}")
         return path
     if path.exists():
         raise UserError(f"--model {text!r} is a file; give the folder that holds config.json and {WEIGHTS_FILE}")
     if looks_like_path(text):
         raise UserError(f"--model {text!r}: no such folder")
     return download_from_hub(text)
+
+
+# ----------------------------------------------------------------------- --model auto
+
+
+def gpt2_available() -> bool:
+    """GPT-2 small is in the Hugging Face cache, or the Hub may be reachable (not offline).
+
+    Decided without touching the network, so that offline the choice is instant.
+    """
+    return hub_model_cached(GPT2_SMALL) or not os.environ.get("HF_HUB_OFFLINE")
+
+
+def print_notice(message: str) -> None:
+    """One `Notice: ...` line on stderr, so stdout stays clean for --json and pipes."""
+    print(f"Notice: {message}", file=sys.stderr, flush=True)
+
+
+def choose_auto_model(quiet: bool = False) -> tuple[str, Path]:
+    """What `--model auto` means: (name, folder) of GPT-2 small when it is in the Hugging
+    Face cache or downloadable, otherwise of the bundled model, with a one-line notice.
+
+    The one place this choice is made: the `transformer` commands and `bench` both ask here,
+    so they always agree on which model "auto" is.
+    """
+    if gpt2_available():
+        try:
+            return GPT2_SMALL, resolve_model_dir(GPT2_SMALL)
+        except UserError as err:
+            reason = str(err).split(":")[0]
+            if not quiet:
+                print_notice(f"GPT-2 small is not available ({reason}); using the bundled model trained on the default books")
+    elif not quiet:
+        print_notice("GPT-2 small is not in the Hugging Face cache (offline); using the bundled model trained on the default books")
+    return BUNDLED_NAME, resolve_model_dir(BUNDLED_NAME)
+
+
+def resolve_tokenizer_dir(name_or_dir: str | Path) -> Path:
+    """The folder holding the tokenizer of `--model NAME_OR_DIR`, found without loading
+    (or needing) any weights: `gpt2` is GPT-2's own tokenizer, shipped with the package;
+    `bundled` the bundled model's; `auto` the one `--model auto` would use; a folder needs
+    only the two tokenizer files (either layout), no config.json or weights."""
+    from corpora.tokenizers.bpe import GPT2_TOKENIZER_DIR
+
+    text = str(name_or_dir).strip()
+    if text == AUTO_NAME:
+        text = GPT2_SMALL if gpt2_available() else BUNDLED_NAME
+    if text == GPT2_SMALL:
+        return GPT2_TOKENIZER_DIR
+    if text == BUNDLED_NAME:
+        return BUNDLED_MODEL
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not tokenizer_files_present(path):
+            raise UserError(
+                f"--model {text}: no tokenizer files there (it needs vocab.json + merges.txt, "
+                f"or encoder.json + vocab.bpe)"
+            )
+        return path
+    return resolve_model_dir(text)  # a file, a missing folder or a Hub name: the usual errors
 
 
 def tokenizer_files_present(folder: Path) -> bool:

@@ -46,11 +46,13 @@ __all__ = [
     "bytes_to_symbols",
     "bytes_to_unicode",
     "gpt2_tokenizer",
+    "merge",
     "pretokenize",
     "read_merges",
     "read_vocab",
     "symbols_to_bytes",
     "tokenizer_fingerprint",
+    "tokenizer_label",
 ]
 
 #: GPT-2's pre-tokenising pattern: English contractions, letters, numbers, other
@@ -145,12 +147,17 @@ def bpe_merge(word: Sequence[str], ranks: dict[tuple[str, str], int]) -> list[st
         best = min(pairs, key=lambda pair: ranks.get(pair, float("inf")))
         if best not in ranks:
             break
-        symbols = _merge_pair(symbols, best, best[0] + best[1])
+        symbols = merge(symbols, best, best[0] + best[1])
     return symbols
 
 
-def _merge_pair(symbols: list, pair: tuple, merged: object) -> list:
-    """Replace every non-overlapping occurrence of `pair` in `symbols`, left to right."""
+def merge(symbols: list, pair: tuple, merged: object) -> list:
+    """Replace every non-overlapping occurrence of `pair` in `symbols` by `merged`, left to right.
+
+    The one merge step of BPE, shared by encoding (`bpe_merge`) and both learners.
+
+    Example: merge([1, 2, 3, 1, 2, 2], (1, 2), 4) == [4, 3, 4, 2]
+    """
     first, second = pair
     out = []
     i = 0
@@ -355,6 +362,25 @@ def gpt2_tokenizer() -> BPETokenizer:
     Loaded once and shared: treat it as read-only.
     """
     return BPETokenizer.from_dir(GPT2_TOKENIZER_DIR)
+
+
+def is_gpt2_tokenizer(tokenizer: BPETokenizer) -> bool:
+    """Is this GPT-2's own tokenizer (the same tokens, ids and merges), whatever folder it came from?"""
+    if tokenizer.vocab_size != 50257 or len(tokenizer.merges) != 50000:
+        return False  # cheap answer for every other tokenizer: no need to load GPT-2's
+    gpt2 = gpt2_tokenizer()
+    return tokenizer is gpt2 or (tokenizer.merges == gpt2.merges and tokenizer.encoder == gpt2.encoder)
+
+
+def tokenizer_label(tokenizer: BPETokenizer, owner: str) -> str:
+    """How to name a tokenizer next to a per-token figure: "GPT-2's BPE, 50,257 tokens",
+    or "books-gpt2's BPE, 4,096 tokens" after `owner` (the model or folder it came with).
+
+    Token counts and per-token perplexities mean something only for a named tokenizer, so
+    every figure says which one it used.
+    """
+    owner = "GPT-2" if is_gpt2_tokenizer(tokenizer) else owner
+    return f"{owner}'s BPE, {tokenizer.vocab_size:,} tokens"
 
 
 def tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:

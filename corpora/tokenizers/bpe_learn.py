@@ -1,5 +1,13 @@
 """Learning a byte-level BPE tokenizer from text, the way GPT-2's was made:
 count adjacent pairs of symbols, merge the most frequent, repeat.
+
+Two learners that learn exactly the same merges (a test checks it):
+
+- `learn_bpe_reference`: the textbook loop (minbpe's shape): `get_stats` counts every
+  adjacent pair from scratch, `merge` replaces the most frequent one, and so on for
+  vocab_size - 257 merges. Easy to read, slow: every merge rereads all the text.
+- `learn_bpe`: the same, fast: it counts each distinct word once (weighted by how often
+  it occurs) and, after a merge, updates only the counts of the words that held the pair.
 """
 from __future__ import annotations
 
@@ -9,8 +17,75 @@ from collections import Counter
 from typing import Iterable
 
 from ..common import UserError
-from .bpe import _SPLIT_RE, BPETokenizer, _merge_pair, bytes_to_unicode
+from .bpe import _SPLIT_RE, BPETokenizer, bytes_to_unicode, merge
 from .special import ENDOFTEXT
+
+
+# ---------------------------------------------------------------------------
+# The textbook loop
+# ---------------------------------------------------------------------------
+
+
+def get_stats(ids: list[int], counts: dict[tuple[int, int], int] | None = None) -> dict[tuple[int, int], int]:
+    """Count every adjacent pair of ids (added to `counts` when given, to sum over chunks).
+
+    Example: get_stats([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    """
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def most_frequent_pair(counts: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """The pair with the highest count; among equals the one with the smallest ids
+    (the left id first), as `learn_bpe` does, so that learning never depends on dict order.
+
+    Example: most_frequent_pair({(5, 1): 3, (2, 9): 3, (1, 1): 2}) == (2, 9)
+    """
+    return min(counts, key=lambda pair: (-counts[pair], pair))
+
+
+def learn_bpe_reference(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    """Learn the same tokenizer as `learn_bpe`, by the textbook loop (slow; for tests and reading).
+
+    Every text is cut into chunks by GPT-2's regex (merges never cross a chunk) and each
+    chunk becomes its UTF-8 bytes as ids 0..255 in GPT-2's order. Then, until the
+    vocabulary holds vocab_size - 1 tokens: count all pairs, merge the most frequent
+    everywhere. Two different pairs can spell the same token (e.g. 'a'+'bc' and 'ab'+'c');
+    the second merge then reuses the first one's id. `<|endoftext|>` is the last id.
+    """
+    if vocab_size < 257:
+        raise UserError(f"vocab size must be at least 257 (256 bytes + {ENDOFTEXT}), got {vocab_size}")
+    id_of_byte = {byte: i for i, byte in enumerate(bytes_to_unicode())}
+    chunks = [[id_of_byte[b] for b in chunk.encode("utf-8")] for text in texts for chunk in _SPLIT_RE.findall(text)]
+    if not chunks:
+        raise UserError("no text to learn from (the texts are empty)")
+    symbols = list(bytes_to_unicode().values())  # id -> the token's GPT-2 symbols
+    merges: list[tuple[str, str]] = []
+    while len(symbols) < vocab_size - 1:
+        counts: dict[tuple[int, int], int] = {}
+        for chunk in chunks:
+            get_stats(chunk, counts)
+        if not counts:
+            raise UserError(
+                f"vocab size {vocab_size} is too large for this text: only {len(merges)} merges were possible "
+                f"(at most vocab size {len(symbols) + 1})"
+            )
+        left, right = most_frequent_pair(counts)
+        token = symbols[left] + symbols[right]
+        if token not in symbols:
+            symbols.append(token)
+        chunks = [merge(chunk, (left, right), symbols.index(token)) for chunk in chunks]
+        merges.append((symbols[left], symbols[right]))
+    vocab = {token: i for i, token in enumerate(symbols)}
+    vocab[ENDOFTEXT] = len(symbols)
+    return BPETokenizer(vocab, merges)
+
+
+# ---------------------------------------------------------------------------
+# The fast learner
+# ---------------------------------------------------------------------------
 
 
 def count_words(texts: Iterable[str], progress: bool = False) -> Counter[str]:
@@ -129,7 +204,7 @@ class _PairCounts:
         delta: dict[tuple[int, int], int] = {}
         for w in self.where.pop(pair, ()):
             word = self.words[w]
-            new_word = _merge_pair(word, pair, new_id)
+            new_word = merge(word, pair, new_id)
             if len(new_word) == len(word):
                 continue  # this word no longer holds the pair
             freq = self.freqs[w]
