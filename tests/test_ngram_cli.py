@@ -57,9 +57,12 @@ def test_build_writes_the_default_model_that_other_commands_find(corpus_dir):
 
 def test_predict_table_and_json(model_file):
     out = run("predict", str(model_file), "The cat sat on", "-k", "2").output
-    assert "the" in out and "Matched:" in out and "Why:" in out
+    rows = [line.split() for line in out.splitlines() if line[:3].strip().isdigit()]
+    assert [row[:2] for row in rows] == [["1", "the"], ["2", "</s>"]]
+    assert "Matched: cat sat on  (4-gram" in out and "Why: “The cat sat on the mat.”" in out
     data = json.loads(run("predict", str(model_file), "The cat sat on", "--json").output)
     assert data["candidates"][0]["token"] == "the"
+    assert data["candidates"][0]["count"] == data["context_count"]  # "cat sat on" is always followed by "the"
     assert data["candidates"][0]["probability"] > 0.5
 
 
