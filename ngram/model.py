@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from corpora.runtime import gc_paused
 from corpora.tokenizers import BOS, EOS, UNK, Tokenizer, get_tokenizer
 
 from . import counting, trie
-from .smoothing import Counts, Smoothing, get_smoothing
+from .smoothing import Counts, Smoothing, describe_fallback, get_smoothing, kn_discount_fallbacks
 
 SPECIALS = (UNK, BOS, EOS)
 
@@ -181,7 +182,10 @@ class NgramModel:
             "training_tokens": sum(frequencies.values()),
             "training_sentences": len(encoded),
             "min_count": min_count,
+            "kn_discount_fallbacks": kn_discount_fallbacks(statistics, order),
         }
+        for fallback in info["kn_discount_fallbacks"]:
+            warnings.warn(describe_fallback(fallback), stacklevel=2)
         return cls(root, order, tokenizer, vocab, corpus, info, statistics)
 
     # ------------------------------------------------------------- vocabulary

@@ -19,12 +19,15 @@ and fall back to D1 = D2 = D3+ = Y (kept in [0.1, 0.9]) when some n_r is zero.
 """
 from __future__ import annotations
 
+import random
+import warnings
 from collections import Counter, defaultdict
 
 import pytest
 
 from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer
-from ngram import NgramModel
+from ngram import NgramModel, load_model, save_model
+from ngram.kneser_ney_reference import kneser_ney_prob
 from ngram.smoothing import KneserNey
 
 # 16 sentences over a skewed 10-letter vocabulary, chosen so that every count-of-counts
@@ -152,3 +155,75 @@ def test_kneser_ney_equals_the_independent_computation_at_every_order(sentences,
                 where = f"order {order}: p({w!r} | {context})"
                 assert kn.prob(context, w) == pytest.approx(expected, rel=1e-12), where
                 assert got[model.counts.index[w]] == pytest.approx(expected, rel=1e-12), where
+
+
+# ------------------------------------------------- the package's own reference
+def random_text(seed: int, sentences: int = 300, vocabulary: int = 40) -> list[list[str]]:
+    """Sentences over a Zipf-like vocabulary: big enough for every kind of count."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocabulary)]
+    weights = [1 / (i + 1) for i in range(vocabulary)]
+    return [rng.choices(words, weights, k=rng.randint(1, 8)) for _ in range(sentences)]
+
+
+def test_fast_kneser_ney_equals_the_recursive_reference_at_every_order():
+    sentences = random_text(3)
+    model = build(sentences, 4)
+    rng = random.Random(5)
+    vocab = model.counts.predictable
+    contexts = [[BOS, *rng.choice(sentences)[: rng.randint(0, 3)]] for _ in range(60)]
+    contexts += [rng.choices([BOS, UNK, EOS, *vocab], k=rng.randint(0, 4)) for _ in range(60)]
+    for order in range(1, 5):
+        kn = model.smoothing("kn", order=order)
+        for context in contexts:
+            p = kn.distribution(context)
+            for word in rng.sample(vocab, 8) + [EOS, UNK]:
+                expected = kneser_ney_prob(model.counts, context, word, order)
+                where = f"order {order}: p({word!r} | {context})"
+                assert kn.prob(context, word) == pytest.approx(expected, rel=1e-12, abs=0), where
+                assert p[model.counts.index[word]] == pytest.approx(expected, rel=1e-12, abs=0), where
+
+
+def test_the_reference_equals_the_independent_computation():
+    for sentences, trie_order in ((FULL, 3), (SPARSE, 4)):
+        model = build(sentences, trie_order)
+        for order in range(1, trie_order + 1):
+            ref = Reference(sentences, trie_order, order)
+            for context in contexts_to_check(sentences, trie_order):
+                for w in ref.vocab:
+                    assert kneser_ney_prob(model.counts, context, w, order) == pytest.approx(ref.prob(context, w), rel=1e-12)
+
+
+# ------------------------------------------------- discounts that fall back say so
+def test_discounts_that_fall_back_or_are_clamped_warn_and_are_recorded(tmp_path):
+    with pytest.warns(UserWarning) as caught:
+        model = build(SPARSE, 3)
+    messages = [str(w.message) for w in caught if "Kneser-Ney" in str(w.message)]
+    # SPARSE: continuation unigrams n1..n4 = 10, 1, 2, 0; continuation bigrams 13, 2, 0, 0;
+    # real trigrams 11, 3, 0, 0 — all three orders fall back to D = Y.
+    assert len(messages) == 3
+    assert "order 1 (continuation counts" in messages[0] and "n4 = 0" in messages[0]
+    assert "order 2 (continuation counts" in messages[1] and "n3 = 0, n4 = 0" in messages[1]
+    assert "order 3 (real counts" in messages[2] and "n3 = 0, n4 = 0" in messages[2]
+    recorded = model.info["kn_discount_fallbacks"]
+    assert [(f["order"], f["table"], f["count_of_counts"]) for f in recorded] == [
+        (1, "cont1", [10, 1, 2, 0]), (2, "cont2", [13, 2, 0, 0]), (3, "raw3", [11, 3, 0, 0])
+    ]
+    assert recorded[0]["discounts"] == pytest.approx([10 / 12] * 3)  # Y = 10 / (10 + 2·1)
+    assert recorded[2]["discounts"] == pytest.approx([11 / 17] * 3)  # Y = 11 / (11 + 2·3)
+    again = load_model(save_model(model, tmp_path / "m.json.gz"))
+    assert again.info["kn_discount_fallbacks"] == recorded
+
+
+def test_discounts_clamped_by_the_formulas_are_recorded_too():
+    with pytest.warns(UserWarning, match=r"order 1 \(continuation counts.*D2 = -1 clamped to 0.05"):
+        model = build(FULL, 3)
+    assert [f["table"] for f in model.info["kn_discount_fallbacks"]] == ["cont1", "raw3"]
+
+
+def test_no_warning_when_every_count_of_counts_is_there():
+    many = random_text(11, sentences=2000, vocabulary=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = build(many, 2)
+    assert model.info["kn_discount_fallbacks"] == []

@@ -192,7 +192,7 @@ def test_a_vocabulary_the_trie_cannot_hold_is_refused(tmp_path):
 # ------------------------------------------------------------ the command line
 def test_cli_build_predict_perplexity_with_gpt2_tokens(corpus_dir, tmp_path):
     path = tmp_path / "gpt2.json.gz"
-    summary = json.loads(run("build", str(corpus_dir), "-o", str(path), "--tokens", "gpt2", "--order", "4", "--no-progress", "--json").output)
+    summary = json.loads(run("build", str(corpus_dir), "-o", str(path), "--tokens", "gpt2", "--order", "4", "--no-progress", "--json").stdout)
     assert summary["tokenizer"]["name"] == "gpt2" and summary["min_count"] == 1
     out = run("predict", str(path), "I want to", "-k", "2").output
     assert '" be"' in out and 'Context: <s> "I" " want" " to"' in out and "Why:" in out

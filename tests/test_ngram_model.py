@@ -334,3 +334,12 @@ def test_built_children_are_stored_most_frequent_first(books_model, tmp_path):
         top = [t for t, _ in model.followers(model.root["the"], 5)]
         by_count = sorted(trie.children(model.root["the"]), key=lambda tc: -trie.count_of(tc[1]))
         assert [trie.count_of(model.root["the"][t]) for t in top] == [trie.count_of(c) for _, c in by_count[:5]]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug, left for the lead: smoothing.usable_context slices "
+                   "context[len - (order - 1):], a negative start for short contexts, so MLE and add-k "
+                   "at order >= 4 drop tokens of a short context; fixing it changes their figures")
+def test_mle_uses_the_whole_of_a_context_shorter_than_its_order():
+    model = tiny_model(order=4)
+    # "the dog" is followed by "." once in one; "dog" alone by "sat" and "."
+    assert model.smoothing("mle").prob(["the", "dog"], ".") == 1.0
