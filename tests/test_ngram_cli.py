@@ -79,9 +79,10 @@ def test_complete_generate_stats_and_perplexity(model_file, tmp_path):
     text = tmp_path / "eval.txt"
     text.write_text("The fox sat on the log. I want to be free.\n", encoding="utf-8")
     ppl = json.loads(run("perplexity", str(model_file), str(text), "--json", "--no-progress").output)
-    by_name = {r["smoothing"]: r for r in ppl["results"]}
-    assert by_name["kn"]["perplexity"] < by_name["addk"]["perplexity"]
-    assert by_name["kn"]["tokens"] == 15 and by_name["kn"]["words"] == 11
+    by_name = {r["setting"]["smoothing"]: r for r in ppl["results"]}
+    assert by_name["kn"]["per_token"] < by_name["addk"]["per_token"]
+    assert by_name["kn"]["tokens"] == 15 and by_name["kn"]["units"]["words"] == 11
+    assert by_name["addk"]["setting"] == {"smoothing": "addk", "order": 4, "sentences": 2, "k": 1.0}
     heldout = run("perplexity", str(model_file), "--no-progress").output
     assert "held-out" in heldout and "Kneser-Ney" in heldout
 

@@ -244,18 +244,20 @@ def test_heldout_perplexity_kneser_ney_beats_add_k_and_mle(books_model):
     kn = books_model.score(text, "kn")
     addk = books_model.score(text, "addk")
     mle = books_model.score(text, "mle")
-    assert math.isfinite(kn.perplexity) and kn.zero_prob == 0
-    assert kn.perplexity < addk.perplexity
-    assert mle.zero_prob > 0 and math.isinf(mle.perplexity)
-    assert kn.perplexity < mle.perplexity_nonzero * 100  # sanity: same ballpark, finite
-    assert mle.to_dict()["perplexity"] is None  # no "inf" in JSON
+    assert math.isfinite(kn.per_token) and kn.zero_prob == 0
+    assert kn.per_token < addk.per_token
+    assert mle.zero_prob > 0 and math.isinf(mle.per_token)
+    assert kn.per_token < mle.per_token_nonzero * 100  # sanity: same ballpark, finite
+    assert mle.to_dict()["per_token"] is None  # no "inf" in JSON
     assert kn.tokens == addk.tokens == mle.tokens and kn.oov > 0
-    assert kn.bytes == len(text.encode("utf-8")) and kn.words == len(text.split())
+    assert kn.units.bytes == len(text.encode("utf-8")) and kn.units.words == len(text.split())
+    assert kn.setting == {"smoothing": "kn", "order": 4, "sentences": len(list(books_model.tokenizer.sentences(text)))}
+    assert kn.per_token == math.exp(kn.nll / kn.tokens) and kn.token_kind == "words"
 
 
 def test_lower_orders_score_from_the_same_trie(books_model):
     text = books_model.heldout_text()[:20000]
-    ppl = [books_model.score(text, "kn", order=k).perplexity for k in (1, 2, 3, 4)]
+    ppl = [books_model.score(text, "kn", order=k).per_token for k in (1, 2, 3, 4)]
     assert ppl[0] > ppl[1] > ppl[2]
 
 
