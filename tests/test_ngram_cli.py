@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from corpora import load_corpus
+from corpora.cli_common import elide
 from ngram import NgramModel, load_model, save_model
 from ngram.cli import main
 from ngram.io import default_model_path
@@ -209,3 +212,81 @@ def test_build_the_default_books_end_to_end(shared_dir, tmp_path, monkeypatch):
     assert stats["training_tokens"] > 2_900_000
     predicted = json.loads(run("predict", "Sherlock", "--json", "--no-example").output)
     assert predicted["candidates"][0]["token"] == "Holmes"
+
+
+# ------------------------------------------------------------------ hygiene
+def test_importing_ngram_imports_no_cli_progress_or_network_code():
+    code = "import sys, ngram; print([m for m in ('click', 'tqdm', 'urllib.request') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.fixture()
+def no_model_loads(monkeypatch):
+    """Make loading any model (or building one) a test failure: arguments must be refused first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr("ngram.cli.load_model", refuse)
+    monkeypatch.setattr("ngram.cli.NgramModel.build", refuse)
+
+
+def test_bad_arguments_are_refused_before_any_model_loads(model_file, corpus_dir, tmp_path, no_model_loads):
+    one_line_error(run("predict", "", ok=False), "CONTEXT is empty")
+    one_line_error(run("predict", str(model_file), "  ", ok=False), "CONTEXT is empty")
+    one_line_error(run("complete", str(model_file), "", ok=False), "CONTEXT is empty")
+    one_line_error(run("generate", "", ok=False), "PROMPT is empty")
+    one_line_error(run("perplexity", str(tmp_path / "missing.txt"), ok=False), "not found", "missing.txt")
+    one_line_error(run("perplexity", str(model_file), str(tmp_path / "missing.txt"), ok=False), "missing.txt")
+    one_line_error(run("perplexity", "--order", "0", ok=False), "--order")
+    out = str(tmp_path / "x.json.gz")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--order", "0", ok=False), "--order")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--min-count", "0", ok=False), "--min-count")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--heldout-fraction", "1.5", ok=False), "--heldout-fraction")
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("phase", ["ngram.build.tokenize_corpus", "ngram.counting.build_trie", "ngram.io.gzip.compress"])
+def test_ctrl_c_in_any_build_phase_prints_one_line_and_leaves_no_file(phase, corpus_dir, tmp_path, monkeypatch):
+    target = tmp_path / "m.json.gz"
+    monkeypatch.setattr(phase, interrupt)
+    result = run("build", str(corpus_dir), "-o", str(target), "--no-progress", ok=False)
+    assert result.exit_code == 130
+    lines = [line for line in result.output.splitlines() if line and not line.startswith("Warning:")]
+    assert lines == ["Interrupted; nothing was written."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["books"]
+
+
+def test_long_prompts_are_shown_with_their_middle_cut_out(model_file):
+    prompt = "The cat sat on the mat. " * 20 + "The dog sat on"
+    out = run("complete", str(model_file), prompt, "-n", "1", "-k", "1").output
+    line = out.splitlines()[0]
+    assert " … " in line and line.rstrip().endswith("… the") and len(line) < 160, line
+    assert elide(prompt) in line
+    sentence = "The cat sat on the mat and " * 20 + "the dog sat on"  # one long sentence: all of it is context
+    context = run("predict", str(model_file), sentence, "-k", "1", "--no-example").output.splitlines()[0]
+    assert context.startswith("Context: <s> The cat sat") and context.endswith("the dog sat on"), context
+    assert " … " in context and len(context) <= len("Context: ") + 120, context
+
+
+def test_counts_of_one_are_singular(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "only.txt").write_text(TEXT, encoding="utf-8")
+    path = tmp_path / "m.json.gz"
+    out = run("build", str(folder), "-o", str(path), "--order", "3", "--no-progress").stdout
+    assert "from 1 document," in out and "documents" not in out
+    assert "Built from 1 document in" in run("stats", str(path), "--no-memory").output
+    text = tmp_path / "one.txt"
+    text.write_text("Free.\n", encoding="utf-8")
+    out = run("perplexity", str(path), str(text), "--smoothing", "kn", "--no-progress").output
+    assert "3 tokens in 1 sentence, 1 word, 6 bytes" in out
+
+
+def test_version():
+    from importlib.metadata import version
+
+    assert run("--version").output.split()[-1] == version("trie-vs-transformer")
