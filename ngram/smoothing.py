@@ -17,7 +17,6 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -404,8 +403,3 @@ def get_smoothing(name: str, counts: Counts, order: int | None = None, **options
     except KeyError:
         raise UserError(f"unknown smoothing {name!r}; choose one of: {', '.join(SMOOTHINGS)}") from None
     return cls(counts, order, **options)  # type: ignore[arg-type]
-
-
-def log_prob(p: float) -> float:
-    """Natural log, with log(0) = -inf."""
-    return math.log(p) if p > 0 else -math.inf
