@@ -343,5 +343,5 @@ def test_built_children_are_stored_most_frequent_first(books_model, tmp_path):
                    "at order >= 4 drop tokens of a short context; fixing it changes their figures")
 def test_mle_uses_the_whole_of_a_context_shorter_than_its_order():
     model = tiny_model(order=4)
-    # "the dog" is followed by "." once in one; "dog" alone by "sat" and "."
+    # "the dog" is always followed by "." (1 of 1); "dog" alone by "sat" or "." (1 of 2 each)
     assert model.smoothing("mle").prob(["the", "dog"], ".") == 1.0
