@@ -17,6 +17,7 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -335,6 +336,10 @@ class KneserNey(Smoothing):
             k: kn_discounts(tables.get(discount_table(k, self.order), []))
             for k in range(1, self.order + 1)
         }
+        self.fallbacks = kn_discount_fallbacks(tables, self.order)
+        if self.order != counts.order:  # the model's own order was reported when it was built
+            for fallback in self.fallbacks:
+                warnings.warn(describe_fallback(fallback), stacklevel=3)
 
     def _levels(self, context: Sequence[str]):
         """Yield (order k, context node, raw?) from unigrams up, while contexts are seen."""

@@ -227,3 +227,23 @@ def test_no_warning_when_every_count_of_counts_is_there():
         warnings.simplefilter("error")
         model = build(many, 2)
     assert model.info["kn_discount_fallbacks"] == []
+
+
+def test_a_lower_order_than_the_models_says_when_its_discounts_fall_back():
+    """As with the default books: words seen once become <unk>, so no unigram has count 1.
+
+    The trigram model never discounts real unigram counts (its unigram level uses
+    continuation counts), but a unigram model of the same trie does, and there n1 = 0.
+    """
+    sentences = random_text(11, sentences=2000, vocabulary=2000)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        model = NgramModel.from_sentences(sentences, 3, get_tokenizer("words"), min_count=2)
+    assert model.statistics["raw1"][0] == 0
+    assert "raw1" not in [f["table"] for f in model.info["kn_discount_fallbacks"]]
+    with pytest.warns(UserWarning, match=r"order 1 \(real counts.*n1 = 0"):
+        kn = model.smoothing("kn", order=1)
+    assert [f["table"] for f in kn.fallbacks] == ["raw1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model's own order was reported at build, not again
+        assert model.smoothing("kn").fallbacks == model.info["kn_discount_fallbacks"]
