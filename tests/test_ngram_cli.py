@@ -72,6 +72,7 @@ def test_predict_table_and_json(model_file):
 def test_complete_generate_stats_and_perplexity(model_file, tmp_path):
     phrases = json.loads(run("complete", str(model_file), "The cat", "-n", "2", "--json").output)
     assert phrases[0]["probability"] >= phrases[-1]["probability"]
+    assert [p["tokens"] for p in phrases[:2]] == [["sat", "on"], ["saw", "the"]]
     a = json.loads(run("generate", str(model_file), "The dog", "--seed", "5", "--json").output)
     b = json.loads(run("generate", str(model_file), "The dog", "--seed", "5", "--json").output)
     assert a["tokens"] == b["tokens"] and len(a["tokens"]) == 40
