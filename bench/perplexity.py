@@ -215,7 +215,7 @@ def ngram_rows(
         result = model.score(text, smoothing=smoothing, order=n)
         note = "" if spelling else "closed vocabulary: unknown words scored as <unk>"
         if result.zero_prob:
-            note = f"{result.zero_prob:,} tokens had probability 0 (per-token perplexity over the rest: {result.perplexity_nonzero:,.1f})"
+            note = f"{result.zero_prob:,} tokens had probability 0 (per-token perplexity over the rest: {result.per_token_nonzero:,.1f})"
         rows.append(ScoreRow(
             model="n-gram", label=f"{n}-gram, {smoothing_label(smoothing, k=1.0)}", token_kind=kind,
             tokens=result.tokens, nll=result.nll + (spelling_nll if result.zero_prob == 0 else 0.0), units=units,

@@ -174,15 +174,17 @@ def load_corpus(source: str | Path, heldout_fraction: float = DEFAULT_HELDOUT_FR
 
 
 def corpus_from_record(record: dict) -> Corpus:
-    """Re-open the corpus a model was built from, checking that no file has changed."""
+    """Re-open the corpus a model was built from, checking that no file has changed.
+
+    A model built from a `datasets` source records a location ``datasets:NAME``, which
+    is no path: it is refused by the first check, like a folder that has gone.
+    """
     location = record.get("location", "")
     if not location or not Path(location).exists():
         raise UserError(
             f"the corpus this model was built from is not at {location or '(unknown)'}; "
             "pass a text file to evaluate instead"
         )
-    if location.startswith("datasets:"):
-        raise UserError("this model was built from a datasets source; pass a text file to evaluate")
     base = Path(location)
     documents = []
     for entry in record["documents"]:

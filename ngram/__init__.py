@@ -3,15 +3,20 @@
     >>> from ngram import NgramModel, save_model, load_model
     >>> model = NgramModel.build("corpora/", order=5)        # held-out 5% excluded
     >>> [c.token for c in model.predict("It was a dark and stormy", k=3).candidates]
-    >>> model.score(model.heldout_text(), smoothing="kn").perplexity
+    >>> model.score(model.heldout_text(), smoothing="kn").per_token    # a corpora.units.Score
     >>> save_model(model, "books.json.gz"); model = load_model("books.json.gz")
     >>> gpt2 = NgramModel.build("corpora/", tokens="gpt2")  # GPT-2's BPE tokens, as the transformer sees them
     >>> gpt2.token_logprobs(next(gpt2.tokenizer.sentences("It was a dark and stormy night")))
 """
-from .io import default_model_path, load_model, save_model
-from .model import Candidate, NgramModel, Perplexity, Phrase, Prediction
-from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothing
 from corpora.tokenizers import BPETokens, CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
+from corpora.units import Score
+
+from .io import default_model_path, load_model, save_model
+from .kneser_ney_reference import kneser_ney_prob
+from .model import NgramModel
+from .phrases import Phrase
+from .predict import Candidate, Prediction
+from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothing
 
 __all__ = [
     "AddK",
@@ -22,15 +27,16 @@ __all__ = [
     "KneserNey",
     "MLE",
     "NgramModel",
-    "Perplexity",
     "Phrase",
     "Prediction",
+    "Score",
     "StupidBackoff",
     "Tokenizer",
     "WordTokenizer",
     "default_model_path",
     "get_smoothing",
     "get_tokenizer",
+    "kneser_ney_prob",
     "load_model",
     "save_model",
 ]

@@ -6,19 +6,19 @@ Commands that take a MODEL find the default model (written by `ngram build` with
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import click
 
 from corpora import Corpus, UserError, dataset_documents
-from corpora.cli_common import echo_json, friendly_errors
+from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
+from corpora.tokenizers import TOKENIZER_CHOICES
+from corpora.units import Score
 
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
-from .model import NgramModel, Perplexity
-from corpora.tokenizers import TOKENIZER_CHOICES
+from .model import NgramModel
 from .smoothing import smoothing_label
 from .trie import trie_memory_bytes
 
@@ -50,18 +50,42 @@ def is_model_file(path: str) -> bool:
 
 
 def model_and_text(args: tuple[str, ...], what: str) -> tuple[NgramModel, str]:
-    """Split `[MODEL] TEXT` arguments; load the model (the default one if not given)."""
+    """Split `[MODEL] TEXT` arguments, check them, then load the model (the default one if not given).
+
+    Mistakes in the arguments are refused before the model, which can take seconds, loads.
+    """
     if len(args) == 1:
         model_path, text = None, args[0]
     elif len(args) == 2:
         model_path, text = args
     else:
         raise UserError(f"expected [MODEL] {what.upper()}, got {len(args)} arguments")
+    if not text.strip():
+        raise UserError(f"{what.upper()} is empty; give some words")
     return load_model(model_path), text
 
 
+def check_build_arguments(order: int, min_count: int | None, heldout_fraction: float) -> None:
+    """Refuse impossible `ngram build` options by their names, before any text is read."""
+    if order < 1:
+        raise UserError(f"--order must be at least 1, got {order}")
+    if min_count is not None and min_count < 1:
+        raise UserError(f"--min-count must be at least 1, got {min_count}")
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise UserError(f"--heldout-fraction must be in [0, 1), got {heldout_fraction}")
+
+
+def perplexity_paths(args: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """Split `[MODEL] [TEXT_FILE]` into the model path and the text path (None: the default)."""
+    if len(args) > 2:
+        raise UserError(f"expected [MODEL] [TEXT_FILE], got {len(args)} arguments")
+    model_path = args[0] if args and (len(args) == 2 or is_model_file(args[0])) else None
+    text_path = args[-1] if args and (len(args) == 2 or model_path is None) else None
+    return model_path, text_path
+
+
 @click.group()
-@click.version_option(package_name="trie-vs-transformer")
+@version_option
 def main() -> None:
     """An n-gram language model stored as a nested-dict trie.
 
@@ -100,6 +124,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
       ngram build corpora/ -o trigram.json.gz --order 3 --lowercase
       ngram build corpora/ -o gpt2-tokens.json.gz --tokens gpt2
     """
+    check_build_arguments(order, min_count, heldout_fraction)
     if output is not None and output.is_dir():
         raise UserError(f"{output} is a folder; give a file name such as {output / 'model.json.gz'}")
     if dataset:
@@ -117,8 +142,9 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
         echo_json(summary)
         return
     click.echo(
-        f"Built a {order}-gram model from {summary['documents']} documents, {summary['training_tokens']:,} tokens "
-        f"({summary['nodes']:,} trie nodes, vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s."
+        f"Built a {order}-gram model from {plural(summary['documents'], 'document')}, "
+        f"{plural(summary['training_tokens'], 'token')} ({plural(summary['nodes'], 'trie node')}, "
+        f"vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s."
     )
     click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
 
@@ -145,8 +171,8 @@ def predict(args, k, smoothing, example, as_json):
         return
     show = model.tokenizer.show
     shown = show(prediction.matched_context) or "(no context: unigrams)"
-    click.echo(f"Context: {show(prediction.context) or '(none)'}")
-    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {prediction.context_count:,} time{'' if prediction.context_count == 1 else 's'})")
+    click.echo(f"Context: {elide(show(prediction.context)) or '(none)'}")
+    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {plural(prediction.context_count, 'time')})")
     click.echo(f"{'#':>3}  {'token':<16} {'count':>9}  {'p(' + smoothing + ')':>10}  order")
     for i, c in enumerate(prediction.candidates, 1):
         click.echo(f"{i:>3}  {model.tokenizer.display(c.token):<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
@@ -178,7 +204,7 @@ def complete(args, length, k, smoothing, as_json):
         echo_json([{"tokens": p.tokens, "text": p.text, "probability": p.probability} for p in phrases])
         return
     for i, p in enumerate(phrases, 1):
-        click.echo(f"{i:>3}  {p.probability:.5f}  {context} … {model.tokenizer.display_text(p.text)}")
+        click.echo(f"{i:>3}  {p.probability:.5f}  {elide(context)} … {model.tokenizer.display_text(p.text)}")
 
 
 @main.command()
@@ -206,7 +232,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
         echo_json({"prompt": prompt, "tokens": tokens, "text": text, "seed": seed, "greedy": greedy})
         return
     glue = "" if text[:1] in tuple(".,;:!?)’”'") else model.tokenizer.joiner
-    click.echo(prompt + glue + text)
+    click.echo(elide(prompt) + glue + text)
 
 
 @main.command()
@@ -225,12 +251,12 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
       ngram perplexity
       ngram perplexity model.json.gz ../shared/corpora/eval/wikitext-2/wiki.test.raw
     """
-    if len(args) > 2:
-        raise UserError(f"expected [MODEL] [TEXT_FILE], got {len(args)} arguments")
-    model_path = args[0] if args and (len(args) == 2 or is_model_file(args[0])) else None
-    text_path = args[-1] if args and (len(args) == 2 or model_path is None) else None
+    if order is not None and order < 1:
+        raise UserError(f"--order must be at least 1, got {order}")
+    model_path, text_path = perplexity_paths(args)
+    text = read_text_argument(text_path) if text_path else None  # a bad text file is refused before loading
     model = load_model(model_path)
-    text = read_text_argument(text_path) if text_path else model.heldout_text()
+    text = text or model.heldout_text()
     methods = ["kn", "addk", "mle"] if smoothing == "all" else [smoothing]
     results = [
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
@@ -239,27 +265,33 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
     if as_json:
         echo_json({"text": text_path or "held-out split", "results": [r.to_dict() for r in results]})
         return
-    first = results[0]
-    sequences = f"{first.sentences:,} {model.tokenizer.sequence}{'' if first.sentences == 1 else 's'}"
-    click.echo(
-        f"Text: {text_path or 'held-out split of the corpus'} — {first.tokens:,} tokens in {sequences}, "
-        f"{first.words:,} words, {first.bytes:,} bytes; OOV {first.oov:,} ({first.oov / first.tokens:.2%})"
-    )
+    click.echo(describe_text(text_path, results[0], model.tokenizer.sequence))
     for r in results:
         click.echo(f"  {describe_perplexity(r)}")
 
 
-def describe_perplexity(r: Perplexity) -> str:
+def describe_text(text_path: str | None, first: Score, sequence: str) -> str:
+    """What was scored: where the text is from, its tokens, sequences, words, bytes and OOV."""
+    where = elide(text_path) if text_path else "held-out split of the corpus"
+    return (
+        f"Text: {where} — {plural(first.tokens, 'token')} in {plural(first.setting['sentences'], sequence)}, "
+        f"{plural(first.units.words, 'word')}, {plural(first.units.bytes, 'byte')}; "
+        f"OOV {first.oov:,} ({first.oov_rate:.2%})"
+    )
+
+
+def describe_perplexity(r: Score) -> str:
     """One line per smoothing: perplexity per token, per word and bits per byte."""
-    name = smoothing_label(r.smoothing)
+    name, order = smoothing_label(r.setting["smoothing"]), r.setting["order"]
     if r.zero_prob:
         return (
-            f"{name:<11} order {r.order}: perplexity inf — {r.zero_prob:,} of {r.tokens:,} tokens had probability 0 "
-            f"(over the other tokens: {r.perplexity_nonzero:,.1f})"
+            f"{name:<11} order {order}: perplexity inf — {r.zero_prob:,} of {plural(r.tokens, 'token')} had probability 0 "
+            f"(over the other tokens: {r.per_token_nonzero:,.1f})"
         )
-    per_word = math.exp(r.nll / r.words) if r.words else math.inf
-    bits_per_byte = r.nll / math.log(2) / r.bytes
-    return f"{name:<11} order {r.order}: perplexity {r.perplexity:,.1f} per token, {per_word:,.1f} per word, {bits_per_byte:.3f} bits/byte"
+    return (
+        f"{name:<11} order {order}: perplexity {r.per_token:,.1f} per token, {r.per_word:,.1f} per word, "
+        f"{r.bits_per_byte:.3f} bits/byte"
+    )
 
 
 @main.command()
@@ -293,4 +325,7 @@ def stats(model_path, memory, as_json):
     if memory:
         click.echo(f"Memory: {summary['memory_bytes'] / 1e6:.1f} MB ({summary['bytes_per_node']} bytes per node)")
     if model.corpus:
-        click.echo(f"Built from {summary['documents']} documents in {model.corpus.get('location')}; held out: last {model.corpus.get('heldout_fraction', 0):.0%} of each")
+        click.echo(
+            f"Built from {plural(summary['documents'], 'document')} in {model.corpus.get('location')}; "
+            f"held out: last {model.corpus.get('heldout_fraction', 0):.0%} of each"
+        )

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from .trie import CONTINUATION, COUNT
 
@@ -79,6 +78,25 @@ def most_frequent_first(level: Level, parent_groups: np.ndarray) -> None:
         level.continuation = level.continuation[order]
 
 
+class _NoBar:
+    """Stands in for a progress bar that is not shown."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def step_bar(total: int, desc: str, shown: bool):
+    """A tqdm bar of `total` steps if `shown`; tqdm is imported only then (not by `import ngram`)."""
+    if not shown:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step")
+
+
 def build_trie(
     sentences: Sequence[Sequence[int]], vocab: Sequence[str], order: int, bos_id: int, progress: bool = False
 ) -> tuple[dict, dict]:
@@ -86,7 +104,7 @@ def build_trie(
 
     Returns the trie and its count statistics (the same as `trie.count_statistics`).
     """
-    bar = tqdm(total=order + 1, desc=f"counting {order}-grams", unit="step", disable=not progress)
+    bar = step_bar(order + 1, f"counting {order}-grams", progress)
     pad = len(vocab)
     rows = ngram_rows(sentences, order, pad)
     by_row = np.lexsort(rows.T[::-1])  # sort rows by column 0, then column 1, ...

@@ -17,7 +17,7 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 """
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -231,20 +231,87 @@ class StupidBackoff(Smoothing):
         return scores
 
 
+def discount_table(k: int, order: int) -> str:
+    """The count-of-counts table that gives the discounts of level `k` in Kneser-Ney of `order`.
+
+    The top order discounts real counts (``raw{k}``); the lower orders discount
+    continuation counts (``cont{k}``), so their discounts come from those.
+    """
+    return f"{'raw' if k == order else 'cont'}{k}"
+
+
+def _padded(count_of_counts: Sequence[int]) -> tuple[int, int, int, int]:
+    """n1..n4, with zeros where a table is short or missing."""
+    n1, n2, n3, n4 = (list(count_of_counts) + [0, 0, 0, 0])[:4]
+    return n1, n2, n3, n4
+
+
+def _chen_goodman(n1: int, n2: int, n3: int, n4: int) -> tuple[float, float, float, float]:
+    """Y and the unclamped D1, D2, D3+ of Chen & Goodman (1998), eq. 26 (all n_r > 0)."""
+    y = n1 / (n1 + 2 * n2)
+    return y, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3
+
+
 def kn_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, float]:
     """Modified Kneser-Ney discounts D1, D2, D3+ from n1..n4 (Chen & Goodman 1998).
 
     Y = n1 / (n1 + 2 n2);  D1 = 1 - 2Y n2/n1;  D2 = 2 - 3Y n3/n2;  D3+ = 3 - 4Y n4/n3.
     With too little data for the formulas (some n_r is 0) every discount is Y, the
     plain absolute-discounting estimate. Each D_i stays in (0, i].
+    `discount_fallback` says when either happens.
     """
-    n1, n2, n3, n4 = (list(count_of_counts) + [0, 0, 0, 0])[:4]
-    y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
+    n1, n2, n3, n4 = _padded(count_of_counts)
     if min(n1, n2, n3, n4) == 0:
+        y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
         y = min(max(y, 0.1), 0.9)
         return (y, y, y)
-    raw = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+    _, *raw = _chen_goodman(n1, n2, n3, n4)
     return tuple(min(max(d, 0.05), float(i + 1)) for i, d in enumerate(raw))  # type: ignore[return-value]
+
+
+def discount_fallback(count_of_counts: Sequence[int]) -> str | None:
+    """Why `kn_discounts` could not use Chen & Goodman's discounts as they are, or None.
+
+    Either some n_r is zero (then every discount is Y), or a formula gave a discount
+    outside (0, i] (then it is clamped): in both cases the user should know.
+    """
+    n = _padded(count_of_counts)
+    zeros = [f"n{r} = 0" for r, x in enumerate(n, start=1) if x == 0]
+    if zeros:
+        return f"{', '.join(zeros)} (too few n-grams), so D1 = D2 = D3+ = Y"
+    _, *raw = _chen_goodman(*n)
+    clamped = [
+        f"{name} = {d:.3g} clamped to {min(max(d, 0.05), i + 1.0):g}"
+        for i, (name, d) in enumerate(zip(("D1", "D2", "D3+"), raw))
+        if not 0.05 <= d <= i + 1
+    ]
+    return "; ".join(clamped) or None
+
+
+def kn_discount_fallbacks(count_of_counts: dict, order: int) -> list[dict]:
+    """Every level of Kneser-Ney at `order` whose discounts fell back or were clamped.
+
+    One dict per such level, for the model's metadata and the build's warnings:
+    ``{"order": k, "table": "cont2", "count_of_counts": [n1, n2, n3, n4], "why": ..., "discounts": [...]}``.
+    """
+    fallbacks = []
+    for k in range(1, order + 1):
+        table = discount_table(k, order)
+        n = list(count_of_counts.get(table, []))
+        why = discount_fallback(n)
+        if why:
+            fallbacks.append({"order": k, "table": table, "count_of_counts": n, "why": why, "discounts": list(kn_discounts(n))})
+    return fallbacks
+
+
+def describe_fallback(fallback: dict) -> str:
+    """One line for a warning: which order, which counts, what was zero or clamped."""
+    kind = "real" if fallback["table"].startswith("raw") else "continuation"
+    discounts = ", ".join(f"{d:.3f}" for d in fallback["discounts"])
+    return (
+        f"Kneser-Ney discounts of order {fallback['order']} ({kind} counts, count-of-counts n1..n4 = "
+        f"{fallback['count_of_counts']}): {fallback['why']}; using D1, D2, D3+ = {discounts}"
+    )
 
 
 class KneserNey(Smoothing):
@@ -266,9 +333,13 @@ class KneserNey(Smoothing):
         super().__init__(counts, order)
         tables = counts.count_of_counts
         self.discounts = {
-            k: kn_discounts(tables.get(f"{'raw' if k == self.order else 'cont'}{k}", []))
+            k: kn_discounts(tables.get(discount_table(k, self.order), []))
             for k in range(1, self.order + 1)
         }
+        self.fallbacks = kn_discount_fallbacks(tables, self.order)
+        if self.order != counts.order:  # the model's own order was reported when it was built
+            for fallback in self.fallbacks:
+                warnings.warn(describe_fallback(fallback), stacklevel=3)
 
     def _levels(self, context: Sequence[str]):
         """Yield (order k, context node, raw?) from unigrams up, while contexts are seen."""
@@ -337,8 +408,3 @@ def get_smoothing(name: str, counts: Counts, order: int | None = None, **options
     except KeyError:
         raise UserError(f"unknown smoothing {name!r}; choose one of: {', '.join(SMOOTHINGS)}") from None
     return cls(counts, order, **options)  # type: ignore[arg-type]
-
-
-def log_prob(p: float) -> float:
-    """Natural log, with log(0) = -inf."""
-    return math.log(p) if p > 0 else -math.inf

@@ -124,3 +124,9 @@ def test_atomic_write_replaces_whole_files_or_nothing(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask  # like any file the user makes, not mkstemp's 0600
+
+
+def test_a_model_built_from_datasets_cannot_reopen_its_corpus():
+    record = {"location": "datasets:wikitext/wikitext-2-raw-v1/train", "heldout_fraction": 0.05, "documents": []}
+    with pytest.raises(UserError, match="not at datasets:wikitext.*pass a text file"):
+        corpus_from_record(record)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from corpora import load_corpus
+from corpora.cli_common import elide
 from ngram import NgramModel, load_model, save_model
 from ngram.cli import main
 from ngram.io import default_model_path
@@ -44,7 +47,7 @@ def model_file(corpus_dir: Path, tmp_path: Path) -> Path:
 
 def test_build_writes_the_default_model_that_other_commands_find(corpus_dir):
     result = run("build", str(corpus_dir), "--no-progress", "--json")
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # warnings (Kneser-Ney discounts) go to stderr
     assert summary["order"] == 5 and summary["documents"] == 2
     assert Path(summary["model"]) == default_model_path() and default_model_path().exists()
     predicted = json.loads(run("predict", "I want to", "--json").output)
@@ -57,15 +60,19 @@ def test_build_writes_the_default_model_that_other_commands_find(corpus_dir):
 
 def test_predict_table_and_json(model_file):
     out = run("predict", str(model_file), "The cat sat on", "-k", "2").output
-    assert "the" in out and "Matched:" in out and "Why:" in out
+    rows = [line.split() for line in out.splitlines() if line[:3].strip().isdigit()]
+    assert [row[:2] for row in rows] == [["1", "the"], ["2", "</s>"]]
+    assert "Matched: cat sat on  (4-gram" in out and "Why: “The cat sat on the mat.”" in out
     data = json.loads(run("predict", str(model_file), "The cat sat on", "--json").output)
     assert data["candidates"][0]["token"] == "the"
+    assert data["candidates"][0]["count"] == data["context_count"]  # "cat sat on" is always followed by "the"
     assert data["candidates"][0]["probability"] > 0.5
 
 
 def test_complete_generate_stats_and_perplexity(model_file, tmp_path):
     phrases = json.loads(run("complete", str(model_file), "The cat", "-n", "2", "--json").output)
     assert phrases[0]["probability"] >= phrases[-1]["probability"]
+    assert [p["tokens"] for p in phrases[:2]] == [["sat", "on"], ["saw", "the"]]
     a = json.loads(run("generate", str(model_file), "The dog", "--seed", "5", "--json").output)
     b = json.loads(run("generate", str(model_file), "The dog", "--seed", "5", "--json").output)
     assert a["tokens"] == b["tokens"] and len(a["tokens"]) == 40
@@ -76,9 +83,10 @@ def test_complete_generate_stats_and_perplexity(model_file, tmp_path):
     text = tmp_path / "eval.txt"
     text.write_text("The fox sat on the log. I want to be free.\n", encoding="utf-8")
     ppl = json.loads(run("perplexity", str(model_file), str(text), "--json", "--no-progress").output)
-    by_name = {r["smoothing"]: r for r in ppl["results"]}
-    assert by_name["kn"]["perplexity"] < by_name["addk"]["perplexity"]
-    assert by_name["kn"]["tokens"] == 15 and by_name["kn"]["words"] == 11
+    by_name = {r["setting"]["smoothing"]: r for r in ppl["results"]}
+    assert by_name["kn"]["per_token"] < by_name["addk"]["per_token"]
+    assert by_name["kn"]["tokens"] == 15 and by_name["kn"]["units"]["words"] == 11
+    assert by_name["addk"]["setting"] == {"smoothing": "addk", "order": 4, "sentences": 2, "k": 1.0}
     heldout = run("perplexity", str(model_file), "--no-progress").output
     assert "held-out" in heldout and "Kneser-Ney" in heldout
 
@@ -205,3 +213,81 @@ def test_build_the_default_books_end_to_end(shared_dir, tmp_path, monkeypatch):
     assert stats["training_tokens"] > 2_900_000
     predicted = json.loads(run("predict", "Sherlock", "--json", "--no-example").output)
     assert predicted["candidates"][0]["token"] == "Holmes"
+
+
+# ------------------------------------------------------------------ hygiene
+def test_importing_ngram_imports_no_cli_progress_or_network_code():
+    code = "import sys, ngram; print([m for m in ('click', 'tqdm', 'urllib.request') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.fixture()
+def no_model_loads(monkeypatch):
+    """Make loading any model (or building one) a test failure: arguments must be refused first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr("ngram.cli.load_model", refuse)
+    monkeypatch.setattr("ngram.cli.NgramModel.build", refuse)
+
+
+def test_bad_arguments_are_refused_before_any_model_loads(model_file, corpus_dir, tmp_path, no_model_loads):
+    one_line_error(run("predict", "", ok=False), "CONTEXT is empty")
+    one_line_error(run("predict", str(model_file), "  ", ok=False), "CONTEXT is empty")
+    one_line_error(run("complete", str(model_file), "", ok=False), "CONTEXT is empty")
+    one_line_error(run("generate", "", ok=False), "PROMPT is empty")
+    one_line_error(run("perplexity", str(tmp_path / "missing.txt"), ok=False), "not found", "missing.txt")
+    one_line_error(run("perplexity", str(model_file), str(tmp_path / "missing.txt"), ok=False), "missing.txt")
+    one_line_error(run("perplexity", "--order", "0", ok=False), "--order")
+    out = str(tmp_path / "x.json.gz")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--order", "0", ok=False), "--order")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--min-count", "0", ok=False), "--min-count")
+    one_line_error(run("build", str(corpus_dir), "-o", out, "--heldout-fraction", "1.5", ok=False), "--heldout-fraction")
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("phase", ["ngram.build.tokenize_corpus", "ngram.counting.build_trie", "ngram.io.gzip.compress"])
+def test_ctrl_c_in_any_build_phase_prints_one_line_and_leaves_no_file(phase, corpus_dir, tmp_path, monkeypatch):
+    target = tmp_path / "m.json.gz"
+    monkeypatch.setattr(phase, interrupt)
+    result = run("build", str(corpus_dir), "-o", str(target), "--no-progress", ok=False)
+    assert result.exit_code == 130
+    lines = [line for line in result.output.splitlines() if line and not line.startswith("Warning:")]
+    assert lines == ["Interrupted; nothing was written."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["books"]
+
+
+def test_long_prompts_are_shown_with_their_middle_cut_out(model_file):
+    prompt = "The cat sat on the mat. " * 20 + "The dog sat on"
+    out = run("complete", str(model_file), prompt, "-n", "1", "-k", "1").output
+    line = out.splitlines()[0]
+    assert " … " in line and line.rstrip().endswith("… the") and len(line) < 160, line
+    assert elide(prompt) in line
+    sentence = "The cat sat on the mat and " * 20 + "the dog sat on"  # one long sentence: all of it is context
+    context = run("predict", str(model_file), sentence, "-k", "1", "--no-example").output.splitlines()[0]
+    assert context.startswith("Context: <s> The cat sat") and context.endswith("the dog sat on"), context
+    assert " … " in context and len(context) <= len("Context: ") + 120, context
+
+
+def test_counts_of_one_are_singular(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "only.txt").write_text(TEXT, encoding="utf-8")
+    path = tmp_path / "m.json.gz"
+    out = run("build", str(folder), "-o", str(path), "--order", "3", "--no-progress").stdout
+    assert "from 1 document," in out and "documents" not in out
+    assert "Built from 1 document in" in run("stats", str(path), "--no-memory").output
+    text = tmp_path / "one.txt"
+    text.write_text("Free.\n", encoding="utf-8")
+    out = run("perplexity", str(path), str(text), "--smoothing", "kn", "--no-progress").output
+    assert "3 tokens in 1 sentence, 1 word, 6 bytes" in out
+
+
+def test_version():
+    from importlib.metadata import version
+
+    assert run("--version").output.split()[-1] == version("trie-vs-transformer")

@@ -133,20 +133,27 @@ def test_kneser_ney_and_add_k_sum_to_one_on_many_random_contexts(books_model):
 
 def test_kneser_ney_matches_a_hand_computed_unigram():
     model = tiny_model(order=2)
-    kn = model.smoothing("kn", order=1)
     # Unigram level of a bigram-trained model uses continuation counts: "sat" follows
     # "cat" and "dog" -> 2 distinct left neighbours.
     cont = trie.continuation_of(model.root["sat"])
     assert cont == 2
+    # Continuation counts of the unigrams: n1..n4 = 16, 3, 1, 0. n4 = 0, so every
+    # discount is the fallback Y = n1 / (n1 + 2 n2) = 16 / 22 = 8/11.
+    assert model.statistics["cont1"] == [16, 3, 1, 0]
+    d = 8 / 11
     kn2 = model.smoothing("kn")
-    d = kn2.discounts[1]
+    assert kn2.discounts[1] == pytest.approx((d, d, d), rel=1e-12)
     total = model.root[trie.CONTINUATION]
-    children = [trie.continuation_of(c) for t, c in trie.children(model.root)]
-    n = [sum(1 for c in children if c == r) for r in (1, 2)] + [sum(1 for c in children if c >= 3)]
-    gamma = (d[0] * n[0] + d[1] * n[1] + d[2] * n[2]) / total
-    expected = (cont - d[1]) / total + gamma / len(model.counts.predictable)
+    children = [trie.continuation_of(c) for t, c in trie.children(model.root) if t != BOS]
+    assert sum(children) == total == 31  # 31 distinct bigrams, none ending in <s>
+    gamma = d * sum(1 for c in children if c > 0) / total
+    expected = (cont - d) / total + gamma / len(model.counts.predictable)
     assert kn2.prob([], "sat") == pytest.approx(expected, rel=1e-12)
+    # As a unigram model of its own, the top order reads raw counts: n1..n4 = 9, 6, 3, 1,
+    # Y = 9/21 = 3/7, D1 = 1 - 2Y·6/9 = 3/7, D2 = 2 - 3Y·3/6 = 19/14, D3+ = 3 - 4Y·1/3 = 17/7.
+    kn = model.smoothing("kn", order=1)
     assert kn.order == 1
+    assert kn.discounts[1] == pytest.approx((3 / 7, 19 / 14, 17 / 7), rel=1e-12)
 
 
 def test_discounts_follow_chen_and_goodman():
@@ -171,16 +178,18 @@ def test_mle_and_stupid_backoff():
     assert backoff.prob(["want", "to"], "know") == pytest.approx(1 / 3)
     # "to the" never occurs: back off twice, to the unigram relative frequency
     # (relative to every token that can come next, so <s> is not counted)
-    the = model.root["the"][trie.COUNT] / (model.root[trie.COUNT] - model.root[BOS][trie.COUNT])
-    assert backoff.prob(["want", "to"], "the") == pytest.approx(0.4 * 0.4 * the)
-    assert backoff.prob(["want", "to"], "sat") > 0 and backoff.prob(["want", "to"], "be") == pytest.approx(2 / 3)
+    # 46 such tokens (40 words and full stops, 6 </s>), 4 of them "the", 2 "sat"
+    assert model.root[trie.COUNT] - model.root[BOS][trie.COUNT] == 46
+    assert backoff.prob(["want", "to"], "the") == pytest.approx(0.4 * 0.4 * 4 / 46)
+    assert backoff.prob(["want", "to"], "sat") == pytest.approx(0.4 * 0.4 * 2 / 46)
+    assert backoff.prob(["want", "to"], "be") == pytest.approx(2 / 3)
 
 
 # ---------------------------------------------------------- prediction and text
 def test_predict_uses_longest_context_and_backs_off():
     model = tiny_model(order=4)
     p = model.predict("I want to", k=3)
-    assert p.matched_context == [BOS, "I", "want"] or p.matched_context == ["I", "want", "to"]
+    assert p.matched_context == ["I", "want", "to"]
     assert p.matched_order == 4
     assert {c.token for c in p.candidates[:2]} == {"be", "know"}
     assert all(c.order == 4 for c in p.candidates[:2])
@@ -198,7 +207,8 @@ def test_predict_only_unknown_words_falls_back_to_unigrams():
     counts = [c.count for c in p.candidates]
     assert counts == sorted(counts, reverse=True)
     most = max(trie.count_of(c) for t, c in trie.children(model.root) if t != BOS)
-    assert counts[0] == most == 6 and p.candidates[0].token in {".", EOS}  # 6 sentences, 6 full stops
+    assert counts[0] == most == 6  # 6 sentences, 6 full stops
+    assert [c.token for c in p.candidates[:2]] == [EOS, "."]  # equal counts: vocabulary order
 
 
 def test_predict_gives_an_example_sentence_from_the_building_text(books_model):
@@ -211,7 +221,7 @@ def test_complete_ranks_phrases_by_joint_probability():
     model = tiny_model(order=3)
     phrases = model.complete("The cat", length=2, k=3)
     assert phrases[0].probability >= phrases[1].probability >= phrases[2].probability
-    assert phrases[0].tokens[0] in {"sat", "saw"}
+    assert [p.tokens for p in phrases] == [["sat", "on"], [".", EOS], ["saw", "the"]]
     kn = model.smoothing("kn")
     first = phrases[0].tokens
     joint = kn.prob([BOS, "The", "cat"], first[0]) * kn.prob([BOS, "The", "cat", first[0]], first[1])
@@ -234,18 +244,20 @@ def test_heldout_perplexity_kneser_ney_beats_add_k_and_mle(books_model):
     kn = books_model.score(text, "kn")
     addk = books_model.score(text, "addk")
     mle = books_model.score(text, "mle")
-    assert math.isfinite(kn.perplexity) and kn.zero_prob == 0
-    assert kn.perplexity < addk.perplexity
-    assert mle.zero_prob > 0 and math.isinf(mle.perplexity)
-    assert kn.perplexity < mle.perplexity_nonzero * 100  # sanity: same ballpark, finite
-    assert mle.to_dict()["perplexity"] is None  # no "inf" in JSON
+    assert math.isfinite(kn.per_token) and kn.zero_prob == 0
+    assert kn.per_token < addk.per_token
+    assert mle.zero_prob > 0 and math.isinf(mle.per_token)
+    assert kn.per_token < mle.per_token_nonzero * 100  # sanity: same ballpark, finite
+    assert mle.to_dict()["per_token"] is None  # no "inf" in JSON
     assert kn.tokens == addk.tokens == mle.tokens and kn.oov > 0
-    assert kn.bytes == len(text.encode("utf-8")) and kn.words == len(text.split())
+    assert kn.units.bytes == len(text.encode("utf-8")) and kn.units.words == len(text.split())
+    assert kn.setting == {"smoothing": "kn", "order": 4, "sentences": len(list(books_model.tokenizer.sentences(text)))}
+    assert kn.per_token == math.exp(kn.nll / kn.tokens) and kn.token_kind == "words"
 
 
 def test_lower_orders_score_from_the_same_trie(books_model):
     text = books_model.heldout_text()[:20000]
-    ppl = [books_model.score(text, "kn", order=k).perplexity for k in (1, 2, 3, 4)]
+    ppl = [books_model.score(text, "kn", order=k).per_token for k in (1, 2, 3, 4)]
     assert ppl[0] > ppl[1] > ppl[2]
 
 
@@ -272,6 +284,28 @@ def test_split_never_leaks_heldout_text_into_the_model():
     assert "Quixotic" in corpus.heldout_text() and "Quixotic" not in corpus.train_text()
 
 
+def test_no_document_leaks_its_heldout_tail_into_the_model(tmp_path):
+    """Four documents, each with a marker word that appears only in its held-out tail."""
+    markers = ["Quixotic", "Zephyrine", "Vexillum", "Jubilato"]
+    for i, marker in enumerate(markers):
+        body = f"The sun rose over hill {i}. The river ran past the mill.\n" * 40
+        (tmp_path / f"doc{i}.txt").write_text(body + f"{marker} {marker.lower()}s wander here.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path, heldout_fraction=0.05)
+    model = NgramModel.build(corpus, order=3, min_count=1, progress=False)
+    tokens_in_trie = {t for t in model.root if t not in trie.RESERVED}
+    for marker in markers:
+        for word in (marker, marker.lower() + "s"):
+            assert word not in model.vocab, f"{word} (held out) leaked into the vocabulary"
+            assert word not in tokens_in_trie, f"{word} (held out) leaked into the trie"
+    heldout = model.heldout_text()
+    assert all(marker in heldout for marker in markers), heldout
+    built_from = sum(len(s) for text in corpus.train_texts() for s in model.tokenizer.sentences(text))
+    assert model.info["training_tokens"] == built_from  # the training parts, and nothing more
+    for entry, doc, marker in zip(model.corpus["documents"], corpus.documents, markers):
+        cut = entry["split_at"]  # the recorded split puts the marker in the tail
+        assert marker in doc.text[cut:] and marker not in doc.text[:cut]
+
+
 def test_statistics_report_ngrams_per_order():
     model = tiny_model(order=3)
     s = model.stats()
@@ -285,7 +319,7 @@ def test_distribution_vector_is_indexed_like_predictable():
     model = tiny_model(order=3)
     p = model.smoothing("kn").distribution([BOS, "The"])
     best = model.counts.predictable[int(np.argmax(p))]
-    assert best in {"cat", "dog"}
+    assert best == "cat"  # "The cat" twice, "The dog" once
 
 
 def test_built_children_are_stored_most_frequent_first(books_model, tmp_path):
@@ -302,3 +336,12 @@ def test_built_children_are_stored_most_frequent_first(books_model, tmp_path):
         top = [t for t, _ in model.followers(model.root["the"], 5)]
         by_count = sorted(trie.children(model.root["the"]), key=lambda tc: -trie.count_of(tc[1]))
         assert [trie.count_of(model.root["the"][t]) for t in top] == [trie.count_of(c) for _, c in by_count[:5]]
+
+
+@pytest.mark.xfail(strict=True, reason="known bug, left for the lead: smoothing.usable_context slices "
+                   "context[len - (order - 1):], a negative start for short contexts, so MLE and add-k "
+                   "at order >= 4 drop tokens of a short context; fixing it changes their figures")
+def test_mle_uses_the_whole_of_a_context_shorter_than_its_order():
+    model = tiny_model(order=4)
+    # "the dog" is always followed by "." (1 of 1); "dog" alone by "sat" or "." (1 of 2 each)
+    assert model.smoothing("mle").prob(["the", "dog"], ".") == 1.0
