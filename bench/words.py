@@ -146,7 +146,7 @@ _BOUNDARIES: dict[int, np.ndarray] = {}  # id(tokenizer) -> word_boundaries(toke
 
 def next_word_distribution(
     model, tokenizer, prompt_ids: list[int], budget: int = 1024, per_step: int = 256, min_mass: float = 1e-6,
-    max_depth: int | None = None, batch: int = 256, first_step: int = 4096,
+    max_depth: int | None = None, batch: int = 256, first_step: int = 4096, after_prompt=None,
 ) -> WordDistribution:
     """Expand the model's token continuations after `prompt_ids` into next-word probabilities.
 
@@ -156,6 +156,8 @@ def next_word_distribution(
     max_depth:  words must be settled within this many tokens (None: no limit)
     batch:      branches continued together in one batched forward pass
     first_step: how many of the first token's likeliest values are followed
+    after_prompt: (last logits, KV cache) of the prompt if the caller has run it already
+                (the cache is not changed)
 
     Once a word has begun, every token that starts a new word or is a punctuation mark
     settles it: that mass is added in one sum over the vocabulary. Only the tokens that may
@@ -163,7 +165,9 @@ def next_word_distribution(
     at a time (those holding as many tokens as the best one), sharing the prompt's KV cache.
     """
     started = time.perf_counter()
-    logits, cache = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    if after_prompt is None:
+        after_prompt = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    logits, cache = after_prompt
     config = model.config
     if id(tokenizer) not in _BOUNDARIES:
         _BOUNDARIES[id(tokenizer)] = word_boundaries(tokenizer)

@@ -153,7 +153,7 @@ def attention_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return softmax(scores)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int | None = None) -> np.ndarray:
     """Each query's weighted average of the values: attention_weights(q, k) @ v, (..., H, T, D).
 
     Long inputs go QUERY_BLOCK query rows at a time, and a block only looks at the keys
@@ -161,11 +161,12 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     skips up to half the work and keeps the (H, rows, L) weights small.
     """
     n_new, n_seen = q.shape[-2], k.shape[-2]
-    if n_new <= QUERY_BLOCK:
+    block = block or QUERY_BLOCK
+    if n_new <= block:
         return attention_weights(q, k) @ v
     out = np.empty(q.shape, np.float32)
-    for lo in range(0, n_new, QUERY_BLOCK):
-        hi = min(lo + QUERY_BLOCK, n_new)
+    for lo in range(0, n_new, block):
+        hi = min(lo + block, n_new)
         visible = n_seen - n_new + hi  # keys up to the block's last query position
         weights = attention_weights(q[..., lo:hi, :], k[..., :visible, :])
         np.matmul(weights, v[..., :visible, :], out=out[..., lo:hi, :])
