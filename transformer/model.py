@@ -327,7 +327,8 @@ def attention(
     """
     n_new, n_seen = q.shape[-2], k.shape[-2]
     block = block or QUERY_BLOCK
-    if tape is not None:
+    if tape is not None:  # contiguous copies make the backward pass's matmuls faster
+        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
         probs = attention_weights(q, k, tape)
         weights = dropout(probs, tape, "dropout")
         tape.keep(k=k, v=v, probs=probs, weights=weights)
