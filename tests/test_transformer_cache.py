@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import transformer.model as model_module
-from transformer.model import GPT2, attention
+from transformer.model import GPT2, KVCache, attention
 
 TINY = Path(__file__).parent / "fixtures" / "gpt2-tiny"
 
@@ -95,3 +95,17 @@ def test_the_model_with_a_small_query_block_equals_the_fixture(tiny, ids, monkey
     _, cache = tiny.forward(ids[:3], tiny.new_cache())
     rest, _ = tiny.forward(ids[3:], cache, all_positions=True)  # blocks after cached positions
     np.testing.assert_allclose(rest, expected[3:], atol=1e-5, rtol=0)
+
+
+def test_a_batch_of_branches_over_a_shared_prompt_equals_each_branch_alone(tiny, ids):
+    prompt, branches = ids[:9], [ids[10:13], ids[20:23], ids[9:12]]
+    _, held = tiny.forward(prompt, tiny.new_cache())
+    root = held.as_prefix()
+    rows = [tiny.forward(b[:2], root)[1] for b in branches]  # each branch's first two tokens alone
+    logits, batched = tiny.forward(np.array([[b[2]] for b in branches]), KVCache.stack(rows))
+    assert logits.shape == (3, tiny.config.vocab_size) and batched.batch == (3,)
+    for row, branch, cache in zip(logits, branches, batched.rows()):
+        np.testing.assert_allclose(row, fresh(tiny, [*prompt, *branch])[-1], atol=1e-5, rtol=0)
+        assert cache.total == 12 and cache.prefix is held
+    with pytest.raises(ValueError, match="rows"):
+        tiny.forward(np.array([1]), batched)

@@ -242,6 +242,8 @@ class KVCache:
     def as_prefix(self) -> "KVCache":
         """An empty cache that continues this one: its positions come after ours, and
         ours are shared (not copied) by it and by every cache grown or stacked from it."""
+        if self.batch:
+            raise ValueError("only a single-sequence cache can be a shared prefix")
         shape = (self.keys.shape[0], *self.keys.shape[-3:-2], 0, self.keys.shape[-1])
         return KVCache(np.zeros(shape, self.keys.dtype), np.zeros(shape, self.values.dtype), 0, self)
 
