@@ -14,11 +14,8 @@ The recipe, one function each:
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,6 +29,7 @@ from corpora.runtime import keep_freed_memory_for_reuse
 from .backward import Params, model_forward_backward, model_loss
 from .checkpoint import CHECKPOINT_FILE, INIT_STD, export_model, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 from .config import GPT2Config
+from .interrupt import ctrl_c_requests_stop
 from .optim import adamw_update, clip_grad_norm, decays, global_norm, learning_rate  # noqa: F401 (re-exported)
 from .weights import expected_shapes
 
@@ -223,27 +221,6 @@ class Interrupted(Exception):
 
 
 # ------------------------------------------------------------------ the loop
-
-
-@contextlib.contextmanager
-def ctrl_c_requests_stop() -> Iterator[dict]:
-    """While active, the first Ctrl-C only sets flag["stop"] (the loop then saves and
-    stops cleanly); a second Ctrl-C interrupts at once."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        flag["stop"] = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def train(
