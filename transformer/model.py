@@ -227,8 +227,7 @@ class KVCache:
         end = self.length + k.shape[-2]
         self.keys[layer, ..., self.length:end, :] = k
         self.values[layer, ..., self.length:end, :] = v
-        keys, values = self.prefix.parts(layer) if self.prefix is not None else ([], [])
-        return [*keys, self.keys[layer, ..., :end, :]], [*values, self.values[layer, ..., :end, :]]
+        return self.grown(k.shape[-2]).parts(layer)
 
     def parts(self, layer: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One layer's keys and values, the prefix's parts first (views, no copies)."""
