@@ -236,7 +236,7 @@ def transformer_rows(
     full = transformer_perplexity(choice.model, choice.tokenizer, text, progress=progress)
     kind = f"BPE ({choice.folder.name})"
     rows = [ScoreRow(
-        model="transformer", label=f"full context ({full.window} tokens, stride {full.stride})", token_kind=kind,
+        model="transformer", label=f"full context ({full.setting['window']} tokens, stride {full.setting['stride']})", token_kind=kind,
         tokens=full.tokens, nll=full.nll, units=units, context=None,
     )]
     cut = sorted(set(cut_contexts))

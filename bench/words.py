@@ -14,7 +14,8 @@ more token, until a word boundary (white space, or punctuation that cannot be pa
 the word) settles which word they spell. Once a word has begun, all the tokens that
 would end it are summed in one vector operation; only tokens that may lengthen it
 ("mare" after " night") become new branches. Branches of equal length run together in
-one batched forward step that shares the prompt's KV cache (`step_branches`). Mass that
+one batched forward step of the model itself, over a batched KV cache that shares the
+prompt's positions without copying them (`step_branches`). Mass that
 the expansion budget did not reach is reported, not guessed: `covered` says how much of
 the probability is in the table.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corpora.tokenizers import WORD_OR_PUNCT
-from transformer.model import embed, layer_norm, linear, merge_heads, mlp, softmax, split_heads
+from transformer.model import KVCache
 
 # Characters after which a word may still grow: "don" + "'t", "well" + "-known", "." + ".."
 _MAY_CONTINUE = "'’-."
@@ -79,50 +80,23 @@ def softmax_vector(logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Branch:
-    """An unfinished word: the tokens after the prompt, their probability, and the keys and
-    values of all but the last of them (n_layer, H, len(ids) - 1, D), for its next step."""
+    """An unfinished word: the tokens after the prompt, their probability, and the KV cache
+    of all but the last of them (over the prompt's, shared), for its next step."""
 
     ids: list[int]
     mass: float
-    keys: np.ndarray
-    values: np.ndarray
+    cache: KVCache
     word: str | None = None  # the word begun so far (None while only white space came)
 
 
-def branch_attention(q, prompt_k, prompt_v, own_k, own_v) -> np.ndarray:
-    """Each branch's newest query (B, H, 1, D) attends to the prompt, shared by every branch
-    (H, P, D), and to the branch's own tokens (B, H, d, D), the newest included. The prompt's
-    keys are never copied per branch: the two parts of the scores are joined instead."""
-    scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
-    scores = np.concatenate([(q * scale) @ prompt_k.swapaxes(-1, -2), (q * scale) @ own_k.swapaxes(-1, -2)], axis=-1)
-    weights = softmax(scores)
-    n_prompt = prompt_k.shape[-2]
-    return weights[..., :n_prompt] @ prompt_v + weights[..., n_prompt:] @ own_v
-
-
-def step_branches(model, cache, branches: list[Branch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def step_branches(model, branches: list[Branch]) -> tuple[np.ndarray, list[KVCache]]:
     """One batched forward step: the next-token logits (B, V) of branches that all hold the
-    same number of tokens, and the new keys and values (B, n_layer, H, 1, D) of their last
-    tokens. It is the model's own block (layer norm, attention, MLP) for one new position a
-    branch, with the prompt's KV cache shared by all: many branches cost one pass."""
-    config, params = model.config, model.params
-    depth = len(branches[0].ids)
+    same number of tokens, and each branch's cache grown by its last token. The model's
+    own forward pass runs once for all of them, over their caches stacked as a batch
+    (the prompt's part shared, not copied)."""
     tokens = np.array([[b.ids[-1]] for b in branches])  # (B, 1)
-    x = embed(tokens, params, cache.length + depth - 1)  # (B, 1, C)
-    new_k, new_v = [], []
-    for layer, block in enumerate(params.blocks):
-        qkv = linear(layer_norm(x, block.ln_1, config.layer_norm_epsilon), block.c_attn)
-        q, k, v = (split_heads(part, config.n_head) for part in np.split(qkv, 3, axis=-1))  # (B, H, 1, D)
-        own_k = np.concatenate([np.stack([b.keys[layer] for b in branches]), k], axis=-2)
-        own_v = np.concatenate([np.stack([b.values[layer] for b in branches]), v], axis=-2)
-        prompt_k = cache.keys[layer, :, :cache.length]
-        prompt_v = cache.values[layer, :, :cache.length]
-        x = x + linear(merge_heads(branch_attention(q, prompt_k, prompt_v, own_k, own_v)), block.attn_proj)
-        x += mlp(layer_norm(x, block.ln_2, config.layer_norm_epsilon), block)
-        new_k.append(k)
-        new_v.append(v)
-    logits = model.unembed(model.final_norm(x[:, 0]))
-    return logits, np.stack(new_k, axis=1), np.stack(new_v, axis=1)
+    logits, cache = model.forward(tokens, KVCache.stack([b.cache for b in branches]))
+    return logits, cache.rows()
 
 
 def word_boundaries(tokenizer) -> np.ndarray:
@@ -141,12 +115,12 @@ def word_boundaries(tokenizer) -> np.ndarray:
     return mask
 
 
-_BOUNDARIES: dict[int, np.ndarray] = {}  # id(tokenizer) -> word_boundaries(tokenizer)
+_BOUNDARIES: dict = {}  # tokenizer -> word_boundaries(tokenizer); keyed by the object, as an id may be reused
 
 
 def next_word_distribution(
     model, tokenizer, prompt_ids: list[int], budget: int = 1024, per_step: int = 256, min_mass: float = 1e-6,
-    max_depth: int | None = None, batch: int = 256, first_step: int = 4096,
+    max_depth: int | None = None, batch: int = 256, first_step: int = 4096, after_prompt=None,
 ) -> WordDistribution:
     """Expand the model's token continuations after `prompt_ids` into next-word probabilities.
 
@@ -156,6 +130,8 @@ def next_word_distribution(
     max_depth:  words must be settled within this many tokens (None: no limit)
     batch:      branches continued together in one batched forward pass
     first_step: how many of the first token's likeliest values are followed
+    after_prompt: (last logits, KV cache) of the prompt if the caller has run it already
+                (the cache is not changed)
 
     Once a word has begun, every token that starts a new word or is a punctuation mark
     settles it: that mass is added in one sum over the vocabulary. Only the tokens that may
@@ -163,12 +139,13 @@ def next_word_distribution(
     at a time (those holding as many tokens as the best one), sharing the prompt's KV cache.
     """
     started = time.perf_counter()
-    logits, cache = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    if after_prompt is None:
+        after_prompt = model.forward(np.asarray(prompt_ids), cache=model.new_cache())
+    logits, cache = after_prompt
     config = model.config
-    if id(tokenizer) not in _BOUNDARIES:
-        _BOUNDARIES[id(tokenizer)] = word_boundaries(tokenizer)
-    ends_word = _BOUNDARIES[id(tokenizer)]
-    shape = (config.n_layer, config.n_head, 0, config.head_dim)
+    if tokenizer not in _BOUNDARIES:
+        _BOUNDARIES[tokenizer] = word_boundaries(tokenizer)
+    ends_word = _BOUNDARIES[tokenizer]
     words: dict[str, float] = {}
     pending: list[tuple[float, int, Branch]] = []  # a heap: (-mass, tie-break, branch)
     counter = 0
@@ -190,11 +167,11 @@ def next_word_distribution(
                 words[word] = words.get(word, 0.0) + p
             elif max_depth is None or len(ids) < max_depth:
                 counter += 1  # `word` is None while only white space has come
-                heapq.heappush(pending, (-p, counter, Branch(ids, p, parent.keys, parent.values, word)))
+                heapq.heappush(pending, (-p, counter, Branch(ids, p, parent.cache, word)))
 
     first = softmax_vector(logits)
     top_tokens = [(tokenizer.decode([int(t)]), float(first[t])) for t in np.argsort(-first)[:10]]
-    follow(first, Branch([], 1.0, np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
+    follow(first, Branch([], 1.0, cache.as_prefix()))
     expansions = 0
     while pending and expansions < budget:
         depth, best_mass = len(pending[0][2].ids), pending[0][2].mass
@@ -214,10 +191,8 @@ def next_word_distribution(
             heapq.heappush(pending, item)
         if not group:
             continue
-        step_logits, new_k, new_v = step_branches(model, cache, group)
-        for branch, probs, k, v in zip(group, softmax_vector(step_logits), new_k, new_v):
-            grown = Branch(branch.ids, branch.mass, np.concatenate([branch.keys, k], axis=-2),
-                           np.concatenate([branch.values, v], axis=-2), branch.word)
-            follow(probs, grown)
+        step_logits, caches = step_branches(model, group)
+        for branch, probs, grown in zip(group, softmax_vector(step_logits), caches):
+            follow(probs, Branch(branch.ids, branch.mass, grown, branch.word))
         expansions += len(group)
     return WordDistribution(words, sum(words.values()), expansions, time.perf_counter() - started, top_tokens)

@@ -96,7 +96,7 @@ def main() -> None:
     for r in transformer_rows:
         print(f"| {r['step']:,} | {r['words_read']:,.0f} | {r['per_word_estimate']:,.1f} |")
     print()
-    print(f"Transformer, final, full held-out text: per word {final.perplexity_per_word:,.1f}, "
+    print(f"Transformer, final, full held-out text: per word {final.per_word:,.1f}, "
           f"bits/byte {final.bits_per_byte:.3f} ({tokens_per_word:.3f} BPE tokens per word)")
     ids = text_ids(tokenizer, heldout)
     logprobs = token_logprobs(gpt, ids)

@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 
 from corpora.common import UserError
-from transformer.backward import (
-    attention_forward,
-    gelu_backward,
-    gelu_forward,
-    model_forward,
-    model_forward_backward,
-    model_loss,
-)
+from transformer.backward import gelu_backward, model_forward, model_forward_backward, model_loss
 from transformer.config import GPT2Config
-from transformer.model import gpt2_forward, load_model
+from transformer.model import Tape, attention, gelu, gpt2_forward, load_model, merge_heads, split_heads
 from corpora.runtime import set_blas_threads
 from transformer.train import (
     CHECKPOINT_FILE,
@@ -88,9 +81,10 @@ def test_every_gradient_matches_finite_differences(dropout):
 
 def test_gelu_backward_matches_finite_differences():
     x = np.linspace(-4, 4, 41)
-    _, cache = gelu_forward(x.copy())
-    slope = gelu_backward(np.ones_like(x), cache)
-    numeric = (gelu_forward(x + 1e-6)[0] - gelu_forward(x - 1e-6)[0]) / 2e-6
+    tape = Tape()
+    gelu(x.copy(), tape)
+    slope = gelu_backward(np.ones_like(x), tape.saved)
+    numeric = (gelu(x + 1e-6) - gelu(x - 1e-6)) / 2e-6
     np.testing.assert_allclose(slope, numeric, rtol=1e-6, atol=1e-9)
     assert abs(slope[20] - 0.5) < 1e-12  # gelu'(0) = 1/2
 
@@ -98,12 +92,18 @@ def test_gelu_backward_matches_finite_differences():
 def test_attention_is_causal():
     rng = np.random.default_rng(0)
     qkv = rng.standard_normal((1, 5, 3 * 8))
-    out, cache = attention_forward(qkv, n_head=2)
-    assert np.all(np.triu(cache.weights[0, 0], k=1) == 0)
-    np.testing.assert_allclose(cache.weights.sum(-1), 1.0)
+
+    def attention_forward(qkv: np.ndarray, n_head: int, tape: Tape | None = None) -> np.ndarray:
+        return merge_heads(attention(*(split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1)), tape=tape))
+
+    tape = Tape()
+    out = attention_forward(qkv, 2, tape)
+    weights = tape.saved["weights"]
+    assert np.all(np.triu(weights[0, 0], k=1) == 0)
+    np.testing.assert_allclose(weights.sum(-1), 1.0)
     changed = qkv.copy()
     changed[0, 4] += 1.0  # the last position must not change any earlier output
-    out2, _ = attention_forward(changed, n_head=2)
+    out2 = attention_forward(changed, 2)
     np.testing.assert_allclose(out2[0, :4], out[0, :4])
     assert not np.allclose(out2[0, 4], out[0, 4])
 

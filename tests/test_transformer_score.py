@@ -10,9 +10,8 @@ import pytest
 
 from transformer.inspection import attention_maps, attention_summary, logit_lens, save_attention_png, top_next_tokens
 from transformer.model import GPT2, load_model
-from transformer.score import (
-    PerplexityResult, perplexity, score_text, short_context_logprobs, token_logprobs, windows,
-)
+from corpora.units import Score, TextUnits
+from transformer.score import perplexity, score_text, short_context_logprobs, token_logprobs, window_and_stride, windows
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -107,7 +106,8 @@ def test_short_context_edge_cases(tiny, vocab):
             short_context_logprobs(tiny, [5, 6, 7], context)
     model, tokenizer, ref = vocab
     result = perplexity(model, tokenizer, ref["text"], context=4)
-    assert (result.window, result.stride, result.tokens) == (5, 1, 224)
+    assert (result.setting["window"], result.setting["stride"], result.tokens) == (5, 1, 224)
+    assert result.setting["context"] == 4
     assert result.nll == pytest.approx(-short_context_logprobs(model, ref["text_ids"], 4).sum())
     with pytest.raises(ValueError, match="not both"):
         perplexity(model, tokenizer, ref["text"], window=8, context=4)
@@ -117,18 +117,28 @@ def test_perplexity_of_text_matches_reference(vocab):
     model, tokenizer, ref = vocab
     result = perplexity(model, tokenizer, ref["text"], window=128, stride=64)
     assert result.tokens == len(ref["text_ids"]) - 1 == 224
-    assert result.words == len(ref["text"].split()) and result.bytes == len(ref["text"].encode())
+    words, size = len(ref["text"].split()), len(ref["text"].encode())
+    assert isinstance(result, Score) and (result.units.words, result.units.bytes) == (words, size)
     assert abs(result.nll - ref["text_nll_w128_s64"]) < 1e-3
-    assert math.isclose(result.perplexity, math.exp(result.nll / result.tokens))
-    assert math.isclose(result.bits_per_byte, result.nll / math.log(2) / result.bytes)
-    assert math.isclose(result.perplexity_per_word, math.exp(result.nll / result.words))
-    assert result.to_dict()["perplexity_per_token"] == result.perplexity
+    assert math.isclose(result.per_token, math.exp(result.nll / result.tokens))
+    assert math.isclose(result.bits_per_byte, result.nll / math.log(2) / size)
+    assert math.isclose(result.per_word, math.exp(result.nll / words))
+    assert result.to_dict()["per_token"] == result.per_token
+    assert result.setting == {"window": 128, "stride": 64, "context": None}
+    assert result.token_kind == f"BPE (gpt2-vocab, {tokenizer.vocab_size:,})"
 
 
-def test_perplexity_result_units():
-    r = PerplexityResult(nll=10 * math.log(2), tokens=5, words=2, bytes=10, window=8, stride=4)
-    assert math.isclose(r.perplexity, 4.0) and math.isclose(r.bits_per_byte, 1.0)
-    assert math.isclose(r.perplexity_per_word, 32.0)
+def test_perplexity_units():
+    r = Score(nll=10 * math.log(2), tokens=5, units=TextUnits(words=2, bytes=10, chars=10), token_kind="BPE")
+    assert math.isclose(r.per_token, 4.0) and math.isclose(r.bits_per_byte, 1.0)
+    assert math.isclose(r.per_word, 32.0)
+
+
+def test_window_and_stride_defaults_live_in_one_place(tiny):
+    n_ctx = tiny.config.n_ctx
+    assert window_and_stride(None, None, n_ctx) == (n_ctx, n_ctx // 2)
+    assert window_and_stride(10 * n_ctx, None, n_ctx) == (n_ctx, n_ctx // 2)  # cut to the model's window
+    assert window_and_stride(16, 3, n_ctx) == (16, 3)
 
 
 def test_score_text_gives_one_logprob_per_token(vocab):

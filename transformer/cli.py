@@ -37,8 +37,10 @@ from .inspection import (
 )
 from .model import load_model
 from .sample import Sampling, fit_to_window, generate_ids, stream_text
-from .score import PerplexityResult
+from corpora.units import Score
+
 from .score import perplexity as text_perplexity
+from .score import window_and_stride as default_window_and_stride
 from .weights import (
     AUTO_NAME,
     BUNDLED_MODEL,
@@ -266,34 +268,36 @@ def perplexity(text_file, model_name, window, stride, context, no_bos, progress,
         how = f"context {context}: each token sees at most the {context} tokens before it"
     else:
         result = text_perplexity(model, tokenizer, text, window, stride, bos=not no_bos, progress=show_bar)
-        how = f"window {result.window}, stride {result.stride}"
+        how = f"window {result.setting['window']}, stride {result.setting['stride']}"
     report_perplexity(text_file, name, result, how, as_json, tokenizer_label(tokenizer, owner_name(name, folder)))
 
 
 def window_and_stride(window: int | None, stride: int | None, n_ctx: int) -> tuple[int, int]:
-    """--window and --stride with their defaults filled in, checked against each other."""
-    window = window or n_ctx
-    if window > n_ctx:
+    """--window and --stride with their defaults filled in (score.window_and_stride), checked against each other."""
+    if window is not None and window > n_ctx:
         raise UserError(f"--window {window} is larger than the model's context window ({n_ctx})")
-    stride = stride or max(1, window // 2)
+    window, stride = default_window_and_stride(window, stride, n_ctx)
     if stride >= window:
         raise UserError(f"--stride ({stride}) must be smaller than --window ({window}), or the first "
                         f"token of each window would have no context")
     return window, stride
 
 
-def report_perplexity(text_file: Path, model_name: str, result: PerplexityResult, how: str, as_json: bool,
+def report_perplexity(text_file: Path, model_name: str, result: Score, how: str, as_json: bool,
                       tokenizer: str = "GPT-2's BPE, 50,257 tokens") -> None:
-    """Print a PerplexityResult as JSON or in words; `how` says how the text was read and
-    `tokenizer` names the tokens the per-token figure counts."""
-    data = {"file": str(text_file), "model": model_name, "tokenizer": tokenizer, **result.to_dict()}
+    """Print a Score as JSON or in words; `how` says how the text was read and `tokenizer`
+    names the tokens the per-token figure counts."""
+    data = {"file": str(text_file), "model": model_name, "tokenizer": tokenizer, **result.to_dict(), **result.setting,
+            "words": result.units.words, "bytes": result.units.bytes,  # the keys this command always printed
+            "perplexity_per_token": result.per_token, "perplexity_per_word": result.per_word}
     if as_json:
         echo_json(data)
         return
     click.echo(f"file: {text_file}  ({how})")
-    click.echo(f"tokens {result.tokens:,}   words {result.words:,}   bytes {result.bytes:,}   NLL {result.nll:,.2f} nats")
-    click.echo(f"perplexity per token {result.perplexity:.3f}  ({tokenizer}; compare only with the same tokenizer)")
-    click.echo(f"perplexity per word  {result.perplexity_per_word:.3f}  (whitespace-separated words)")
+    click.echo(f"tokens {result.tokens:,}   words {result.units.words:,}   bytes {result.units.bytes:,}   "
+               f"NLL {result.nll:,.2f} nats")
+    click.echo(f"perplexity per token {result.per_token:.3f}  ({tokenizer}; compare only with the same tokenizer)")
+    click.echo(f"perplexity per word  {result.per_word:.3f}  (whitespace-separated words)")
     click.echo(f"bits per byte        {result.bits_per_byte:.4f}  (UTF-8 bytes; comparable across tokenizers)")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import GPT2, attention_weights, check_ids, embed, layer_norm, linear, split_heads, transformer_block
+from .model import GPT2
 from .sample import probabilities
 
 
@@ -34,8 +34,8 @@ def top_next_tokens(model: GPT2, ids: list[int], k: int = 10, temperature: float
 
 def logit_lens(model: GPT2, ids: list[int], k: int = 5, position: int = -1) -> list[list[tuple[int, float]]]:
     """Top-k next-token guesses at `position` read from the residual stream after the
-    embedding (entry 0) and after each block (entries 1..n_layer). The last entry is
-    the model's real prediction."""
+    embedding (entry 0) and after each block (entries 1..n_layer), as the forward pass
+    kept it. The last entry is the model's real prediction."""
     lens = []
     for x in model.residual_stream(np.array(ids)):
         logits = model.unembed(model.final_norm(x[position]))
@@ -45,16 +45,9 @@ def logit_lens(model: GPT2, ids: list[int], k: int = 5, position: int = -1) -> l
 
 def attention_maps(model: GPT2, ids: list[int]) -> np.ndarray:
     """Attention weights, shape (n_layer, n_head, T, T): [l, h, i, j] is how much
-    position i attends to position j in head h of layer l (each row sums to 1)."""
-    config, params = model.config, model.params
-    x = embed(check_ids(np.array(ids), config, None), params, 0)
-    maps = []
-    for layer, block in enumerate(params.blocks):
-        qkv = linear(layer_norm(x, block.ln_1, config.layer_norm_epsilon), block.c_attn)
-        q, k, _ = (split_heads(part, config.n_head) for part in np.split(qkv, 3, axis=-1))
-        maps.append(attention_weights(q, k))
-        x = transformer_block(x, block, config, None, layer)
-    return np.stack(maps)
+    position i attends to position j in head h of layer l (each row sums to 1).
+    They are the weights the forward pass itself used (kept on its tape)."""
+    return model.attention_maps(np.array(ids))
 
 
 def attention_summary(maps: np.ndarray, tokens: list[str]) -> list[dict]:

@@ -13,27 +13,32 @@ V = vocabulary size, L = positions the attention can see (cached + new).
 
 Batches. Every function works on the last one or two axes, so ids may also be a
 (B, T) batch of equal-length sequences and every shape then gains a leading B: one
-pass runs many short windows at once (scoring with a cut context does this). The KV
-cache holds a single sequence, so a batch runs without one.
+pass runs many short windows at once (scoring with a cut context does this). A batch
+runs without a cache, or with a batched one (`KVCache.stack`, for branches).
 
 The KV cache. When generating, the keys and values of earlier positions never change,
 so we keep them: a `KVCache` is passed in and a new one is returned, and each step then
-costs one position's work. It is an ordinary argument and return value, not hidden
-state. For speed the arrays are preallocated for the whole context window and new
-positions are written into them in place; the returned cache is the same buffers with
-a larger `length`. An older cache stays valid for its own (shorter) length until the
-positions after it are overwritten, so do not branch two continuations from one cache.
-Pass `cache=None` for a one-off pass that keeps nothing (scoring a text does this, and
-saves the cache's memory); pass `new_kv_cache(config)` to start generating.
+costs one position's work. It is a value: the cache you pass in is never changed, so
+two calls on one cache are two independent branches (see KVCache for how that stays
+free of copies while decoding). Pass `cache=None` for a one-off pass that keeps nothing
+(scoring a text does this, and saves the cache's memory); pass `new_kv_cache(config)`
+to start generating.
 
-Everything is float32; the hot loops write into existing arrays (`out=`) instead of
-making new ones, which is the only concession to speed.
+The tape. Training and inspection run this same forward pass with a `Tape`, which keeps
+what each layer computed (what backward.py needs; the attention weights; the residual
+stream) and applies dropout. Inference passes none and keeps nothing.
+
+Inference is float32 (training's gradient check runs the same code in float64); the hot
+loops write into existing arrays (`out=`) instead of making new ones, which is the only
+concession to speed. transformer/reference.py is the same model in plain NumPy, with
+nothing done for speed: the tests check that both agree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,41 +50,82 @@ from .weights import Block, LayerNormParams, Linear, Params, load_params, resolv
 if TYPE_CHECKING:
     from corpora.tokenizers.bpe import BPETokenizer
 
-SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)  # Python floats keep float32 arrays float32 (and float64 float64)
+GELU_CUBIC = 0.044715
 QUERY_BLOCK = 256  # attention works on at most this many query rows at a time
+
+
+# ------------------------------------------------------------------ the tape
+
+
+@dataclass
+class Tape:
+    """What a forward pass saw and computed, kept for whoever asks: training keeps what
+    each `*_backward` function needs (backward.py), inspection reads the attention
+    weights and the residual stream. Without a tape (inference) nothing is kept.
+
+    `saved` is a dict per layer function, nested as the calls are ("h.0" -> "ln_1" ->
+    {"xhat": ..., "rstd": ...}). Dropout lives here too, as it only happens in training:
+    `dropout` is the probability, `rng` draws the masks (which are saved as well).
+    """
+
+    dropout: float = 0.0
+    rng: np.random.Generator | None = None
+    saved: dict = field(default_factory=dict)
+
+    def child(self, name: str) -> "Tape":
+        """A tape for one part of the computation, saved under `name`."""
+        part = Tape(self.dropout, self.rng)
+        self.saved[name] = part.saved
+        return part
+
+    def keep(self, **arrays) -> None:
+        self.saved.update(arrays)
+
+
+def child(tape: Tape | None, name: str) -> Tape | None:
+    """The part of the tape for a sub-computation (None when nothing is recorded)."""
+    return None if tape is None else tape.child(name)
 
 
 # -------------------------------------------------------------------- the pieces
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
-    """GPT-2's GELU, the tanh approximation, computed in place on `x`:
+def gelu(x: np.ndarray, tape: Tape | None = None) -> np.ndarray:
+    """GPT-2's GELU, the tanh approximation:
 
         gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))
 
     Roughly x for large positive x, 0 for large negative x, a smooth bend between.
+    The backward pass needs x and the tanh.
     """
-    inner = x * x  # the only new array
-    inner *= 0.044715
-    inner += 1.0
-    inner *= x
-    inner *= SQRT_2_OVER_PI  # sqrt(2/pi) * (x + 0.044715 x^3)
-    np.tanh(inner, out=inner)
-    inner += 1.0
-    x *= inner
-    x *= 0.5
-    return x
+    t = x * x
+    t *= GELU_CUBIC
+    t += 1.0
+    t *= x
+    t *= SQRT_2_OVER_PI  # sqrt(2/pi) * (x + 0.044715 x^3)
+    np.tanh(t, out=t)
+    if tape is not None:
+        tape.keep(x=x, tanh=t)
+    y = t + 1.0
+    y *= x
+    y *= 0.5
+    return y
 
 
-def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float) -> np.ndarray:
-    """Normalise each position's vector to mean 0 and variance 1, then scale and shift."""
+def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float, tape: Tape | None = None) -> np.ndarray:
+    """Normalise each position's vector to mean 0 and variance 1 (xhat), then scale and
+    shift: y = g * xhat + b. The backward pass needs xhat and 1/std."""
     mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    variance = np.mean(np.square(centred), axis=-1, keepdims=True)
-    centred *= 1.0 / np.sqrt(variance + eps)
-    centred *= p.g
-    centred += p.b
-    return centred
+    xhat = x - mean
+    variance = np.mean(np.square(xhat), axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(variance + eps)
+    xhat *= rstd
+    if tape is not None:
+        tape.keep(xhat=xhat, rstd=rstd)
+    y = xhat * p.g
+    y += p.b
+    return y
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -91,28 +137,130 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def linear(x: np.ndarray, p: Linear) -> np.ndarray:
+def linear(x: np.ndarray, p: Linear, tape: Tape | None = None) -> np.ndarray:
     """x @ w + b, with w stored input-major (see weights.py, the Conv1D question).
 
     Any leading axes (batch, positions) are flattened into one matrix product: BLAS
-    does that far faster than the many small products a stacked `@` would make."""
+    does that far faster than the many small products a stacked `@` would make.
+    The backward pass needs x."""
+    if tape is not None:
+        tape.keep(x=x)
     y = x.reshape(-1, x.shape[-1]) @ p.w
     y += p.b
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
+def dropout(x: np.ndarray, tape: Tape | None, name: str) -> np.ndarray:
+    """Training only: zero each element with probability p and scale the rest by
+    1/(1-p), so the expected value is unchanged. The mask is saved as `name`.
+    Without a tape, or with p = 0, x itself comes back."""
+    if tape is None or tape.dropout <= 0.0 or tape.rng is None:
+        return x
+    keep = (tape.rng.random(x.shape, dtype=np.float32) >= tape.dropout).astype(x.dtype)
+    keep *= 1.0 / (1.0 - tape.dropout)
+    tape.keep(**{name: keep})
+    return x * keep
+
+
 # ------------------------------------------------------------------ the KV cache
 
 
-class KVCache(NamedTuple):
-    """Keys and values of every position seen so far, for every layer and head.
+@dataclass(frozen=True)
+class KVCache:
+    """Keys and values of every position seen so far, for every layer and head: a value.
 
-    keys, values: (n_layer, H, n_ctx, D) buffers; only [:, :, :length] are filled.
+    A cache you hold never changes: `forward(ids, cache)` returns a new cache and leaves
+    yours as it was, so branching is simply calling forward twice on one cache.
+
+    How that stays fast. The arrays are buffers with room to spare, and a cache owns
+    only their first `length` positions:
+
+        keys, values: (n_layer, [B,] H, capacity, D); [..., :length, :] are this cache's
+
+    A call writes its new positions just after `length` and returns a cache with a
+    larger length over the *same* buffers, so decoding token by token never copies.
+    The buffers carry one shared mark, `written`: how far anyone has written into them.
+    If it is past our length, another cache already owns those positions (we are a
+    branch point that was continued once before), so the call first copies our part
+    into fresh buffers: copy-on-write, paid once per extra branch, never per token.
+
+    Many branches at once (bench's word expansion): `as_prefix` starts an empty cache
+    whose earlier positions are this one's, shared and never copied; `stack` puts such
+    caches side by side as a (B, ...) batch, and `rows` splits one again. Attention over
+    a prefix joins the attention scores, not the keys (see `attention_in_parts`).
     """
 
     keys: np.ndarray
     values: np.ndarray
-    length: int
+    length: int = 0
+    prefix: "KVCache | None" = None  # earlier positions, shared by every row of a batch
+    written: list = field(default_factory=lambda: [0], repr=False, compare=False)
+
+    @property
+    def total(self) -> int:
+        """Positions seen, the prefix's included: where the next position goes."""
+        return self.length + (0 if self.prefix is None else self.prefix.total)
+
+    @property
+    def batch(self) -> tuple[int, ...]:
+        """() for one sequence, (B,) for a batch of B rows."""
+        return self.keys.shape[1:-3]
+
+    def writable(self, n_new: int) -> "KVCache":
+        """This cache over buffers where n_new positions may be written after `length`
+        without changing any other holder's cache: the same buffers if nobody has written
+        there yet (the usual case), else a copy of our part (copy-on-write)."""
+        end = self.length + n_new
+        if self.written[0] <= self.length and end <= self.keys.shape[-2]:
+            self.written[0] = end
+            return self
+        shape = (*self.keys.shape[:-2], max(end, self.keys.shape[-2]), self.keys.shape[-1])
+        keys, values = np.zeros(shape, self.keys.dtype), np.zeros(shape, self.values.dtype)
+        keys[..., :self.length, :] = self.keys[..., :self.length, :]
+        values[..., :self.length, :] = self.values[..., :self.length, :]
+        return KVCache(keys, values, self.length, self.prefix, [end])
+
+    def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Write one layer's new keys and values ([B,] H, T, D) after `length` (call
+        `writable` first) and return every key and value this layer can now see, in
+        parts: the prefix's, then ours."""
+        end = self.length + k.shape[-2]
+        self.keys[layer, ..., self.length:end, :] = k
+        self.values[layer, ..., self.length:end, :] = v
+        return self.grown(k.shape[-2]).parts(layer)
+
+    def parts(self, layer: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One layer's keys and values, the prefix's parts first (views, no copies)."""
+        keys, values = self.prefix.parts(layer) if self.prefix is not None else ([], [])
+        return [*keys, self.keys[layer, ..., :self.length, :]], [*values, self.values[layer, ..., :self.length, :]]
+
+    def grown(self, n_new: int) -> "KVCache":
+        """The same buffers owning n_new more positions (after `store` wrote them)."""
+        return replace(self, length=self.length + n_new)
+
+    def as_prefix(self) -> "KVCache":
+        """An empty cache that continues this one: its positions come after ours, and
+        ours are shared (not copied) by it and by every cache grown or stacked from it."""
+        if self.batch:
+            raise ValueError("only a single-sequence cache can be a shared prefix")
+        shape = (self.keys.shape[0], *self.keys.shape[-3:-2], 0, self.keys.shape[-1])
+        return KVCache(np.zeros(shape, self.keys.dtype), np.zeros(shape, self.values.dtype), 0, self)
+
+    @staticmethod
+    def stack(caches: "list[KVCache]") -> "KVCache":
+        """One batched cache from single-sequence caches of one length over one prefix
+        (their own positions are copied; the prefix is shared)."""
+        first = caches[0]
+        if any(c.prefix is not first.prefix or c.length != first.length or c.batch for c in caches):
+            raise ValueError("only single-sequence caches of one length over one prefix stack together")
+        keys = np.stack([c.keys[..., :c.length, :] for c in caches], axis=1)
+        values = np.stack([c.values[..., :c.length, :] for c in caches], axis=1)
+        return KVCache(keys, values, first.length, first.prefix, [first.length])
+
+    def rows(self) -> "list[KVCache]":
+        """A batched cache split into one cache per row (copies of the rows' own positions)."""
+        return [KVCache(self.keys[:, row, ..., :self.length, :].copy(), self.values[:, row, ..., :self.length, :].copy(),
+                        self.length, self.prefix, [self.length]) for row in range(self.batch[0])]
 
 
 def new_kv_cache(config: GPT2Config) -> KVCache:
@@ -144,73 +292,112 @@ def causal_mask(n_new: int, n_seen: int) -> np.ndarray:
     return np.where(future, np.float32(-np.inf), np.float32(0.0))
 
 
-def attention_weights(q: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(..., H, T, D) queries, (..., H, L, D) keys -> (..., H, T, L) weights: how much each
-    new position attends to each visible one. softmax(q k^T / sqrt(D) + causal mask)."""
-    scores = (q * np.float32(1.0 / np.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)
-    if q.shape[-2] > 1:  # a single newest position may see everything: no mask needed
-        scores += causal_mask(q.shape[-2], k.shape[-2])
+def attention_scores(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) -> np.ndarray:
+    """(..., H, T, D) queries, (..., H, L, D) keys -> (..., H, T, L) scores q k^T / sqrt(D).
+    Scaling q is cheaper than scaling the scores; the backward pass needs the scaled q."""
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    if tape is not None:
+        tape.keep(q=q)
+    return q @ k.swapaxes(-1, -2)
+
+
+def masked_softmax(scores: np.ndarray) -> np.ndarray:
+    """softmax(scores + causal mask), in place: the weights (..., H, T, L) with which each
+    new position attends to each visible one. A single newest position may see everything."""
+    if scores.shape[-2] > 1:
+        scores += causal_mask(scores.shape[-2], scores.shape[-1])
     return softmax(scores)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+def attention_weights(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) -> np.ndarray:
+    """(..., H, T, D) queries, (..., H, L, D) keys -> (..., H, T, L) weights: how much each
+    new position attends to each visible one. softmax(q k^T / sqrt(D) + causal mask)."""
+    return masked_softmax(attention_scores(q, k, tape))
+
+
+def attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int | None = None, tape: Tape | None = None
+) -> np.ndarray:
     """Each query's weighted average of the values: attention_weights(q, k) @ v, (..., H, T, D).
 
-    Long inputs go QUERY_BLOCK query rows at a time, and a block only looks at the keys
-    up to its own last position (later keys are masked out anyway). Same result; it
-    skips up to half the work and keeps the (H, rows, L) weights small.
+    Long inputs go `block` (QUERY_BLOCK) query rows at a time, and a block only looks at
+    the keys up to its own last position (later keys are masked out anyway). Same
+    result; it skips up to half the work and keeps the (H, rows, L) weights small.
+    With a tape (training, inspection) it runs whole and keeps q, k, v and the weights
+    (`probs`, and `weights` after dropout).
     """
     n_new, n_seen = q.shape[-2], k.shape[-2]
-    if n_new <= QUERY_BLOCK:
+    block = block or QUERY_BLOCK
+    if tape is not None:  # contiguous copies make the backward pass's matmuls faster
+        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+        probs = attention_weights(q, k, tape)
+        weights = dropout(probs, tape, "dropout")
+        tape.keep(k=k, v=v, probs=probs, weights=weights)
+        return weights @ v
+    if n_new <= block:
         return attention_weights(q, k) @ v
-    out = np.empty(q.shape, np.float32)
-    for lo in range(0, n_new, QUERY_BLOCK):
-        hi = min(lo + QUERY_BLOCK, n_new)
+    out = np.empty(q.shape, q.dtype)
+    for lo in range(0, n_new, block):
+        hi = min(lo + block, n_new)
         visible = n_seen - n_new + hi  # keys up to the block's last query position
         weights = attention_weights(q[..., lo:hi, :], k[..., :visible, :])
         np.matmul(weights, v[..., :visible, :], out=out[..., lo:hi, :])
     return out
 
 
+def attention_in_parts(q: np.ndarray, keys: list[np.ndarray], values: list[np.ndarray]) -> np.ndarray:
+    """attention(q, k, v) when the keys and values come in parts (a prefix shared by every
+    row of a batch, then each row's own): the scores of the parts are joined instead of
+    the keys, so the shared part is never copied per row."""
+    scores = np.concatenate([attention_scores(q, k) for k in keys], axis=-1)
+    weights = masked_softmax(scores)
+    bounds = np.cumsum([k.shape[-2] for k in keys])[:-1]
+    return sum(w @ v for w, v in zip(np.split(weights, bounds, axis=-1), values))
+
+
 def causal_self_attention(
-    x: np.ndarray, block: Block, n_head: int, cache: KVCache | None, layer: int, last_only: bool = False
+    x: np.ndarray, block: Block, n_head: int, cache: KVCache | None = None, layer: int = 0,
+    last_only: bool = False, tape: Tape | None = None,
 ) -> np.ndarray:
     """Multi-head causal self-attention for the T new positions in x (..., T, C).
 
     One matrix gives queries, keys and values for all heads at once. With a cache, the
-    new keys and values are written into it at positions [cache.length, cache.length + T)
-    and the queries attend over everything cached so far; without one, over x alone.
-    With last_only, only the last position asks (one query row): the output is (..., 1, C).
+    new keys and values are stored in it and the queries attend over everything cached
+    so far; without one, over x alone. With last_only, only the last position asks
+    (one query row): the output is (..., 1, C).
     """
-    qkv = linear(x, block.c_attn)  # (..., T, 3C)
+    qkv = linear(x, block.c_attn, child(tape, "c_attn"))  # (..., T, 3C)
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
     if last_only:
         q = q[..., -1:, :]
-    if cache is not None:  # a single sequence: (H, T, D)
-        start, end = cache.length, cache.length + x.shape[-2]
-        cache.keys[layer, :, start:end] = k
-        cache.values[layer, :, start:end] = v
-        k, v = cache.keys[layer, :, :end], cache.values[layer, :, :end]
-    return linear(merge_heads(attention(q, k, v)), block.attn_proj)
+    if cache is None:
+        out = attention(q, k, v, tape=child(tape, "attn"))
+    else:
+        keys, values = cache.store(layer, k, v)
+        out = attention(q, keys[0], values[0]) if len(keys) == 1 else attention_in_parts(q, keys, values)
+    return linear(merge_heads(out), block.attn_proj, child(tape, "attn_proj"))
 
 
-def mlp(x: np.ndarray, block: Block) -> np.ndarray:
+def mlp(x: np.ndarray, block: Block, tape: Tape | None = None) -> np.ndarray:
     """Position-wise feed-forward network: widen 4x, GELU, project back."""
-    return linear(gelu(linear(x, block.c_fc)), block.mlp_proj)
+    hidden = gelu(linear(x, block.c_fc, child(tape, "c_fc")), child(tape, "gelu"))
+    return linear(hidden, block.mlp_proj, child(tape, "mlp_proj"))
 
 
 def transformer_block(
-    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache | None, layer: int, last_only: bool = False
+    x: np.ndarray, block: Block, config: GPT2Config, cache: KVCache | None = None, layer: int = 0,
+    last_only: bool = False, tape: Tape | None = None,
 ) -> np.ndarray:
     """Pre-norm residual block: x + attention(ln_1(x)), then x + mlp(ln_2(x)).
 
     last_only: every position still contributes its key and value, but only the last
     position's output (..., 1, C) is computed; in the last block, that is all the
-    next-token prediction needs."""
+    next-token prediction needs. In training, dropout follows each branch."""
     eps = config.layer_norm_epsilon
-    attention = causal_self_attention(layer_norm(x, block.ln_1, eps), block, config.n_head, cache, layer, last_only)
-    x = (x[..., -1:, :] if last_only else x) + attention
-    x += mlp(layer_norm(x, block.ln_2, eps), block)
+    normed = layer_norm(x, block.ln_1, eps, child(tape, "ln_1"))
+    attended = causal_self_attention(normed, block, config.n_head, cache, layer, last_only, tape)
+    x = (x[..., -1:, :] if last_only else x) + dropout(attended, tape, "attn_dropout")
+    x += dropout(mlp(layer_norm(x, block.ln_2, eps, child(tape, "ln_2")), block, tape), tape, "mlp_dropout")
     return x
 
 
@@ -230,19 +417,21 @@ def unembed(h: np.ndarray, params: Params) -> np.ndarray:
 
 def cached_length(cache: KVCache | None) -> int:
     """Positions already in the cache (0 without one)."""
-    return 0 if cache is None else cache.length
+    return 0 if cache is None else cache.total
 
 
 def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.ndarray:
     """Token ids as an int array, (T,) for one sequence or (B, T) for a batch of equal
-    length ones, checked against the vocabulary and the window."""
+    length ones, checked against the vocabulary, the window and the cache's batch."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim == 0:
         ids = ids.reshape(1)
     if ids.ndim > 2:
         raise ValueError(f"token ids must be (T,) or (B, T); got shape {ids.shape}")
-    if ids.ndim == 2 and cache is not None:
-        raise ValueError("the KV cache holds one sequence: run a (B, T) batch without one")
+    if cache is not None and cache.batch != ids.shape[:-1]:
+        if not cache.batch:
+            raise ValueError("the KV cache holds one sequence: run a (B, T) batch without one")
+        raise ValueError(f"a cache of {cache.batch[0]} rows needs ({cache.batch[0]}, T) ids; got shape {ids.shape}")
     if ids.size == 0:
         raise ValueError("no token ids to run")
     if ids.min() < 0 or ids.max() >= config.vocab_size:
@@ -256,18 +445,30 @@ def check_ids(ids: np.ndarray, config: GPT2Config, cache: KVCache | None) -> np.
 
 
 def gpt2_hidden(
-    ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None, last_only: bool = False
+    ids: np.ndarray, params: Params, config: GPT2Config, cache: KVCache | None = None, last_only: bool = False,
+    tape: Tape | None = None,
 ) -> tuple[np.ndarray, KVCache | None]:
-    """Run the transformer on new token ids (T,), or a batch (B, T) without a cache;
-    return (final hidden states (..., T, C) after ln_f, the cache extended by T
-    positions, or None when called without a cache). With last_only, the last block
-    works out only the last position: h is then (..., 1, C)."""
+    """The one forward pass. Run the transformer on new token ids (T,), or a batch (B, T)
+    (with a batched cache, or none); return (final hidden states (..., T, C) after ln_f,
+    a new cache extended by T positions, or None when called without a cache). The
+    cache passed in is left as it was. With last_only, the last block works out only
+    the last position: h is then (..., 1, C). With a tape, what each layer computed is
+    kept in it (training, inspection), and `tape.saved["residual"]` is the residual
+    stream: x after the embedding and after each block."""
     ids = check_ids(ids, config, cache)
-    x = embed(ids, params, cached_length(cache))
+    start = cached_length(cache)
+    if cache is not None:
+        cache = cache.writable(ids.shape[-1])
+    x = dropout(embed(ids, params, start), tape, "embed_dropout")
+    residual = [x]
     for layer, block in enumerate(params.blocks):
-        x = transformer_block(x, block, config, cache, layer, last_only and layer == config.n_layer - 1)
-    h = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
-    return h, None if cache is None else cache._replace(length=cache.length + ids.shape[-1])
+        last = last_only and layer == config.n_layer - 1
+        x = transformer_block(x, block, config, cache, layer, last, child(tape, f"h.{layer}"))
+        residual.append(x)
+    if tape is not None:
+        tape.keep(residual=residual)
+    h = layer_norm(x, params.ln_f, config.layer_norm_epsilon, child(tape, "ln_f"))
+    return h, None if cache is None else cache.grown(ids.shape[-1])
 
 
 def gpt2_forward(
@@ -292,12 +493,17 @@ def gpt2_forward(
 
 def residual_stream(ids: np.ndarray, params: Params, config: GPT2Config) -> list[np.ndarray]:
     """The residual stream x (T, C) after the embedding and after each block (n_layer + 1
-    arrays; no ln_f applied). The logit lens reads these."""
-    ids = check_ids(ids, config, None)
-    states = [embed(ids, params, 0)]
-    for layer, block in enumerate(params.blocks):
-        states.append(transformer_block(states[-1], block, config, None, layer))
-    return states
+    arrays; no ln_f applied), read from the one forward pass. The logit lens reads these."""
+    tape = Tape()
+    gpt2_hidden(ids, params, config, tape=tape)
+    return tape.saved["residual"]
+
+
+def attention_maps(ids: np.ndarray, params: Params, config: GPT2Config) -> np.ndarray:
+    """Every layer's attention weights (n_layer, [B,] H, T, T), read from the one forward pass."""
+    tape = Tape()
+    gpt2_hidden(ids, params, config, tape=tape)
+    return np.stack([tape.saved[f"h.{layer}"]["attn"]["probs"] for layer in range(config.n_layer)])
 
 
 # ------------------------------------------------------------ a model you can hold
@@ -328,11 +534,11 @@ class GPT2:
         return gpt2_forward(ids, self.params, self.config, cache, all_positions)
 
     def hidden(
-        self, ids: np.ndarray, cache: KVCache | None = None, last_only: bool = False
+        self, ids: np.ndarray, cache: KVCache | None = None, last_only: bool = False, tape: Tape | None = None
     ) -> tuple[np.ndarray, KVCache | None]:
         """See gpt2_hidden: final hidden states (after ln_f; only the last position's
         with last_only) and the cache."""
-        return gpt2_hidden(ids, self.params, self.config, cache, last_only)
+        return gpt2_hidden(ids, self.params, self.config, cache, last_only, tape)
 
     def unembed(self, h: np.ndarray) -> np.ndarray:
         """Hidden states (after ln_f) -> logits."""
@@ -341,6 +547,10 @@ class GPT2:
     def residual_stream(self, ids: np.ndarray) -> list[np.ndarray]:
         """See residual_stream: x after the embedding and after each block."""
         return residual_stream(ids, self.params, self.config)
+
+    def attention_maps(self, ids: np.ndarray) -> np.ndarray:
+        """See attention_maps: every layer's attention weights."""
+        return attention_maps(ids, self.params, self.config)
 
     def final_norm(self, x: np.ndarray) -> np.ndarray:
         """The final layer norm ln_f."""

@@ -20,18 +20,21 @@ sliding window with window N + 1 and stride 1, but batched: many windows go thro
 model in one pass, and only their last positions are unembedded.
 
 Perplexity per token is exp(total NLL / tokens). It depends on the tokenizer, so to
-compare with another model (an n-gram over words, say) convert with the counts in
-PerplexityResult: per word exp(NLL / words), bits per byte NLL / ln 2 / bytes.
+compare with another model (an n-gram over words, say) `perplexity` returns the one
+score type both models share, corpora.units.Score: per word exp(NLL / words), bits per
+byte NLL / ln 2 / bytes, and a token_kind naming the tokenizer.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from tqdm import tqdm
+
+from corpora.units import Score, TextUnits
 
 from .config import GPT2Config
 from .model import GPT2
@@ -43,48 +46,19 @@ LOGIT_ROWS = 256  # unembed this many positions at a time: bounds memory at 256 
 ACTIVATION_BUDGET = 64 * 2**20  # bytes of activations for one batch of short windows (more is no faster)
 
 
-@dataclass(frozen=True)
-class PerplexityResult:
-    """Totals for one text, enough to convert between units.
+def window_and_stride(window: int | None, stride: int | None, n_ctx: int) -> tuple[int, int]:
+    """The sliding window's defaults, the one place they are set: the model's whole
+    context window (a larger window is cut to it), and half the window between starts."""
+    window = min(window or n_ctx, n_ctx)
+    return window, stride or max(1, window // 2)
 
-    nll: total negative log-likelihood in nats over the `tokens` scored tokens.
-    words: whitespace-separated words of the text; bytes: its UTF-8 length.
-    """
 
-    nll: float
-    tokens: int
-    words: int
-    bytes: int
-    window: int
-    stride: int
+def progress_bar(**options):
+    """A tqdm progress bar, imported only when scoring starts (importing the package
+    imports no tqdm)."""
+    from tqdm import tqdm
 
-    @property
-    def nll_per_token(self) -> float:
-        return self.nll / self.tokens
-
-    @property
-    def perplexity(self) -> float:
-        """Per-token perplexity exp(NLL / tokens): only comparable with the same tokenizer."""
-        return math.exp(self.nll_per_token)
-
-    @property
-    def perplexity_per_word(self) -> float:
-        """exp(NLL / words): comparable with word-level models on the same text."""
-        return math.exp(self.nll / self.words) if self.words else math.nan
-
-    @property
-    def bits_per_byte(self) -> float:
-        """NLL / ln 2 / UTF-8 bytes: comparable across any tokenizers."""
-        return self.nll / math.log(2) / self.bytes if self.bytes else math.nan
-
-    def to_dict(self) -> dict:
-        return {
-            **asdict(self),
-            "nll_per_token": self.nll_per_token,
-            "perplexity_per_token": self.perplexity,
-            "perplexity_per_word": self.perplexity_per_word,
-            "bits_per_byte": self.bits_per_byte,
-        }
+    return tqdm(**options)
 
 
 def windows(n_ids: int, window: int, stride: int) -> Iterator[tuple[int, int, int]]:
@@ -135,15 +109,14 @@ def token_logprobs(
 ) -> np.ndarray:
     """log p(ids[t] | earlier ids) in nats for t = 1 .. len(ids)-1 (sliding window).
 
-    window defaults to the model's context size, stride to half the window.
+    window defaults to the model's context size, stride to half the window (window_and_stride).
     """
     ids = np.asarray(ids, dtype=np.int64)
-    window = min(window or model.config.n_ctx, model.config.n_ctx)
-    stride = stride or max(1, window // 2)
+    window, stride = window_and_stride(window, stride, model.config.n_ctx)
     scores = np.empty(max(len(ids) - 1, 0), np.float64)
     spans = windows(len(ids), window, stride)
-    bar = tqdm(spans, total=count_windows(len(ids), window, stride), disable=not progress,
-               unit="window", desc="scoring", leave=False)
+    bar = progress_bar(iterable=spans, total=count_windows(len(ids), window, stride), disable=not progress,
+                       unit="window", desc="scoring", leave=False)
     for begin, end, first in bar:
         h, _ = model.hidden(ids[begin:end])  # no KV cache: nothing carries over between windows
         # row i of h predicts ids[begin + i + 1]; we need the rows for targets first..end-1
@@ -194,7 +167,7 @@ def short_context_logprobs(
     full = sliding_window_view(ids[:-1], context)[1:]
     targets = ids[context + 1:]
     batch_size = batch_size or windows_per_batch(model.config, context)
-    with tqdm(total=len(targets), disable=not progress, unit="tok", desc="scoring", leave=False) as bar:
+    with progress_bar(total=len(targets), disable=not progress, unit="tok", desc="scoring", leave=False) as bar:
         for lo in range(0, len(targets), batch_size):
             hi = min(lo + batch_size, len(targets))
             h, _ = model.hidden(full[lo:hi], last_only=True)  # (B, 1, C)
@@ -236,6 +209,15 @@ def score_text(
     return TextScores(ids, logprobs, [tokenizer.token_str(i) for i in ids])
 
 
+def token_kind(model: GPT2, tokenizer: "BPETokenizer") -> str:
+    """What a token is, for the Score: "BPE (gpt2, 50,257)", the model's name (its folder,
+    or its Hugging Face repository) and the tokenizer's vocabulary size."""
+    parts = Path(model.source).parts
+    repos = [part[len("models--"):].replace("--", "/") for part in parts if part.startswith("models--")]
+    name = repos[0] if repos else (parts[-1] if parts else "GPT-2")
+    return f"BPE ({name}, {tokenizer.vocab_size:,})"
+
+
 def perplexity(
     model: GPT2,
     tokenizer: "BPETokenizer",
@@ -245,12 +227,13 @@ def perplexity(
     bos: bool = True,
     progress: bool = False,
     context: int | None = None,
-) -> PerplexityResult:
+) -> Score:
     """Total NLL of the text with the counts to report it per token, word or byte.
 
     With `context`, every token sees only the previous `context` tokens
     (short_context_logprobs) instead of the sliding window; that is reported as what it
-    equals, window context + 1 with stride 1, and window and stride must not be given."""
+    equals, window context + 1 with stride 1, and window and stride must not be given.
+    The Score's setting says which: {"window": ..., "stride": ..., "context": N or None}."""
     ids = text_ids(tokenizer, text, bos)
     if len(ids) < 2:
         raise ValueError("the text is too short to score (it needs at least one token after the first)")
@@ -260,14 +243,12 @@ def perplexity(
         window, stride = context + 1, 1
         logprobs = short_context_logprobs(model, ids, context, progress=progress)
     else:
-        window = min(window or model.config.n_ctx, model.config.n_ctx)
-        stride = stride or max(1, window // 2)
+        window, stride = window_and_stride(window, stride, model.config.n_ctx)
         logprobs = token_logprobs(model, ids, window, stride, progress)
-    return PerplexityResult(
+    return Score(
         nll=float(-logprobs.sum()),
         tokens=len(logprobs),
-        words=len(text.split()),
-        bytes=len(text.encode("utf-8")),
-        window=window,
-        stride=stride,
+        units=TextUnits.of(text),
+        token_kind=token_kind(model, tokenizer),
+        setting={"window": window, "stride": stride, "context": context},
     )

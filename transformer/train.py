@@ -1,4 +1,4 @@
-"""Training a GPT-2-architecture model from scratch, in NumPy.
+"""Training a GPT-2-architecture model from scratch, in NumPy: the data and the loop.
 
 The recipe, one function each:
 
@@ -7,38 +7,15 @@ The recipe, one function each:
     encode_corpus      the training and held-out text as token ids, <|endoftext|> between books
     sample_batch       B random windows of T+1 tokens: inputs and next-token targets
     model_forward_backward (backward.py)   the loss and every parameter's gradient
-    clip_grad_norm     scale all gradients down together if their global norm is too big
-    learning_rate      linear warm-up, then cosine decay to a tenth of the peak
-    adamw_update       Adam with *decoupled* weight decay (Loshchilov & Hutter)
+    clip_grad_norm, learning_rate, adamw_update (optim.py)   one optimiser step
     evaluate           mean loss on fixed held-out windows (never trained on)
-    save_checkpoint / load_checkpoint / export_model     files on disk
+    save_checkpoint / load_checkpoint / export_model (checkpoint.py)   files on disk
     train              the loop: progress bar, evaluation, checkpoints, Ctrl-C, NaN
-
-Weight decay, the choice made here (nanoGPT's convention): every 2-D tensor decays
-(the four matmul weights of each block, and the token and position embeddings; the
-token embedding is also the tied output layer's matrix); biases and layer-norm
-gains and shifts (1-D tensors) never decay.
-
-Files in the output folder (Hugging Face GPT-2 layout, so `transformer.load_model`
-and `transformers.GPT2LMHeadModel.from_pretrained` both read it unchanged):
-
-    config.json             GPT2Config keys (model_type "gpt2", n_layer, n_head, ...)
-    model.safetensors       "transformer.wte.weight", "transformer.h.0.attn.c_attn.weight", ...
-    vocab.json, merges.txt  the BPE tokenizer
-    training.json           hyper-parameters, the corpus and its split, losses, time
-    checkpoint.safetensors  weights + AdamW moments; step, RNG state and history in its
-                            metadata: everything `--resume` needs, in one atomic file
-
-No pickle anywhere: tensors are safetensors, everything else JSON.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -46,16 +23,15 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from corpora.common import UserError, atomic_write
+from corpora.common import UserError
 from corpora.runtime import keep_freed_memory_for_reuse
 
 from .backward import Params, model_forward_backward, model_loss
+from .checkpoint import CHECKPOINT_FILE, INIT_STD, export_model, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 from .config import GPT2Config
+from .interrupt import ctrl_c_requests_stop
+from .optim import adamw_update, clip_grad_norm, decays, global_norm, learning_rate  # noqa: F401 (re-exported)
 from .weights import expected_shapes
-
-CHECKPOINT_FILE = "checkpoint.safetensors"
-CHECKPOINT_FORMAT = "trie-vs-transformer/train checkpoint v1"
-INIT_STD = 0.02  # GPT-2's initializer_range
 
 
 @dataclass(frozen=True)
@@ -124,11 +100,6 @@ def init_params(config: GPT2Config, seed: int = 0, dtype: type = np.float32) -> 
     return params
 
 
-def decays(name: str, array: np.ndarray) -> bool:
-    """Does weight decay apply to this tensor? Only to 2-D ones (matmul weights, embeddings)."""
-    return array.ndim >= 2
-
-
 def count_params(config: GPT2Config) -> int:
     """How many numbers the model holds (the tied output layer counted once)."""
     return sum(int(np.prod(shape)) for shape in expected_shapes(config).values())
@@ -185,64 +156,6 @@ def evaluate(params: Params, config: GPT2Config, batches: list[tuple[np.ndarray,
     """Mean loss per token (nats) over the held-out batches (no dropout, no gradients)."""
     total = sum(model_loss(params, config, x, y) * x.size for x, y in batches)
     return total / sum(x.size for x, _ in batches)
-
-
-# ------------------------------------------------------------------ optimising
-
-
-def learning_rate(step: int, tc: TrainConfig) -> float:
-    """The learning rate for step `step` (0-based): linear warm-up to tc.lr over
-    tc.warmup steps, then half a cosine down to tc.lr * tc.min_lr_fraction at the end."""
-    if step < tc.warmup:
-        return tc.lr * (step + 1) / tc.warmup
-    lowest = tc.lr * tc.min_lr_fraction
-    progress = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
-    return lowest + 0.5 * (1.0 + math.cos(math.pi * progress)) * (tc.lr - lowest)
-
-
-def global_norm(grads: Params) -> float:
-    """sqrt of the sum of every squared gradient element: the length of the whole gradient."""
-    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-
-
-def clip_grad_norm(grads: Params, max_norm: float) -> float:
-    """Scale all gradients by the same factor so their global norm is at most `max_norm`
-    (in place, PyTorch's clip_grad_norm_ rule). Returns the norm before clipping."""
-    norm = global_norm(grads)
-    if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for g in grads.values():
-            g *= scale
-    return norm
-
-
-def adamw_update(
-    params: Params, grads: Params, m: Params, v: Params, step: int, lr: float, tc: TrainConfig
-) -> None:
-    """One AdamW step, in place, for optimizer step number `step` (1-based).
-
-        p <- p - lr * weight_decay * p              (decoupled decay, 2-D tensors only)
-        m <- beta1 m + (1 - beta1) g                (running mean of the gradient)
-        v <- beta2 v + (1 - beta2) g^2              (running mean of its square)
-        p <- p - lr * m_hat / (sqrt(v_hat) + eps)   (hats: divided by 1 - beta^step)
-    """
-    b1, b2 = tc.beta1, tc.beta2
-    correction1 = 1.0 - b1**step
-    sqrt_correction2 = math.sqrt(1.0 - b2**step)
-    for name, p in params.items():
-        g = grads[name]
-        if tc.weight_decay and decays(name, p):
-            p *= 1.0 - lr * tc.weight_decay
-        m[name] *= b1
-        m[name] += (1.0 - b1) * g
-        v[name] *= b2
-        v[name] += (1.0 - b2) * (g * g)
-        denom = np.sqrt(v[name])
-        denom *= 1.0 / sqrt_correction2
-        denom += tc.adam_eps
-        np.divide(m[name], denom, out=denom)
-        denom *= lr / correction1
-        p -= denom
 
 
 # ------------------------------------------------------------------ the state
@@ -307,161 +220,7 @@ class Interrupted(Exception):
         self.step = step
 
 
-# ------------------------------------------------------------------ files
-
-
-def hf_config(config: GPT2Config, eot_id: int | None, dropout: float = 0.0) -> dict:
-    """config.json in Hugging Face's GPT2Config format (transformers reads it unchanged)."""
-    token = eot_id if eot_id is not None else config.vocab_size - 1
-    return {
-        "activation_function": "gelu_new",
-        "architectures": ["GPT2LMHeadModel"],
-        "attn_pdrop": dropout,
-        "bos_token_id": token,
-        "embd_pdrop": dropout,
-        "eos_token_id": token,
-        "initializer_range": INIT_STD,
-        "layer_norm_epsilon": config.layer_norm_epsilon,
-        "model_type": "gpt2",
-        "n_ctx": config.n_ctx,
-        "n_embd": config.n_embd,
-        "n_head": config.n_head,
-        "n_inner": None,
-        "n_layer": config.n_layer,
-        "n_positions": config.n_ctx,
-        "reorder_and_upcast_attn": False,
-        "resid_pdrop": dropout,
-        "scale_attn_by_inverse_layer_idx": False,
-        "scale_attn_weights": True,
-        "tie_word_embeddings": True,
-        "torch_dtype": "float32",
-        "use_cache": True,
-        "vocab_size": config.vocab_size,
-    }
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Pretty JSON, written atomically."""
-    with atomic_write(path, "w") as handle:
-        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def save_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """A safetensors file, written atomically (a crash leaves the previous file intact)."""
-    from safetensors.numpy import save
-
-    data = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, metadata=metadata)
-    with atomic_write(path, "wb") as handle:
-        handle.write(data)
-
-
-def export_model(folder: Path, params: Params, config: GPT2Config, eot_id: int | None, dropout: float = 0.0) -> None:
-    """Write config.json and model.safetensors with Hugging Face GPT2LMHeadModel names.
-
-    The Conv1D matrices are stored input-major exactly as we use them (no transpose);
-    the output layer is tied to wte, so there is no separate lm_head.weight. The
-    metadata {"format": "pt"} is what transformers expects of a safetensors checkpoint.
-    """
-    save_tensors(folder / "model.safetensors", {"transformer." + k: v for k, v in params.items()}, {"format": "pt"})
-    write_json(folder / "config.json", hf_config(config, eot_id, dropout))
-
-
-def save_checkpoint(folder: Path, state: TrainState, config: GPT2Config, tc: TrainConfig, record: dict) -> None:
-    """Write checkpoint.safetensors (everything to resume), then the exported model and
-    training.json. Each file is replaced atomically."""
-    tensors = {}
-    for name in state.params:
-        tensors["param." + name] = state.params[name]
-        tensors["adam_m." + name] = state.m[name]
-        tensors["adam_v." + name] = state.v[name]
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "step": state.step,
-        "rng": state.rng.bit_generator.state,
-        "losses": state.losses,
-        "evals": state.evals,
-        "seconds": state.seconds,
-        "tokens": state.tokens,
-        "model": config.to_dict(),
-        "train": tc.to_dict(),
-        "record": record,
-    }
-    save_tensors(folder / CHECKPOINT_FILE, tensors, {"format": "np", "trainer": json.dumps(meta)})
-    export_model(folder, state.params, config, record.get("eot_id"), tc.dropout)
-    write_json(folder / "training.json", training_summary(state, config, tc, record))
-
-
-def training_summary(state: TrainState, config: GPT2Config, tc: TrainConfig, record: dict) -> dict:
-    """training.json: how the model was made and how it went."""
-    recent = state.losses[-50:]
-    return {
-        "model": {**config.to_dict(), "parameters": count_params(config)},
-        "training": tc.to_dict(),
-        "weight_decay_applies_to": "2-D tensors (matmul weights, wte, wpe); not biases or layer norms",
-        "optimizer": "AdamW (decoupled weight decay)",
-        "schedule": "linear warm-up, cosine decay to lr * min_lr_fraction",
-        "steps_done": state.step,
-        "tokens_seen": state.tokens,
-        "seconds": round(state.seconds, 1),
-        "tokens_per_second": round(state.tokens / state.seconds, 1) if state.seconds else None,
-        "train_loss_last_50_mean": float(np.mean(recent)) if recent else None,
-        "heldout_loss": state.evals[-1][1] if state.evals else None,
-        "evals": state.evals,
-        "train_losses_every_10_steps": [round(x, 4) for x in state.losses[::10]],
-        **record,
-    }
-
-
-def load_checkpoint(folder: Path) -> tuple[TrainState, GPT2Config, TrainConfig, dict]:
-    """Read checkpoint.safetensors: (state, model config, training config, record)."""
-    from safetensors import safe_open
-
-    path = Path(folder) / CHECKPOINT_FILE
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist")
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = json.loads((handle.metadata() or {})["trainer"])
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (KeyError, json.JSONDecodeError, OSError, ValueError) as err:
-        raise UserError(f"{path} is not a training checkpoint ({err})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a training checkpoint of this version")
-    config = GPT2Config(**meta["model"])
-    tc = TrainConfig.from_dict(meta["train"])
-
-    def group(prefix: str) -> Params:
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-    rng = np.random.Generator(np.random.PCG64())
-    rng.bit_generator.state = meta["rng"]
-    state = TrainState(group("param."), group("adam_m."), group("adam_v."), rng, meta["step"],
-                       meta["losses"], [list(e) for e in meta["evals"]], meta["seconds"], meta["tokens"])
-    return state, config, tc, meta["record"]
-
-
 # ------------------------------------------------------------------ the loop
-
-
-@contextlib.contextmanager
-def ctrl_c_requests_stop() -> Iterator[dict]:
-    """While active, the first Ctrl-C only sets flag["stop"] (the loop then saves and
-    stops cleanly); a second Ctrl-C interrupts at once."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        flag["stop"] = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def train(

@@ -8,7 +8,9 @@ from __future__ import annotations
 import platform
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -31,41 +33,68 @@ from .train import (
 )
 from .train import train as run_training
 
-#: command-line option -> (where it is saved: "model" or "train", name there)
-SAVED_AS = {
-    "layers": ("model", "n_layer"), "heads": ("model", "n_head"), "dim": ("model", "n_embd"),
-    "positions": ("model", "n_ctx"), "vocab": ("model", "vocab_size"),
-    "steps": ("train", "steps"), "batch": ("train", "batch_size"), "ctx": ("train", "ctx"),
-    "lr": ("train", "lr"), "weight_decay": ("train", "weight_decay"), "warmup": ("train", "warmup"),
-    "seed": ("train", "seed"), "eval_every": ("train", "eval_every"), "eval_batches": ("train", "eval_batches"),
-    "dropout": ("train", "dropout"), "grad_clip": ("train", "grad_clip"),
-}
+@dataclass(frozen=True)
+class Setting:
+    """One model or training setting, spelled once: its option (--weight-decay for
+    "weight_decay"), where the run saves it (GPT2Config or TrainConfig, and the name
+    there), its type, default and help. The table below drives the click options, the
+    configs built from them, the --resume check and the command line saved with a run."""
+
+    key: str
+    saved_in: str  # "model" (GPT2Config) or "train" (TrainConfig)
+    name: str  # the field there
+    type: Any
+    default: Any
+    help: str
+
+    @property
+    def option(self) -> str:
+        return option_name(self.key)
+
+
+SETTINGS = (
+    Setting("layers", "model", "n_layer", click.IntRange(1), 4, "Transformer blocks (n_layer)."),
+    Setting("heads", "model", "n_head", click.IntRange(1), 4, "Attention heads per block (n_head)."),
+    Setting("dim", "model", "n_embd", click.IntRange(1), 128, "Width of the residual stream (n_embd); a multiple of --heads."),
+    Setting("ctx", "train", "ctx", click.IntRange(2), 128, "Tokens per training sequence."),
+    Setting("positions", "model", "n_ctx", click.IntRange(2), None, "The model's context window n_positions (default: --ctx)."),
+    Setting("vocab", "model", "vocab_size", int, 4096, "BPE vocabulary size to learn (at least 257)."),
+    Setting("steps", "train", "steps", click.IntRange(1), 2000, "Optimizer steps in all."),
+    Setting("batch", "train", "batch_size", click.IntRange(1), 16, "Sequences per step."),
+    Setting("lr", "train", "lr", float, 1e-3, "Peak learning rate (after warm-up; cosine decay to a tenth)."),
+    Setting("weight_decay", "train", "weight_decay", click.FloatRange(0), 0.1, "AdamW decoupled weight decay, on 2-D tensors only."),
+    Setting("warmup", "train", "warmup", click.IntRange(0), 100, "Steps of linear learning-rate warm-up."),
+    Setting("seed", "train", "seed", int, 0, "Seed for the initial weights, batch order and dropout."),
+    Setting("eval_every", "train", "eval_every", click.IntRange(1), 100, "Steps between held-out evaluations and checkpoints."),
+    Setting("eval_batches", "train", "eval_batches", click.IntRange(1), 4, "Held-out batches per evaluation."),
+    Setting("dropout", "train", "dropout", click.FloatRange(0, 1, max_open=True), 0.0, "Dropout probability (0 = none)."),
+    Setting("grad_clip", "train", "grad_clip", click.FloatRange(0), 1.0, "Clip the global gradient norm to this (0 = off)."),
+)
+SAVED_AS = {s.key: (s.saved_in, s.name) for s in SETTINGS}  # option -> where a run saves it
 
 
 def option_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def setting_options(command):
+    """Decorate a click command with one option per entry of SETTINGS, in table order."""
+    for s in reversed(SETTINGS):
+        command = click.option(s.option, s.key, type=s.type, default=s.default,
+                               show_default=s.default is not None, help=s.help)(command)
+    return command
+
+
+def chosen(settings: dict, saved_in: str) -> dict:
+    """The settings that go into one config ("model" or "train"), by their names there."""
+    return {s.name: settings[s.key] for s in SETTINGS if s.saved_in == saved_in}
+
+
 @click.command(name="train")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--output", "-o", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder for the model (Hugging Face GPT-2 layout), tokenizer, checkpoint and training.json.")
-@click.option("--layers", type=click.IntRange(1), default=4, show_default=True, help="Transformer blocks (n_layer).")
-@click.option("--heads", type=click.IntRange(1), default=4, show_default=True, help="Attention heads per block (n_head).")
-@click.option("--dim", type=click.IntRange(1), default=128, show_default=True, help="Width of the residual stream (n_embd); a multiple of --heads.")
-@click.option("--ctx", type=click.IntRange(2), default=128, show_default=True, help="Tokens per training sequence.")
-@click.option("--positions", type=click.IntRange(2), default=None, help="The model's context window n_positions (default: --ctx).")
-@click.option("--vocab", type=int, default=4096, show_default=True, help="BPE vocabulary size to learn (at least 257).")
-@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True, help="Optimizer steps in all.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Sequences per step.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate (after warm-up; cosine decay to a tenth).")
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.1, show_default=True, help="AdamW decoupled weight decay, on 2-D tensors only.")
-@click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Steps of linear learning-rate warm-up.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the initial weights, batch order and dropout.")
-@click.option("--eval-every", type=click.IntRange(1), default=100, show_default=True, help="Steps between held-out evaluations and checkpoints.")
-@click.option("--eval-batches", type=click.IntRange(1), default=4, show_default=True, help="Held-out batches per evaluation.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Dropout probability (0 = none).")
-@click.option("--grad-clip", type=click.FloatRange(0), default=1.0, show_default=True, help="Clip the global gradient norm to this (0 = off).")
+@setting_options
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output (same settings; options you leave out are taken from it).")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path), default=None, help="Use this tokenizer folder (vocab.json + merges.txt) instead of learning one.")
 @click.option("--heldout-fraction", type=float, default=DEFAULT_HELDOUT_FRACTION, show_default=True, help="Tail of every document kept out of training, for evaluation.")
@@ -135,13 +164,8 @@ def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool
         tokenizer = get_tokenizer(corpus, tokenizer_dir, settings["vocab"], "vocab" in explicit, progress)
         data = encode_corpus(corpus.train_texts(), corpus.heldout_texts(), tokenizer)
         check_enough_data(len(data.train), settings["ctx"], settings["batch"])
-        config = GPT2Config(n_layer=settings["layers"], n_head=settings["heads"], n_embd=settings["dim"],
-                            n_ctx=positions, vocab_size=tokenizer.vocab_size)
-        tc = TrainConfig(steps=settings["steps"], batch_size=settings["batch"], ctx=settings["ctx"],
-                         lr=settings["lr"], weight_decay=settings["weight_decay"], warmup=settings["warmup"],
-                         seed=settings["seed"], eval_every=settings["eval_every"],
-                         eval_batches=settings["eval_batches"], dropout=settings["dropout"],
-                         grad_clip=settings["grad_clip"])
+        config = GPT2Config(**{**chosen(settings, "model"), "n_ctx": positions, "vocab_size": tokenizer.vocab_size})
+        tc = TrainConfig(**chosen(settings, "train"))
         record = {
             "command": command_line(source, out_dir, tokenizer_dir, heldout_fraction, config, tc),
             "corpus": corpus.describe(),
@@ -238,15 +262,16 @@ def same_tokenizer(a: BPETokenizer, b: BPETokenizer) -> bool:
 
 def command_line(source: Path, out_dir: Path, tokenizer_dir: Path | None, heldout_fraction: float,
                  config: GPT2Config, tc: TrainConfig) -> str:
-    """The full command that reproduces this run, every setting spelled out."""
-    parts = ["transformer", "train", str(source), "-o", str(out_dir),
-             "--layers", config.n_layer, "--heads", config.n_head, "--dim", config.n_embd,
-             "--ctx", tc.ctx, "--positions", config.n_ctx,
-             *(["--tokenizer", str(tokenizer_dir)] if tokenizer_dir else ["--vocab", config.vocab_size]),
-             "--steps", tc.steps, "--batch", tc.batch_size, "--lr", tc.lr, "--weight-decay", tc.weight_decay,
-             "--warmup", tc.warmup, "--seed", tc.seed, "--eval-every", tc.eval_every,
-             "--eval-batches", tc.eval_batches, "--dropout", tc.dropout, "--grad-clip", tc.grad_clip,
-             "--heldout-fraction", heldout_fraction]
+    """The full command that reproduces this run, every setting spelled out (a given
+    --tokenizer takes the place of --vocab)."""
+    saved = {"model": config.to_dict(), "train": tc.to_dict()}
+    parts: list = ["transformer", "train", str(source), "-o", str(out_dir)]
+    for s in SETTINGS:
+        if s.key == "vocab" and tokenizer_dir:
+            parts += ["--tokenizer", str(tokenizer_dir)]
+        else:
+            parts += [s.option, saved[s.saved_in][s.name]]
+    parts += ["--heldout-fraction", heldout_fraction]
     return shlex.join(str(p) for p in parts)
 
 
