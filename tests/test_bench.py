@@ -329,6 +329,29 @@ def test_mix_0_and_1_reproduce_each_models_own_figures(bpe_ngram, gpt):
     assert 0.0 < by_mix[0.5].nll and {r.units for r in rows} == {TextUnits.of(text)}
 
 
+def test_mix_half_is_the_average_of_both_models_probabilities(bpe_ngram, gpt):
+    """λ = 0.5 against the formula, from each model's own probabilities token by token:
+    -Σ log(0.5·p_transformer(t) + 0.5·p_ngram(t)) (a linear mixture, not a geometric one)."""
+    from bench import mixing
+    from corpora.tokenizers import BOS
+
+    text = "The cat sat on the mat. It was the best of times."  # every token seen in building
+    ids = gpt.tokenizer.encode(text)
+    logits, _ = gpt.model.forward(np.array([gpt.tokenizer.eot_id, *ids]), all_positions=True)
+    logits = logits.astype(np.float64)
+    p_transformer = [math.exp(row[t] - row.max()) / np.exp(row - row.max()).sum() for row, t in zip(logits, ids)]
+    kn = bpe_ngram.smoothing("kn")
+    tokens = bpe_ngram.tokenizer.tokens_of_ids(ids)
+    history = [BOS, *tokens]
+    p_ngram = [kn.prob(history[max(0, i + 1 - (bpe_ngram.order - 1)):i + 1], t) for i, t in enumerate(tokens)]
+    assert all(0 < p < 1 for p in p_transformer + p_ngram)
+    expected = -sum(math.log(0.5 * a + 0.5 * b) for a, b in zip(p_transformer, p_ngram))
+    rows, _ = mixing.mix_rows(bpe_ngram, gpt, text, [0.5])
+    half = next(r for r in rows if r.mix == 0.5)
+    assert half.nll == pytest.approx(expected, rel=1e-6)
+    assert half.tokens == len(ids)
+
+
 def test_unseen_bpe_tokens_share_the_unk_mass(bpe_ngram, gpt):
     from bench import mixing
 
