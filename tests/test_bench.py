@@ -13,8 +13,9 @@ from bench import compare as comparing
 from bench import models
 from bench import perplexity as ppl
 from bench.cli import main
-from bench.units import ScoreRow, TextUnits
+from bench.perplexity import ScoreRow
 from bench.words import first_word, next_word_distribution, softmax_vector
+from corpora.units import Score, TextUnits
 from ngram import NgramModel, save_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gpt2-vocab"
@@ -69,18 +70,20 @@ def test_units_hand_checked():
     text = "ab cd\nef"  # 3 words, 8 bytes
     units = TextUnits.of(text)
     assert (units.words, units.bytes) == (3, 8)
-    row = ScoreRow("n-gram", "x", "word", tokens=6, nll=3 * math.log(2), units=units)
-    assert row.per_word == pytest.approx(2.0)  # 3 bits over 3 words: 1 bit a word
-    assert row.bits_per_byte == pytest.approx(3 / 8)
-    assert row.per_token == pytest.approx(math.sqrt(2))
+    row = ScoreRow("n-gram", "x", Score(tokens=6, nll=3 * math.log(2), units=units, token_kind="word"), order=2).to_dict()
+    assert row["per_word"] == pytest.approx(2.0)  # 3 bits over 3 words: 1 bit a word
+    assert row["bits_per_byte"] == pytest.approx(3 / 8)
+    assert row["per_token"] == pytest.approx(math.sqrt(2))
+    assert (row["model"], row["label"], row["order"], row["tokens"], row["units"]) == ("n-gram", "x", 2, 6, {"words": 3, "bytes": 8, "chars": 8})
     utf8 = TextUnits.of("café au lait")  # é is two bytes
     assert (utf8.words, utf8.bytes, utf8.chars) == (3, 13, 12)
 
 
 def test_zero_probability_rows_are_infinite_not_wrong():
-    row = ScoreRow("n-gram", "MLE", "word", tokens=10, nll=5.0, units=TextUnits(4, 20, 20), zero_prob=2)
-    assert math.isinf(row.per_word) and math.isinf(row.bits_per_byte)
+    row = ScoreRow("n-gram", "MLE", Score(tokens=10, nll=5.0, units=TextUnits(4, 20, 20), token_kind="word", zero_prob=2))
+    assert math.isinf(row.score.per_word) and math.isinf(row.score.bits_per_byte)
     assert row.to_dict()["per_word"] is None  # JSON has no infinity
+    assert row.to_dict()["per_token_nonzero"] == pytest.approx(math.exp(5.0 / 8))  # over the 8 tokens with p > 0
 
 
 def test_both_models_are_divided_by_the_same_words_and_bytes(ngram, gpt):
@@ -90,27 +93,27 @@ def test_both_models_are_divided_by_the_same_words_and_bytes(ngram, gpt):
     report = ppl.compare_perplexity(ngram, gpt, text, orders=[1, 2, 3], ablation="all")
     units = TextUnits.of(text.text)
     assert report.units == units
-    assert {r.units for r in report.rows} == {units}
+    assert {r.score.units for r in report.rows} == {units}
     for row in report.rows:
-        if row.finite:
-            assert row.per_word == pytest.approx(math.exp(row.nll / units.words))
-            assert row.bits_per_byte == pytest.approx(row.nll / math.log(2) / units.bytes)
+        if row.score.finite:
+            assert row.score.per_word == pytest.approx(math.exp(row.score.nll / units.words))
+            assert row.score.bits_per_byte == pytest.approx(row.score.nll / math.log(2) / units.bytes)
     # The n-gram rows are the model's own scores plus the spelling of its unknown words.
     spelling = ppl.SpellingModel.for_model(ngram)
     unknown = ppl.oov_words(ngram, text.text)
     extra = sum(c * spelling.nll(w) for w, c in unknown.items())
     kn3 = next(r for r in report.rows if r.model == "n-gram" and r.order == 3 and r.smoothing == "kn")
-    assert kn3.nll == pytest.approx(ngram.score(text.text, "kn", 3).nll + extra)
-    assert kn3.oov == sum(unknown.values()) > 0  # "Zebras" and "quietly" are unknown
+    assert kn3.score.nll == pytest.approx(ngram.score(text.text, "kn", 3).nll + extra)
+    assert kn3.score.oov == sum(unknown.values()) > 0  # "Zebras" and "quietly" are unknown
     # The transformer's full-context row is exactly its own perplexity figure.
     full = next(r for r in report.rows if r.model == "transformer" and r.context is None)
     own = transformer_perplexity(gpt.model, gpt.tokenizer, text.text)
-    assert full.nll == pytest.approx(own.nll) and full.tokens == own.tokens
+    assert full.score.nll == pytest.approx(own.nll) and full.score.tokens == own.tokens
     # The ablation rows: one per cut context 1..n-1, each a finite, different figure.
     cut = [r for r in report.rows if r.context is not None]
     assert [r.context for r in cut] == [1, 2]
-    assert all(r.tokens == full.tokens and r.nll != full.nll for r in cut)
-    assert any(r.zero_prob for r in report.rows if r.smoothing == "mle")
+    assert all(r.score.tokens == full.score.tokens and r.score.nll != full.score.nll for r in cut)
+    assert any(r.score.zero_prob for r in report.rows if r.smoothing == "mle")
 
 
 def test_open_vocabulary_charges_unknown_words_for_their_spelling(ngram, gpt):
@@ -118,8 +121,8 @@ def test_open_vocabulary_charges_unknown_words_for_their_spelling(ngram, gpt):
     closed = ppl.ngram_rows(ngram, text.text, [3], ["kn"])[0]
     spelling = ppl.SpellingModel.for_model(ngram)
     opened = ppl.ngram_rows(ngram, text.text, [3], ["kn"], spelling)[0]
-    assert opened.oov == closed.oov == 1
-    assert opened.nll == pytest.approx(closed.nll + spelling.nll("Zebras"))
+    assert opened.score.oov == closed.score.oov == 1
+    assert opened.score.nll == pytest.approx(closed.score.nll + spelling.nll("Zebras"))
     assert spelling.nll("Zebras") > spelling.nll("cats") > 0  # an odd spelling costs more
     probs = [math.exp(-spelling.nll(w)) for w in ("a", "b", "the", "cat")]
     assert sum(probs) < 1
@@ -322,11 +325,11 @@ def test_mix_0_and_1_reproduce_each_models_own_figures(bpe_ngram, gpt):
     rows, best = mixing.mix_rows(bpe_ngram, gpt, text, [0.0, 0.5, 1.0])
     by_mix = {r.mix: r for r in rows}
     tokens = next(bpe_ngram.tokenizer.sentences(text))
-    assert by_mix[0.0].nll == pytest.approx(-bpe_ngram.token_logprobs(tokens).sum())
+    assert by_mix[0.0].score.nll == pytest.approx(-bpe_ngram.token_logprobs(tokens).sum())
     own = transformer_perplexity(gpt.model, gpt.tokenizer, text)
-    assert by_mix[1.0].nll == pytest.approx(own.nll) and by_mix[1.0].tokens == own.tokens == len(tokens)
-    assert by_mix[best].nll <= min(by_mix[0.0].nll, by_mix[1.0].nll) + 1e-9
-    assert 0.0 < by_mix[0.5].nll and {r.units for r in rows} == {TextUnits.of(text)}
+    assert by_mix[1.0].score.nll == pytest.approx(own.nll) and by_mix[1.0].score.tokens == own.tokens == len(tokens)
+    assert by_mix[best].score.nll <= min(by_mix[0.0].score.nll, by_mix[1.0].score.nll) + 1e-9
+    assert 0.0 < by_mix[0.5].score.nll and {r.score.units for r in rows} == {TextUnits.of(text)}
 
 
 def test_mix_half_is_the_average_of_both_models_probabilities(bpe_ngram, gpt):
@@ -348,8 +351,8 @@ def test_mix_half_is_the_average_of_both_models_probabilities(bpe_ngram, gpt):
     expected = -sum(math.log(0.5 * a + 0.5 * b) for a, b in zip(p_transformer, p_ngram))
     rows, _ = mixing.mix_rows(bpe_ngram, gpt, text, [0.5])
     half = next(r for r in rows if r.mix == 0.5)
-    assert half.nll == pytest.approx(expected, rel=1e-6)
-    assert half.tokens == len(ids)
+    assert half.score.nll == pytest.approx(expected, rel=1e-6)
+    assert half.score.tokens == len(ids)
 
 
 def test_unseen_bpe_tokens_share_the_unk_mass(bpe_ngram, gpt):
