@@ -17,19 +17,17 @@ printed with the table.
 """
 from __future__ import annotations
 
-import codecs
 import math
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from tqdm import tqdm
 
 from corpora import UserError
 from corpora.cli_common import plural
-from corpora.documents import normalise_text
+from corpora.documents import normalise_text, read_text_argument
 from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer
 from corpora.units import Score, TextUnits
 from ngram import NgramModel
@@ -38,6 +36,7 @@ from transformer import perplexity as transformer_perplexity
 from transformer.score import short_context_logprobs, text_ids
 
 from .models import TransformerChoice
+from .tables import render_table
 
 SMOOTHINGS = ("addk", "kn", "mle")
 DEFAULT_MAX_WORDS = 300_000
@@ -70,8 +69,8 @@ class EvalText:
 def take_words(lines: Iterable[str], max_words: int | None) -> tuple[str, bool]:
     """Join lines until `max_words` whitespace words are reached (None: all of them).
 
-    Returns the text and whether anything was left out. Reads lazily, so a huge file or
-    a streamed dataset is never read whole when a limit is set.
+    Returns the text and whether anything was left out. Reads lazily, so a streamed
+    dataset is never read whole when a limit is set.
     """
     kept: list[str] = []
     words = 0
@@ -87,40 +86,13 @@ def take_words(lines: Iterable[str], max_words: int | None) -> tuple[str, bool]:
     return "\n".join(kept), False
 
 
-def file_lines(path: str | Path) -> Iterator[str]:
-    """Lines of a text file, decoded as it is read (UTF-8; Windows-1252 if it is not)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"text file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a text file")
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-    if b"\x00" in head:
-        raise UserError(f"{path} looks binary (it has NUL bytes), not text")
-    try:
-        head.decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError as err:
-        encoding = "utf-8" if err.start > len(head) - 4 else "cp1252"  # a character cut by the 64 KB boundary is fine
-        if encoding == "cp1252":
-            warnings.warn(f"{path} is not valid UTF-8; decoded as Windows-1252 instead", stacklevel=2)
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    pending = ""
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            pending += decoder.decode(chunk)
-            *complete, pending = normalise_text(pending).split("\n")
-            yield from complete
-        pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
-
-
 def text_from_file(path: str | Path, max_words: int | None = DEFAULT_MAX_WORDS) -> EvalText:
-    text, truncated = take_words(file_lines(path), max_words)
-    if not text.strip():
-        raise UserError(f"{path} is empty; there is nothing to score")
+    """A text file to score, read by `corpora.documents.read_text_argument` (the one reader
+    of a file the user names), cut after `max_words` words."""
+    lines = read_text_argument(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # a final line break ends the last line; it does not begin an empty one
+    text, truncated = take_words(lines, max_words)
     return EvalText(text, str(path), truncated)
 
 
@@ -315,17 +287,7 @@ def render_rows(rows: list[ScoreRow], markdown: bool = False) -> str:
          fmt(r.score.bits_per_byte, 3), r.note]
         for r in rows
     ]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---:|---:|---:|---:|---|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
-    right = {3, 4, 5, 6}
-    out = []
-    for row in [header, *table]:
-        cells = [(c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(row, widths))]
-        out.append("  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
-    return "\n".join(line.rstrip() for line in out)
+    return render_table(header, table, right={3, 4, 5, 6}, markdown=markdown)
 
 
 def render_report(report: PerplexityReport, markdown: bool = False) -> str:
