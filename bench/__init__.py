@@ -13,4 +13,6 @@ The pieces:
   mixing      aligned BPE tokens and the interpolation λ·p_transformer + (1−λ)·p_ngram
   speed       build, load, latency and generation speed, side by side
   report      all of it in one folder: report.md, report.json and plots
+  tables      aligned text and Markdown tables, for every table above
+  cli         the `bench` command: arguments checked before any model loads
 """
