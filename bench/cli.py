@@ -125,15 +125,17 @@ def parse_orders(spec: str) -> list[int]:
             orders.update(range(int(lo), int(hi or lo) + 1))
     except ValueError:
         raise UserError(f"--orders {spec!r}: write e.g. 1-5 or 2,3,5") from None
-    if not orders or min(orders) < 1:
+    if not orders:
+        raise UserError(f"--orders {spec!r} names no order; write e.g. 1-5 or 2,3,5")
+    if min(orders) < 1:
         raise UserError(f"--orders {spec!r}: orders start at 1; write e.g. 1-5 or 2,3,5")
     return sorted(orders)
 
 
-def check_orders(orders: list[int], highest: int, spec: str) -> list[int]:
-    """Refuse orders above the model's own; returns `orders`."""
+def check_orders(orders: list[int], highest: int, spec: str, limit: str = "the n-gram model has orders") -> list[int]:
+    """Refuse orders above `highest` (the model's own, or what a command builds); returns `orders`."""
     if max(orders) > highest:
-        raise UserError(f"--orders {spec!r}: the n-gram model has orders 1..{highest}")
+        raise UserError(f"--orders {spec!r}: {limit} 1..{highest}")
     return orders
 
 
@@ -310,7 +312,7 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 
     from . import speed as timing
 
-    wanted = check_orders(parse_orders(orders), timing.MAX_ORDER, orders)
+    wanted = check_orders(parse_orders(orders), timing.MAX_ORDER, orders, "bench speed builds orders")
     check_corpus_folder(corpus_folder)
     check_ngram_path(ngram_path)
     check_transformer(transformer_name)
