@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from corpora import UserError, cache_dir, corpus_from_record
+from corpora.tokenizers import BOS, EOS, UNK, BPETokens
+from corpora.tokenizers.bpe import tokenizer_fingerprint
 from corpora.units import Score, TextUnits
 from ngram import NgramModel, load_model as load_ngram, save_model
-from corpora.tokenizers import BOS, EOS, UNK
-from corpora.tokenizers import BPETokens
-from corpora.tokenizers.bpe import tokenizer_fingerprint
 from transformer.score import text_ids, token_logprobs
 
 from .models import TransformerChoice, notice

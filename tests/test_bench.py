@@ -426,9 +426,12 @@ def test_speed_measures_every_order_side_by_side(ngram_file, books):
     assert [r["order"] for r in data["ngram"]] == [2, 3]
     two, three = data["ngram"]
     assert three["nodes"] > two["nodes"] > 0  # a 3-gram trie holds the 2-gram one and more
+    for row in (two, three):  # each build is the same build as NgramModel.build's, in a fresh process
+        assert row["nodes"] == NgramModel.build(books, order=row["order"], progress=False).stats()["nodes"]
     assert all(r["build_peak_mb"] > 0 and r["latency_p95_ms"] >= r["latency_median_ms"] > 0 for r in data["ngram"])
     t = data["transformer"]
     assert t["generated_tokens"] > 0 and t["generate_tokens_per_second_kv_cache"] > 0
+    assert (t["prompt_tokens"], t["generated_tokens"]) == (32, 64)  # 32 + 64 fit the fixture's 128-token window
     assert set(t["latency_median_ms"]) == set(data["latency_by_context"]["transformer"])
     assert all(v > 0 and math.isfinite(v) for v in data["ratios"].values())
     ratios = data["ratios"]  # each ratio is made of the figures reported beside it
@@ -455,6 +458,11 @@ def test_report_is_readable_and_reproducible(ngram_file, tmp_path):
         runs.append(json.loads((folder / "report.json").read_text(encoding="utf-8")))
     assert runs[0].pop("command").replace("/a ", "/b ") == runs[1].pop("command")  # only the folder differs
     assert without_timings(runs[0]) == without_timings(runs[1])
+    assert runs[0]["files"] == files
+    mixes = {r["mix"] for r in runs[0]["perplexity"]["rows"]} - {None}
+    assert {0.0, 0.25, 0.5, 0.75, 1.0} <= mixes  # the report's grid of mixture weights
+    heldout = models.ngram_model(ngram_file).heldout_text()
+    assert runs[0]["perplexity"]["text"]["words"] == len(heldout.split())  # the whole held-out split
     markdown = (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
     for expected in ("bench report", "sha256", "held out", "## Perplexity on the same text", "bits/byte", "λ"):
         assert expected in markdown
