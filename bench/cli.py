@@ -110,8 +110,10 @@ def check_output_folder(folder: Path) -> None:
     """Refuse a report folder that is a file or cannot be created, before minutes of work."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file; give a folder for the report")
-    existing = next(p for p in [folder, *folder.absolute().parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = next(p for p in [folder, *folder.absolute().parents] if p.exists())  # the folder, or where it will be made
+    if not existing.is_dir():
+        raise UserError(f"cannot make the report folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"cannot write the report into {folder}: {existing} is not writable")
 
 

@@ -72,6 +72,7 @@ def test_a_bad_transformer_is_refused_by_its_own_name_before_anything_loads(args
         (["speed", "--orders", "2-11"], "--orders '2-11': bench speed builds orders 1..10"),
         (["speed", "--corpus", "no/such/books"], "--corpus no/such/books: no such folder"),
         (["report", "-o", "README.md", "--no-speed"], "README.md is a file"),
+        (["report", "-o", "README.md/report", "--no-speed"], "cannot make the report folder README.md/report"),
         (["compare", "x", "--prompts", "missing.txt"], "give one PROMPT"),
         (["compare", "--prompts", "missing.txt"], "text file not found: missing.txt"),
     ],
