@@ -8,9 +8,11 @@ The pieces:
   models      which two models (default n-gram, built on first use; GPT-2 or the bundled model)
   words       next-WORD probabilities from a BPE model (expanding token continuations)
   compare     side-by-side next-word predictions, reasons, continuations, timings
-  units       words and bytes of a text: the one place where units are counted
-  perplexity  both models on the same text (open-vocabulary n-gram, context-window ablation)
+  perplexity  both models on the same text (open-vocabulary n-gram, context-window ablation);
+              a row is its labels and a `corpora.units.Score`, where every unit is counted
   mixing      aligned BPE tokens and the interpolation λ·p_transformer + (1−λ)·p_ngram
   speed       build, load, latency and generation speed, side by side
   report      all of it in one folder: report.md, report.json and plots
+  tables      aligned text and Markdown tables, for every table above
+  cli         the `bench` command: arguments checked before any model loads
 """

@@ -1,12 +1,15 @@
 """`bench`: the two models side by side. Each command is a few lines over `bench.*`."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
+from corpora.cli_common import echo_json, friendly_errors, plural, version_option
 from corpora.common import UserError
-from corpora.cli_common import echo_json, friendly_errors
 
 from . import compare as comparing
 from . import models
@@ -53,6 +56,91 @@ def exact_command() -> str:
     return " ".join(words)
 
 
+# ------------------------------------------- checks made before any model loads
+# Loading the models takes seconds; a mistyped option should be refused at once, and
+# in the words the user typed.
+
+
+@contextmanager
+def transformer_option_named() -> Iterator[None]:
+    """Errors about the transformer name `--transformer`, the option bench has.
+
+    `transformer.weights` words its errors for the transformer tool, whose option is
+    `--model`; the same mistake made here must name the option actually typed.
+    """
+    try:
+        yield
+    except UserError as err:
+        raise UserError(str(err).replace("--model", "--transformer")) from None
+
+
+def check_transformer(name: str) -> None:
+    """Refuse a --transformer that names no model, without loading one (`auto` always resolves)."""
+    from transformer.weights import resolve_model_dir
+
+    if name == models.AUTO:
+        return
+    with transformer_option_named():
+        resolve_model_dir(name)
+
+
+def load_transformer(name: str) -> models.TransformerChoice:
+    """The transformer named by --transformer, loaded."""
+    with transformer_option_named():
+        return models.transformer_model(name)
+
+
+def check_ngram_path(path: Path | None) -> None:
+    """Refuse a --ngram that is not a file (None is the default model, built if missing)."""
+    if path is None:
+        return
+    if not path.exists():
+        raise UserError(f"--ngram {path}: no such model file")
+    if path.is_dir():
+        raise UserError(f"--ngram {path} is a folder; give an n-gram model file (ngram build ... -o FILE)")
+
+
+def check_corpus_folder(path: Path | None) -> None:
+    """Refuse a --corpus that does not exist (None is the n-gram's own corpus)."""
+    if path is not None and not path.exists():
+        raise UserError(f"--corpus {path}: no such folder")
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse a report folder that is a file or cannot be created, before minutes of work."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; give a folder for the report")
+    existing = next(p for p in [folder, *folder.absolute().parents] if p.exists())  # the folder, or where it will be made
+    if not existing.is_dir():
+        raise UserError(f"cannot make the report folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write the report into {folder}: {existing} is not writable")
+
+
+def parse_orders(spec: str) -> list[int]:
+    """'1-5' or '2,3,5' -> the sorted orders. Only the form is checked here: which orders
+    the n-gram model has is known once it is loaded (`check_orders`)."""
+    orders: set[int] = set()
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.strip().partition("-")
+            orders.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise UserError(f"--orders {spec!r}: write e.g. 1-5 or 2,3,5") from None
+    if not orders:
+        raise UserError(f"--orders {spec!r} names no order; write e.g. 1-5 or 2,3,5")
+    if min(orders) < 1:
+        raise UserError(f"--orders {spec!r}: orders start at 1; write e.g. 1-5 or 2,3,5")
+    return sorted(orders)
+
+
+def check_orders(orders: list[int], highest: int, spec: str, limit: str = "the n-gram model has orders") -> list[int]:
+    """Refuse orders above `highest` (the model's own, or what a command builds); returns `orders`."""
+    if max(orders) > highest:
+        raise UserError(f"--orders {spec!r}: {limit} 1..{highest}")
+    return orders
+
+
 def read_prompts(path: Path) -> list[str]:
     """One prompt per non-empty line of a UTF-8 file."""
     from corpora.documents import read_text_argument
@@ -64,7 +152,7 @@ def read_prompts(path: Path) -> list[str]:
 
 
 @click.group()
-@click.version_option(package_name="trie-vs-transformer")
+@version_option
 def main() -> None:
     """The n-gram trie and the transformer, side by side, on the same prompts and text.
 
@@ -107,8 +195,10 @@ def compare(prompt, prompts_file, k, explain, budget, ngram_path, transformer_na
     prompts = [prompt] if prompts_file is None else read_prompts(prompts_file)
     if any(not p.strip() for p in prompts):
         raise UserError('the prompt is empty; give some text, e.g. "It was the best of times"')
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
     ngram = models.ngram_model(ngram_path)
-    transformer = models.transformer_model(transformer_name)
+    transformer = load_transformer(transformer_name)
     results = [comparing.compare(p, ngram, transformer, k, explain, budget=budget) for p in prompts]
     if as_json:
         echo_json([r.to_dict() for r in results] if prompts_file else results[0].to_dict())
@@ -120,8 +210,11 @@ def compare(prompt, prompts_file, k, explain, budget, ngram_path, transformer_na
         click.echo(comparing.render_text(results[0]))
 
 
-def evaluation_text(ngram, text_file, dataset, dataset_config, split, column, max_words):
-    """The text to score: --text FILE, --dataset NAME, or the n-gram's held-out split."""
+def evaluation_text(text_file, dataset, dataset_config, split, column, max_words):
+    """The text to score from --text FILE or --dataset NAME, read before any model loads.
+
+    None means the n-gram's held-out split, which is known only once it is loaded.
+    """
     from . import perplexity as ppl
 
     limit = max_words or None
@@ -131,7 +224,7 @@ def evaluation_text(ngram, text_file, dataset, dataset_config, split, column, ma
         return ppl.text_from_file(text_file, limit)
     if dataset:
         return ppl.text_from_dataset(dataset, dataset_config, split, column, limit)
-    return ppl.heldout_text(ngram, limit)
+    return None
 
 
 @main.command()
@@ -170,16 +263,20 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
     """
     from . import perplexity as ppl
 
-    ngram = models.ngram_model(ngram_path, progress=progress)
-    transformer = models.transformer_model(transformer_name)
+    wanted = parse_orders(orders) if orders else None
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
     if max_words is None and (text_file is not None or dataset):
         max_words = ppl.DEFAULT_MAX_WORDS
-    text = evaluation_text(ngram, text_file, dataset, dataset_config, split, column, max_words)
+    text = evaluation_text(text_file, dataset, dataset_config, split, column, max_words)
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
+    text = text or ppl.heldout_text(ngram, max_words or None)
     if text.truncated:
-        models.notice(f"scoring the first {text.units.words:,} words (--max-words); --max-words 0 scores all")
+        models.notice(f"scoring the first {plural(text.units.words, 'word')} (--max-words); --max-words 0 scores all")
+    transformer = load_transformer(transformer_name)
     report = ppl.compare_perplexity(
-        ngram, transformer, text, parse_orders(orders, ngram.order), open_vocab=not closed_vocab,
-        ablation=ablation, progress=progress,
+        ngram, transformer, text, wanted, open_vocab=not closed_vocab, ablation=ablation, progress=progress,
     )
     if mix:
         from . import mixing
@@ -189,23 +286,6 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         echo_json(report.to_dict())
     else:
         click.echo(ppl.render_report(report, markdown))
-
-
-def parse_orders(spec: str | None, highest: int) -> list[int]:
-    """'1-5' or '2,3,5' -> a sorted list of orders within 1..highest."""
-    if not spec:
-        return list(range(1, highest + 1))
-    orders: set[int] = set()
-    try:
-        for part in spec.split(","):
-            lo, _, hi = part.strip().partition("-")
-            orders.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise UserError(f"--orders {spec!r}: write e.g. 1-5 or 2,3,5") from None
-    bad = [n for n in orders if not 1 <= n <= highest]
-    if bad or not orders:
-        raise UserError(f"--orders {spec!r}: the n-gram model has orders 1..{highest}")
-    return sorted(orders)
 
 
 @main.command()
@@ -234,11 +314,15 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 
     from . import speed as timing
 
+    wanted = check_orders(parse_orders(orders), timing.MAX_ORDER, orders, "bench speed builds orders")
+    check_corpus_folder(corpus_folder)
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
     ngram = models.ngram_model(ngram_path, progress=progress)
-    transformer = models.transformer_model(transformer_name)
+    transformer = load_transformer(transformer_name)
     corpus = corpus_folder or models.corpus_folder_of(ngram)
     text = ngram.heldout_text()
-    report = timing.measure(corpus, transformer, text, parse_orders(orders, 10), seed=seed, contexts=contexts, progress=progress)
+    report = timing.measure(corpus, transformer, text, wanted, seed=seed, contexts=contexts, progress=progress)
     report.command = exact_command()
     if as_json:
         echo_json(report.to_dict())
@@ -276,18 +360,21 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, a
 
     from ngram import default_model_path
 
+    from . import perplexity as ppl
     from . import report as reporting
 
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{output} is a file; give a folder for the report")
+    check_output_folder(output)
     prompts = read_prompts(prompts_file) if prompts_file else None
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    text = evaluation_text(text_file, None, None, "test", "text", max_words)
     ngram = models.ngram_model(ngram_path, progress=progress)
-    transformer = models.transformer_model(transformer_name)
-    text = evaluation_text(ngram, text_file, None, None, "test", "text", max_words)
+    text = text or ppl.heldout_text(ngram, max_words or None)
+    transformer = load_transformer(transformer_name)
     command = exact_command()
     result = reporting.build_report(
         ngram, Path(ngram_path or default_model_path()), transformer, text, command, prompts, seed,
         speed=not no_speed, mix=not no_mix, ablation=ablation, corpus_folder=models.corpus_folder_of(ngram), progress=progress,
     )
     path = reporting.write_report(result, output)
-    click.echo(f"Wrote {path} and {len(result.files) - 1} more files in {output}.")
+    click.echo(f"Wrote {path} and {plural(len(result.files) - 1, 'more file')} in {output}.")

@@ -21,16 +21,22 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from corpora import UserError
-from ngram import NgramModel
+from corpora.cli_common import elide, plural
 from corpora.tokenizers import BOS, EOS, UNK
+from ngram import NgramModel
+from ngram.smoothing import smoothing_label
 from ngram.trie import count_of
 from transformer import generate
 from transformer.inspection import logit_lens
 
 from .models import TransformerChoice
-from ngram.smoothing import smoothing_label
+from . import tables
+from .tables import md_cell
 from .words import next_word_distribution
 
+PROMPT_SHOWN = 120  # characters of a prompt shown on one line (the middle of a longer one is cut out)
+PROMPT_IN_TABLE = 48
+PROMPT_BEFORE_CONTINUATION = 60
 
 
 @dataclass
@@ -123,7 +129,7 @@ def prompt_ids(choice: TransformerChoice, prompt: str, room: int) -> tuple[list[
     notes = []
     limit = choice.model.config.n_ctx - room
     if len(ids) > limit:
-        notes.append(f"the prompt has {len(ids)} tokens; the transformer reads only the last {limit} (its window)")
+        notes.append(f"the prompt has {plural(len(ids), 'token')}; the transformer reads only the last {limit:,} (its window)")
         ids = ids[-limit:]
     return ids, notes
 
@@ -193,7 +199,7 @@ def render_text(c: Comparison) -> str:
     n, t = c.ngram, c.transformer
     width = 30
     lines = [
-        f"Prompt: {c.prompt}",
+        f"Prompt: {elide(c.prompt, PROMPT_SHOWN)}",
         f"  n-gram:      {n.model}",
         f"  transformer: {t.model}",
         "",
@@ -208,8 +214,8 @@ def render_text(c: Comparison) -> str:
     context = " ".join(n.matched_context) or "(nothing: unigrams)"
     lines += [
         "",
-        f"n-gram: matched \"{context}\" ({n.matched_order}-gram; context seen {n.context_count:,} "
-        f"time{'s' if n.context_count != 1 else ''}); probabilities are smoothed and sum to 1 over its vocabulary.",
+        f"n-gram: matched \"{context}\" ({n.matched_order}-gram; context seen {plural(n.context_count, 'time')}); "
+        "probabilities are smoothed and sum to 1 over its vocabulary.",
     ]
     if n.example:
         lines.append(f"  Why: “{n.example}”")
@@ -218,27 +224,24 @@ def render_text(c: Comparison) -> str:
     lines += [
         f"transformer: next-token odds {tokens}",
         f"  Words are built from BPE pieces: the table holds {t.covered:.1%} of the probability "
-        f"({t.expansions:,} unfinished words continued, in batches).",
+        f"({plural(t.expansions, 'unfinished word')} continued, in batches).",
     ]
     lines += [f"  Note: {note}" for note in t.notes]
     if t.logit_lens:
         lines.append("  Logit lens (top guesses after each layer; 0 = embeddings only):")
         for layer, guesses in enumerate(t.logit_lens):
             lines.append(f"    {layer:>2}: " + ", ".join(f"{tok!r} {p:.2f}" for tok, p in guesses))
+    shown = elide(c.prompt, PROMPT_BEFORE_CONTINUATION)
     lines += [
         "",
         "Greedy continuation:",
-        f"  n-gram:      {c.prompt.rstrip()} … {n.continuation}",
-        f"  transformer: {c.prompt.rstrip()} … {t.continuation}",
+        f"  n-gram:      {shown} … {n.continuation}",
+        f"  transformer: {shown} … {t.continuation}",
         "",
         f"Prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)} "
-        f"({t.prompt_tokens} prompt tokens, {t.expansions:,} words continued)",
+        f"({plural(t.prompt_tokens, 'prompt token')}, {plural(t.expansions, 'word')} continued)",
     ]
     return "\n".join(lines)
-
-
-def md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def top_words(words: list[WordProbability], n: int) -> str:
@@ -246,29 +249,37 @@ def top_words(words: list[WordProbability], n: int) -> str:
 
 
 def render_table(results: list[Comparison], markdown: bool = False, top: int = 3) -> str:
-    """Several prompts, one row each: the top words of both, the n-gram's order, times."""
+    """Several prompts, one row each: the top words of both, the n-gram's order, times.
+
+    Long prompts are shown with their middle cut out; what each model left out of a
+    prompt (the transformer's window, unknown words) is said below the table.
+    """
     header = ["prompt", "n-gram top words", "order", "transformer top words", "covered", "n-gram ms", "transformer ms"]
     rows = [
         [
-            r.prompt, top_words(r.ngram.words, top), str(r.ngram.matched_order), top_words(r.transformer.words, top),
-            f"{r.transformer.covered:.0%}", f"{r.ngram.seconds * 1000:.1f}", f"{r.transformer.seconds * 1000:.1f}",
+            elide(r.prompt, PROMPT_IN_TABLE), top_words(r.ngram.words, top), str(r.ngram.matched_order),
+            top_words(r.transformer.words, top), f"{r.transformer.covered:.0%}", f"{r.ngram.seconds * 1000:.1f}",
+            f"{r.transformer.seconds * 1000:.1f}",
         ]
         for r in results
     ]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 4 and i != 2 else "---:" for i in range(len(header))) + "|"]
-        lines += ["| " + " | ".join(md_cell(x) for x in row) + " |" for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), *(fmt.format(*row) for row in rows)])
+    notes = [f"“{elide(r.prompt, PROMPT_IN_TABLE)}”, {who}: {note}" for r in results for who, note in column_notes(r)]
+    lines = [tables.render_table(header, rows, right={2, 4, 5, 6}, markdown=markdown)]
+    if notes:
+        lines += ["", *((f"- {md_cell(n)}" if markdown else f"Note on {n}") for n in notes)]
+    return "\n".join(lines)
+
+
+def column_notes(c: Comparison) -> list[tuple[str, str]]:
+    """Each model's notes on a prompt: what it could not read, or did not know."""
+    return [("n-gram", note) for note in c.ngram.notes] + [("transformer", note) for note in c.transformer.notes]
 
 
 def render_markdown(c: Comparison) -> str:
     """One prompt as Markdown, to paste into teaching material."""
     n, t = c.ngram, c.transformer
     lines = [
-        f"**Prompt:** {md_cell(c.prompt)}",
+        f"**Prompt:** {md_cell(elide(c.prompt, PROMPT_SHOWN))}",
         "",
         f"| # | n-gram ({md_cell(n.model)}) | p | transformer ({md_cell(t.model)}) | p |",
         "|---:|---|---:|---|---:|",
@@ -283,11 +294,12 @@ def render_markdown(c: Comparison) -> str:
     context = " ".join(n.matched_context) or "(unigrams)"
     lines += [
         "",
-        f"- n-gram matched *{md_cell(context)}* ({n.matched_order}-gram, seen {n.context_count:,} times)"
+        f"- n-gram matched *{md_cell(context)}* ({n.matched_order}-gram, seen {plural(n.context_count, 'time')})"
         + (f"; e.g. “{md_cell(n.example)}”" if n.example else ""),
         f"- transformer: the word table covers {t.covered:.1%} of its probability",
         f"- greedy continuation, n-gram: *{md_cell(n.continuation)}*",
         f"- greedy continuation, transformer: *{md_cell(t.continuation)}*",
         f"- prediction time: n-gram {ms(n.seconds)}, transformer {ms(t.seconds)}",
     ]
+    lines += [f"- note ({who}): {md_cell(note)}" for who, note in column_notes(c)]
     return "\n".join(lines)

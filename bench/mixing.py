@@ -26,15 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from corpora import UserError, cache_dir, corpus_from_record
-from ngram import NgramModel, load_model as load_ngram, save_model
-from corpora.tokenizers import BOS, EOS, UNK
-from corpora.tokenizers import BPETokens
+from corpora.tokenizers import BOS, EOS, UNK, BPETokens
 from corpora.tokenizers.bpe import tokenizer_fingerprint
+from corpora.units import Score, TextUnits
+from ngram import NgramModel, load_model as load_ngram, save_model
 from transformer.score import text_ids, token_logprobs
 
 from .models import TransformerChoice, notice
-from .perplexity import EvalText, PerplexityReport
-from .units import ScoreRow, TextUnits
+from .perplexity import EvalText, PerplexityReport, ScoreRow
 
 DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -136,19 +135,21 @@ def mix_rows(
     units = TextUnits.of(text)
     ngram_lp, transformer_lp = aligned_logprobs(ngram, choice, text, progress)
     kind = f"BPE ({choice.folder.name})"
-    n = len(ngram_lp)
+
+    def mixed(lam: float) -> Score:
+        """The mixture at λ on these tokens, as a Score over the text's words and bytes."""
+        return Score(nll=mixture_nll(ngram_lp, transformer_lp, lam), tokens=len(ngram_lp), units=units, token_kind=kind)
+
     rows = [
-        ScoreRow("n-gram", f"{ngram.order}-gram, Kneser-Ney, on the transformer's tokens", kind, n,
-                 mixture_nll(ngram_lp, transformer_lp, 0.0), units, order=ngram.order, smoothing="kn", mix=0.0),
-        ScoreRow("transformer", "full context, same tokens", kind, n, mixture_nll(ngram_lp, transformer_lp, 1.0),
-                 units, mix=1.0),
+        ScoreRow("n-gram", f"{ngram.order}-gram, Kneser-Ney, on the transformer's tokens", mixed(0.0),
+                 order=ngram.order, smoothing="kn", mix=0.0),
+        ScoreRow("transformer", "full context, same tokens", mixed(1.0), mix=1.0),
     ]
     best = best_lambda(ngram_lp, transformer_lp)
     for lam in sorted(set(lambdas) | {best}):
         if lam in (0.0, 1.0):
             continue
-        rows.append(ScoreRow("mix", f"λ = {lam:.2f}" + (" (best)" if lam == best else ""), kind, n,
-                             mixture_nll(ngram_lp, transformer_lp, lam), units, mix=lam))
+        rows.append(ScoreRow("mix", f"λ = {lam:.2f}" + (" (best)" if lam == best else ""), mixed(lam), mix=lam))
     return rows, best
 
 

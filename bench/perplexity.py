@@ -10,35 +10,33 @@ Rows:
 - the transformer with its full context window, and with its context cut to n-1
   tokens (the "context-window ablation": what attention adds at an equal window).
 
-Every row is divided by the same words and bytes of the same text (`bench.units`).
+Every row is divided by the same words and bytes of the same text (`corpora.units`).
 What the n-gram does not pay for: the layout. It reads sentences of words, so white
 space and line breaks come free; the transformer predicts every byte. That caveat is
 printed with the table.
 """
 from __future__ import annotations
 
-import codecs
 import math
-import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from tqdm import tqdm
 
 from corpora import UserError
-from corpora.documents import normalise_text
+from corpora.cli_common import plural
+from corpora.documents import normalise_text, read_text_argument
+from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer
+from corpora.units import Score, TextUnits
 from ngram import NgramModel
-from corpora.tokenizers import BOS, EOS, UNK
-from corpora.tokenizers import get_tokenizer
+from ngram.smoothing import smoothing_label
 from transformer import perplexity as transformer_perplexity
 from transformer.score import short_context_logprobs, text_ids
 
 from .models import TransformerChoice
-from ngram.smoothing import smoothing_label
-
-from .units import ScoreRow, TextUnits
+from .tables import render_table
 
 SMOOTHINGS = ("addk", "kn", "mle")
 DEFAULT_MAX_WORDS = 300_000
@@ -71,8 +69,8 @@ class EvalText:
 def take_words(lines: Iterable[str], max_words: int | None) -> tuple[str, bool]:
     """Join lines until `max_words` whitespace words are reached (None: all of them).
 
-    Returns the text and whether anything was left out. Reads lazily, so a huge file or
-    a streamed dataset is never read whole when a limit is set.
+    Returns the text and whether anything was left out. Reads lazily, so a streamed
+    dataset is never read whole when a limit is set.
     """
     kept: list[str] = []
     words = 0
@@ -88,40 +86,13 @@ def take_words(lines: Iterable[str], max_words: int | None) -> tuple[str, bool]:
     return "\n".join(kept), False
 
 
-def file_lines(path: str | Path) -> Iterator[str]:
-    """Lines of a text file, decoded as it is read (UTF-8; Windows-1252 if it is not)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"text file not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a text file")
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-    if b"\x00" in head:
-        raise UserError(f"{path} looks binary (it has NUL bytes), not text")
-    try:
-        head.decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError as err:
-        encoding = "utf-8" if err.start > len(head) - 4 else "cp1252"  # a character cut by the 64 KB boundary is fine
-        if encoding == "cp1252":
-            warnings.warn(f"{path} is not valid UTF-8; decoded as Windows-1252 instead", stacklevel=2)
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    pending = ""
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            pending += decoder.decode(chunk)
-            *complete, pending = normalise_text(pending).split("\n")
-            yield from complete
-        pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
-
-
 def text_from_file(path: str | Path, max_words: int | None = DEFAULT_MAX_WORDS) -> EvalText:
-    text, truncated = take_words(file_lines(path), max_words)
-    if not text.strip():
-        raise UserError(f"{path} is empty; there is nothing to score")
+    """A text file to score, read by `corpora.documents.read_text_argument` (the one reader
+    of a file the user names), cut after `max_words` words."""
+    lines = read_text_argument(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # a final line break ends the last line; it does not begin an empty one
+    text, truncated = take_words(lines, max_words)
     return EvalText(text, str(path), truncated)
 
 
@@ -216,11 +187,12 @@ def ngram_rows(
         note = "" if spelling else "closed vocabulary: unknown words scored as <unk>"
         if result.zero_prob:
             note = f"{result.zero_prob:,} tokens had probability 0 (per-token perplexity over the rest: {result.per_token_nonzero:,.1f})"
-        rows.append(ScoreRow(
-            model="n-gram", label=f"{n}-gram, {smoothing_label(smoothing, k=1.0)}", token_kind=kind,
+        score = Score(
             tokens=result.tokens, nll=result.nll + (spelling_nll if result.zero_prob == 0 else 0.0), units=units,
-            zero_prob=result.zero_prob, oov=result.oov, order=n, smoothing=smoothing, note=note,
-        ))
+            zero_prob=result.zero_prob, oov=result.oov, token_kind=kind,
+        )
+        rows.append(ScoreRow("n-gram", f"{n}-gram, {smoothing_label(smoothing, k=1.0)}", score,
+                             order=n, smoothing=smoothing, note=note))
     return rows
 
 
@@ -236,22 +208,43 @@ def transformer_rows(
     full = transformer_perplexity(choice.model, choice.tokenizer, text, progress=progress)
     kind = f"BPE ({choice.folder.name})"
     rows = [ScoreRow(
-        model="transformer", label=f"full context ({full.setting['window']} tokens, stride {full.setting['stride']})", token_kind=kind,
-        tokens=full.tokens, nll=full.nll, units=units, context=None,
+        model="transformer", label=f"full context ({full.setting['window']} tokens, stride {full.setting['stride']})",
+        score=Score(tokens=full.tokens, nll=full.nll, units=units, token_kind=kind),
     )]
     cut = sorted(set(cut_contexts))
     if cut:
         ids = text_ids(choice.tokenizer, text)
         for context in cut:
             logprobs = short_context_logprobs(choice.model, ids, min(context, n_ctx - 1), progress=progress)
-            rows.append(ScoreRow(
-                model="transformer", label=f"context cut to {context} token{'s' if context != 1 else ''}",
-                token_kind=kind, tokens=len(logprobs), nll=float(-logprobs.sum()), units=units, context=context,
-            ))
+            score = Score(tokens=len(logprobs), nll=float(-logprobs.sum()), units=units, token_kind=kind)
+            rows.append(ScoreRow("transformer", f"context cut to {plural(context, 'token')}", score, context=context))
     return rows
 
 
 # -------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One row of the table: which model and setting (the labels), and its `Score`.
+
+    Every figure of the row (per token, per word, bits per byte) is its Score's, counted
+    in `corpora.units`, the one place for that arithmetic; the row only names it.
+    """
+
+    model: str  # "n-gram", "transformer" or "mix"
+    label: str  # e.g. "5-gram, Kneser-Ney" or "context cut to 4 tokens"
+    score: Score
+    order: int | None = None
+    smoothing: str | None = None
+    context: int | None = None  # tokens the transformer could see (None = its full window)
+    mix: float | None = None  # λ of a mixture row
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        """The labels and the score's totals and figures as one flat record (one row of report.json)."""
+        labels = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "score"}
+        return {**labels, **self.score.to_dict()}
 
 
 @dataclass
@@ -290,20 +283,11 @@ def fmt(value: float, digits: int = 1) -> str:
 def render_rows(rows: list[ScoreRow], markdown: bool = False) -> str:
     header = ["model", "setting", "token", "tokens", "per token", "per word", "bits/byte", "note"]
     table = [
-        [r.model, r.label, r.token_kind, f"{r.tokens:,}", fmt(r.per_token), fmt(r.per_word), fmt(r.bits_per_byte, 3), r.note]
+        [r.model, r.label, r.score.token_kind, f"{r.score.tokens:,}", fmt(r.score.per_token), fmt(r.score.per_word),
+         fmt(r.score.bits_per_byte, 3), r.note]
         for r in rows
     ]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---:|---:|---:|---:|---|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(header[:-1])]
-    right = {3, 4, 5, 6}
-    out = []
-    for row in [header, *table]:
-        cells = [(c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(row, widths))]
-        out.append("  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
-    return "\n".join(line.rstrip() for line in out)
+    return render_table(header, table, right={3, 4, 5, 6}, markdown=markdown)
 
 
 def render_report(report: PerplexityReport, markdown: bool = False) -> str:
@@ -342,8 +326,7 @@ def compare_perplexity(
     rows = ngram_rows(ngram, text.text, orders, smoothings, spelling, progress)
     cut = ablation_contexts(orders, ablation)
     rows += transformer_rows(choice, text.text, cut, progress)
-    tokens = rows[0].tokens if rows else 0
-    oov_rate = rows[0].oov / tokens if tokens else 0.0
+    oov_rate = rows[0].score.oov_rate if rows else 0.0
     vocab_note = "open vocabulary" if open_vocab else "closed vocabulary"
     caveats = list(CAVEATS) if open_vocab else [c for c in CAVEATS if not c.startswith("Unknown words")]
     if not open_vocab:

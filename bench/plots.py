@@ -35,13 +35,13 @@ def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
     own = [r for r in report.rows if r.mix is None]  # the aligned-token and mixture rows are not per order
     kn = [r for r in own if r.model == "n-gram" and r.smoothing == "kn"]
     if kn:
-        ax.plot([r.order for r in kn], [r.per_word for r in kn], "o-", label="n-gram, Kneser-Ney (add-1 and MLE: see the table)")
+        ax.plot([r.order for r in kn], [r.score.per_word for r in kn], "o-", label="n-gram, Kneser-Ney (add-1 and MLE: see the table)")
     full = [r for r in own if r.model == "transformer" and r.context is None]
     if full:
-        ax.axhline(full[0].per_word, color="tab:red", label=f"transformer, {full[0].label}")
+        ax.axhline(full[0].score.per_word, color="tab:red", label=f"transformer, {full[0].label}")
     cut = [r for r in own if r.model == "transformer" and r.context is not None]
     if cut:
-        ax.plot([r.context + 1 for r in cut], [r.per_word for r in cut], "^:", color="tab:red",
+        ax.plot([r.context + 1 for r in cut], [r.score.per_word for r in cut], "^:", color="tab:red",
                 label="transformer, context cut to n-1 tokens")
     ax.set_yscale("log")
     ax.set_xlabel("n-gram order n")

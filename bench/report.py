@@ -10,10 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 from corpora import UserError
 from corpora.common import atomic_write
@@ -166,11 +170,15 @@ def render_markdown(report: Report) -> str:
 
 
 def write_report(report: Report, folder: str | Path) -> Path:
-    """Write report.md, report.json and the plots into `folder` (files replaced atomically)."""
+    """Write report.md, report.json and the plots into `folder`: all of them or none.
+
+    Everything is drawn and written in a scratch folder first; only then is `folder` made
+    and the files put in place, with Ctrl-C held back for those few steps, so an
+    interrupted run leaves neither a new folder nor a report half new and half old.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file; give a folder for the report")
-    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp)
         plots.next_word_bars(report.comparisons[0], staged / "next_word.png")
@@ -180,10 +188,29 @@ def write_report(report: Report, folder: str | Path) -> Path:
         report.files = sorted(["report.md", "report.json", *(p.name for p in staged.iterdir())])
         (staged / "report.md").write_text(render_markdown(report) + "\n", encoding="utf-8")
         (staged / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for path in sorted(staged.iterdir()):
-            with atomic_write(folder / path.name, "wb") as handle, open(path, "rb") as source:
-                shutil.copyfileobj(source, handle)
+        with ctrl_c_held_back():
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in sorted(staged.iterdir()):
+                with atomic_write(folder / path.name, "wb") as handle, open(path, "rb") as source:
+                    shutil.copyfileobj(source, handle)
     return folder / "report.md"
+
+
+@contextmanager
+def ctrl_c_held_back() -> Iterator[None]:
+    """Ignore Ctrl-C inside the block: for the last steps of a job that must not stop halfway.
+
+    A Ctrl-C pressed then is dropped (the job is done a moment later). Signals can only
+    be handled in the main thread; elsewhere the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def without_timings(data):

@@ -32,8 +32,10 @@ from transformer import generate
 from transformer.model import GPT2
 
 from .models import TransformerChoice
+from .tables import render_table
 
 
+MAX_ORDER = 10  # the highest n-gram order `bench speed` will build
 LENGTHS = (1, 4, 16, 64, 256, 1024)  # prompt lengths (tokens) for latency against context length
 
 
@@ -272,20 +274,16 @@ def measure(
 
 def render_speed(report: SpeedReport, markdown: bool = False) -> str:
     """Tables of the speed report."""
-    sep = " | " if markdown else "  "
-
-    def line(cells: list[str]) -> str:
-        return ("| " + sep.join(cells) + " |") if markdown else sep.join(cells)
-
-    out = [line(["n-gram order", "build s", "tokens/s", "peak MB", "nodes", "file MB", "load s", "latency ms (median / p95)", "generate tok/s"])]
-    if markdown:
-        out.append("|" + "---:|" * 9)
-    for r in report.ngram:
-        out.append(line([
+    header = ["n-gram order", "build s", "tokens/s", "peak MB", "nodes", "file MB", "load s", "latency ms (median / p95)", "generate tok/s"]
+    rows = [
+        [
             str(r["order"]), f"{r['build_seconds']:.1f}", f"{r['build_tokens_per_second']:,.0f}", f"{r['build_peak_mb']:,.0f}",
             f"{r['nodes']:,}", f"{r['file_mb']:.1f}", f"{r['load_seconds']:.2f}",
             f"{r['latency_median_ms']:.3f} / {r['latency_p95_ms']:.3f}", f"{r['generate_tokens_per_second']:,.0f}",
-        ]))
+        ]
+        for r in report.ngram
+    ]
+    out = [render_table(header, rows, right=set(range(len(header))), markdown=markdown)]
     t = report.transformer
     out += ["", f"transformer: {t['model']}",
             f"  load {t['load_seconds']:.2f} s (+{t['first_prediction_seconds']:.2f} s for the first prediction), {t['loaded_mb']:,.0f} MB",

@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.perplexity import heldout_text
-    from bench.units import TextUnits
+    from corpora.units import TextUnits
     from corpora import corpus_from_record
     from ngram import load_model as load_ngram
     import numpy as np
