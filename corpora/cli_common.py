@@ -74,4 +74,4 @@ def elide(text: str, limit: int = 120) -> str:
         return text
     keep = limit - len(" … ")
     head = keep // 3
-    return f"{text[:head]} … {text[len(text) - (keep - head):]}"
+    return f"{text[:head].rstrip()} … {text[len(text) - (keep - head):].lstrip()}"

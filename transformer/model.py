@@ -566,8 +566,9 @@ def load_tokenizer(folder: str | Path) -> "BPETokenizer":
     return BPETokenizer.from_dir(folder)
 
 
-def load_model(name_or_dir: str | Path = "gpt2") -> "tuple[GPT2, BPETokenizer]":
-    """Load a model and its tokenizer from a folder, or by Hugging Face name ("gpt2").
+def load_model(name_or_dir: str | Path = "auto") -> "tuple[GPT2, BPETokenizer]":
+    """Load a model and its tokenizer: "auto" (GPT-2 small if it can be had, else the bundled
+    model, with a notice), "bundled", a folder, or a Hugging Face name ("gpt2").
 
     A name is fetched once into the Hugging Face cache; offline, the error says what to
     download and where to put it.

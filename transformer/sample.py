@@ -135,17 +135,9 @@ def generate_ids(
             logits, _ = model.forward(np.array(ids))
 
 
-def generate(
-    model: GPT2,
-    prompt_ids: list[int],
-    max_new_tokens: int = 50,
-    sampling: Sampling = GREEDY,
-    seed: int | None = None,
-    stop_id: int | None = None,
-    use_cache: bool = True,
-) -> list[int]:
-    """The new token ids, all at once (see generate_ids)."""
-    return list(generate_ids(model, prompt_ids, max_new_tokens, sampling, seed, stop_id, use_cache))
+def generate(model: GPT2, prompt_ids: list[int], *args, **kwargs) -> list[int]:
+    """The new token ids, all at once: `generate_ids` (same arguments) collected in a list."""
+    return list(generate_ids(model, prompt_ids, *args, **kwargs))
 
 
 def stream_text(tokenizer: "BPETokenizer", ids: Iterable[int]) -> Iterator[str]:
