@@ -91,7 +91,7 @@ def child_count(node: dict, token: str, raw: bool) -> int:
 
 def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
     """The last `order - 1` tokens of a context (all of it if shorter)."""
-    return tuple(context[len(context) - (order - 1):]) if order > 1 else ()
+    return tuple(context[max(0, len(context) - (order - 1)):]) if order > 1 else ()
 
 
 class Smoothing:
