@@ -1,0 +1,405 @@
+"""The trie as sorted arrays: the same nested-dict picture, a few bytes an n-gram, memory-mapped.
+
+`ngram.trie` keeps the n-grams as dicts of dicts — the picture this project is built on,
+``{"I": {"want": {"to": {"be": 1, "know": 1}}}}`` — at about 126 bytes a node, and a
+model file must be parsed whole before the first prediction. Here every order k is a
+handful of NumPy arrays with one entry per k-gram, in sorted order (a CSR trie, the
+layout of KenLM's trie and of suffix-array indexes):
+
+    level k      ids[i]          the last token of the i-th k-gram (its parent holds the rest)
+                 counts[i]       how often it occurred
+                 continuation[i] how many distinct tokens came before it (not at the top order)
+                 first_child[i]  its children are entries first_child[i] .. first_child[i+1]-1
+                                 of level k+1 (not at the top order; one extra entry at the end)
+
+The k-grams are sorted by their token ids, so a node's children are one contiguous range,
+sorted by id: finding a child is a binary search in that range. The root's children are
+all of level 1. Saved, each array is one ``.npy`` file beside a JSON header; loading
+memory-maps them (``allow_pickle=False``: nothing in a model can execute code), so it
+costs the same for any model size.
+
+`ArrayNode` puts the nested-dict face back on: ``trie["I"]["want"]["to"]`` is a read-only
+Mapping with the children by token, the counts under the reserved keys ``""`` and
+``"\\0"``, and iteration most frequent first — exactly like the dict trie, which stays as
+the readable reference (a test checks both give the identical trie).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from corpora.common import UserError
+
+from .trie import CONTINUATION, COUNT
+
+FORMAT = "trie-vs-transformer n-gram arrays"
+VERSION = 1
+HEADER = "header.json"
+
+ID_DTYPE = np.dtype("<i4")
+COUNT_DTYPE = np.dtype("<i8")
+INDEX_DTYPE = np.dtype("<i8")
+
+
+@dataclass
+class Level:
+    """All k-grams of one order, sorted by their token ids (see the module docstring)."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+    continuation: np.ndarray | None = None  # None at the top order
+    first_child: np.ndarray | None = None  # None at the top order; len(ids) + 1 entries
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        named = {"ids": self.ids, "counts": self.counts}
+        if self.continuation is not None:
+            named["continuation"] = self.continuation
+        if self.first_child is not None:
+            named["first_child"] = self.first_child
+        return named
+
+
+class ArrayTrie:
+    """The n-grams of orders 1..`order` over a vocabulary, as sorted arrays."""
+
+    def __init__(self, vocab: Sequence[str], levels: list[Level], total: int, root_continuation: int) -> None:
+        self.vocab = list(vocab)
+        self.levels = levels
+        self.order = len(levels)
+        self.total = total  # token positions counted: the root's count
+        self.root_continuation = root_continuation  # distinct bigrams: the root's continuation count
+        self.token_id = {token: i for i, token in enumerate(self.vocab)}
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_counting(cls, rows: np.ndarray, levels: list, vocab: Sequence[str]) -> "ArrayTrie":
+        """Arrays from `counting.count_levels`: sorted rows and, per order, the real k-gram groups.
+
+        The sorted rows list the k-grams in exactly the order wanted here (by token ids),
+        so each level's arrays are a gather; a k-gram's parent is its (k-1)-prefix's index
+        in the level above, and `first_child` is where each parent's run of children starts.
+        """
+        built: list[Level] = []
+        for k, level in enumerate(levels, start=1):
+            ids = rows[level.first_rows, k - 1].astype(ID_DTYPE)
+            continuation = None if level.continuation is None else level.continuation.astype(COUNT_DTYPE)
+            built.append(Level(ids, level.counts.astype(COUNT_DTYPE), continuation))
+            if k > 1:
+                upper = levels[k - 2]
+                parent_group = upper.group_of_row[level.first_rows]
+                parents = np.searchsorted(upper.groups, parent_group)
+                built[k - 2].first_child = np.searchsorted(parents, np.arange(len(upper.groups) + 1)).astype(INDEX_DTYPE)
+        root_continuation = len(levels[1].groups) if len(levels) > 1 else 0
+        return cls(vocab, built, total=len(rows), root_continuation=root_continuation)
+
+    # ------------------------------------------------------------------ reading
+    def children_range(self, depth: int, index: int) -> tuple[int, int]:
+        """The children of node `index` at `depth` (0 = the root) as a range of level depth+1."""
+        if depth == 0:
+            return 0, len(self.levels[0].ids)
+        first = self.levels[depth - 1].first_child
+        return int(first[index]), int(first[index + 1])
+
+    def child(self, depth: int, index: int, token_id: int) -> int | None:
+        """The index (in level depth+1) of the child `token_id` of a node, or None: a binary search."""
+        start, end = self.children_range(depth, index)
+        ids = self.levels[depth].ids
+        at = start + int(np.searchsorted(ids[start:end], token_id))
+        return at if at < end and ids[at] == token_id else None
+
+    def find(self, context: Sequence[str]) -> tuple[int, int] | None:
+        """(depth, index) of the node for the n-gram `context`, or None if never seen."""
+        depth, index = 0, 0
+        for token in context:
+            token_id = self.token_id.get(token)
+            if token_id is None or depth == self.order:
+                return None
+            found = self.child(depth, index, token_id)
+            if found is None:
+                return None
+            depth, index = depth + 1, found
+        return depth, index
+
+    @property
+    def root(self) -> "ArrayNode":
+        """The nested-dict face of the whole trie."""
+        return ArrayNode(self, 0, 0)
+
+    def to_dict(self) -> dict:
+        """The plain nested-dict trie (`ngram.trie`'s structure), children most frequent first."""
+        return self.root.to_dict()
+
+    def nbytes(self) -> int:
+        """Bytes of all arrays (the vocabulary's strings not included)."""
+        return sum(a.nbytes for level in self.levels for a in level.arrays().values())
+
+
+class ArrayNode(Mapping):
+    """One node of an `ArrayTrie`, behaving like the dict trie's node (read-only).
+
+    ``node[""]`` is its count, ``node["\\0"]`` its continuation count, ``node["want"]`` the
+    child for "want" — a node again, or a bare count at the deepest level, exactly as in
+    the dict trie. Iterating gives the two reserved keys, then the children most
+    frequent first (ties in token-id order, as the dict trie was built).
+    """
+
+    __slots__ = ("trie", "depth", "index")
+
+    def __init__(self, trie: ArrayTrie, depth: int, index: int) -> None:
+        self.trie, self.depth, self.index = trie, depth, index
+
+    @property
+    def count(self) -> int:
+        return self.trie.total if self.depth == 0 else int(self.trie.levels[self.depth - 1].counts[self.index])
+
+    @property
+    def continuation(self) -> int:
+        if self.depth == 0:
+            return self.trie.root_continuation
+        return int(self.trie.levels[self.depth - 1].continuation[self.index])
+
+    def __getitem__(self, token: str) -> "ArrayNode | int":
+        if token == COUNT:
+            return self.count
+        if token == CONTINUATION:
+            return self.continuation
+        token_id = self.trie.token_id.get(token)
+        found = None if token_id is None else self.trie.child(self.depth, self.index, token_id)
+        if found is None:
+            raise KeyError(token)
+        return self._child(found)
+
+    def _child(self, at: int) -> "ArrayNode | int":
+        if self.depth + 1 == self.trie.order:
+            return int(self.trie.levels[self.depth].counts[at])  # the deepest level: a bare count
+        return ArrayNode(self.trie, self.depth + 1, at)
+
+    def children_by_count(self) -> np.ndarray:
+        """Indices (in the next level) of this node's children, most frequent first."""
+        start, end = self.trie.children_range(self.depth, self.index)
+        counts = self.trie.levels[self.depth].counts[start:end]
+        return start + np.argsort(-counts, kind="stable")
+
+    def items_by_count(self) -> Iterator[tuple[str, "ArrayNode | int"]]:
+        """(token, child) pairs, most frequent first."""
+        ids = self.trie.levels[self.depth].ids
+        for at in self.children_by_count().tolist():
+            yield self.trie.vocab[ids[at]], self._child(at)
+
+    def __iter__(self) -> Iterator[str]:
+        yield COUNT
+        yield CONTINUATION
+        for token, _ in self.items_by_count():
+            yield token
+
+    def __len__(self) -> int:
+        start, end = self.trie.children_range(self.depth, self.index)
+        return 2 + end - start
+
+    def __contains__(self, token: object) -> bool:
+        if token in (COUNT, CONTINUATION):
+            return True
+        try:
+            self[token]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def to_dict(self) -> dict:
+        """This subtree as plain nested dicts, in the dict trie's key order."""
+        out: dict = {COUNT: self.count, CONTINUATION: self.continuation}
+        for token, child in self.items_by_count():
+            out[token] = child.to_dict() if isinstance(child, ArrayNode) else child
+        return out
+
+    def __repr__(self) -> str:
+        return f"ArrayNode(depth={self.depth}, count={self.count}, children={len(self) - 2})"
+
+
+# ---------------------------------------------------------------------- files
+
+
+def save_arrays(trie: ArrayTrie, folder: str | os.PathLike, metadata: dict) -> Path:
+    """Write `trie` as a folder of .npy files and a JSON header, atomically.
+
+    The folder is written beside the target under a temporary name and renamed into
+    place at the end, so an interrupted save leaves any older model there untouched.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        arrays: dict[str, dict] = {}
+        blob, offsets = encode_vocab(trie.vocab)
+        for name, array in {"vocab_bytes": blob, "vocab_offsets": offsets, **level_arrays(trie)}.items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+            arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "order": trie.order,
+            "vocab_size": len(trie.vocab),
+            "total": trie.total,
+            "root_continuation": trie.root_continuation,
+            "arrays": arrays,
+            "metadata": metadata,
+        }
+        (tmp / HEADER).write_text(json.dumps(header, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Move folder `new` to `target`; an existing `target` is swapped out, then removed."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not (target / HEADER).is_file():
+        raise UserError(f"{target} exists and is not an n-gram model folder; choose another output path")
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def level_arrays(trie: ArrayTrie) -> dict[str, np.ndarray]:
+    """Every level's arrays under their file names: k1.ids, k1.counts, ..."""
+    return {f"k{k}.{name}": array for k, level in enumerate(trie.levels, start=1)
+            for name, array in level.arrays().items()}
+
+
+def encode_vocab(vocab: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens as one UTF-8 byte array and the offsets where each starts (and the end)."""
+    encoded = [token.encode("utf-8") for token in vocab]
+    offsets = np.zeros(len(encoded) + 1, dtype=INDEX_DTYPE)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def decode_vocab(blob: np.ndarray, offsets: np.ndarray, where: Path) -> list[str]:
+    """The inverse of `encode_vocab`, refusing offsets that do not fit the bytes."""
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0):
+        raise UserError(f"{where}: the vocabulary offsets do not fit its bytes; the model is damaged")
+    data = bytes(blob)
+    bounds = offsets.tolist()
+    try:
+        return [data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
+    except UnicodeDecodeError:
+        raise UserError(f"{where}: the vocabulary is not UTF-8; the model is damaged") from None
+
+
+def is_array_model(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder holding an array model's header."""
+    return (Path(path) / HEADER).is_file()
+
+
+def load_arrays(folder: str | os.PathLike) -> tuple[ArrayTrie, dict]:
+    """Memory-map an array model; returns the trie and the header's metadata.
+
+    Every array is checked against the header (dtype, shape) and the header against
+    itself, so a damaged or foreign folder gives one clear error, never a wrong answer.
+    """
+    folder = Path(folder)
+    header = read_header(folder)
+    arrays = {name: load_array(folder, name, spec) for name, spec in header["arrays"].items()}
+    order = header["order"]
+    levels = []
+    for k in range(1, order + 1):
+        top = k == order
+        levels.append(Level(
+            ids=arrays[f"k{k}.ids"],
+            counts=arrays[f"k{k}.counts"],
+            continuation=None if top else arrays[f"k{k}.continuation"],
+            first_child=None if top else arrays[f"k{k}.first_child"],
+        ))
+    check_levels(levels, header["vocab_size"], folder)
+    vocab = decode_vocab(arrays["vocab_bytes"], arrays["vocab_offsets"], folder)
+    if len(vocab) != header["vocab_size"]:
+        raise UserError(f"{folder}: the header says {header['vocab_size']} tokens, the vocabulary has {len(vocab)}")
+    trie = ArrayTrie(vocab, levels, total=header["total"], root_continuation=header["root_continuation"])
+    return trie, header.get("metadata", {})
+
+
+def read_header(folder: Path) -> dict:
+    """The JSON header, checked: format, version, and the arrays every level needs."""
+    path = folder / HEADER
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{folder} is not an n-gram model folder (no {HEADER})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UserError(f"{path} is not valid JSON; the model is damaged") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise UserError(f"{path} is not an n-gram model header")
+    if header.get("version") != VERSION:
+        raise UserError(f"{folder} is an n-gram model of format version {header.get('version')!r}; "
+                        f"this version reads {VERSION}: rebuild it with `ngram build`")
+    for key in ("order", "vocab_size", "total", "root_continuation"):
+        if not isinstance(header.get(key), int) or isinstance(header.get(key), bool) or header[key] < 0:
+            raise UserError(f"{path}: {key!r} must be a non-negative integer")
+    if not 1 <= header["order"] <= 64:
+        raise UserError(f"{path}: order {header['order']} is out of range (1..64)")
+    arrays = header.get("arrays")
+    needed = {"vocab_bytes", "vocab_offsets"}
+    for k in range(1, header["order"] + 1):
+        needed |= {f"k{k}.ids", f"k{k}.counts"}
+        if k < header["order"]:
+            needed |= {f"k{k}.continuation", f"k{k}.first_child"}
+    if not isinstance(arrays, dict) or set(arrays) != needed:
+        raise UserError(f"{path}: the list of arrays does not match order {header['order']}")
+    return header
+
+
+def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
+    """Memory-map one .npy file and check it is the 1-D array of the dtype the header names."""
+    path = folder / f"{name}.npy"
+    expected = {"vocab_bytes": np.dtype(np.uint8), "vocab_offsets": INDEX_DTYPE}.get(name)
+    if expected is None:
+        expected = ID_DTYPE if name.endswith(".ids") else (INDEX_DTYPE if name.endswith(".first_child") else COUNT_DTYPE)
+    if not isinstance(spec, dict) or spec.get("dtype") != expected.str or not isinstance(spec.get("shape"), list):
+        raise UserError(f"{folder / HEADER}: the entry for {name} is malformed")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the model is incomplete") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path} is not a readable NumPy array ({str(err)[:120]}); the model is damaged") from None
+    if array.dtype != expected or array.ndim != 1 or list(array.shape) != spec["shape"]:
+        raise UserError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected {expected} "
+                        f"of shape {tuple(spec['shape'])}")
+    return array
+
+
+def check_levels(levels: list[Level], vocab_size: int, folder: Path) -> None:
+    """The arrays must describe a trie: ids in the vocabulary, children ranges in order.
+
+    Cheap whole-array checks (a few passes over memory), done once at load, so that a
+    damaged file cannot send a lookup out of bounds later.
+    """
+    for k, level in enumerate(levels, start=1):
+        n = len(level.ids)
+        if len(level.counts) != n or (level.continuation is not None and len(level.continuation) != n):
+            raise UserError(f"{folder}: the arrays of order {k} differ in length")
+        if n and (int(level.ids.min()) < 0 or int(level.ids.max()) >= vocab_size):
+            raise UserError(f"{folder}: order {k} holds token ids outside the vocabulary")
+        if n and int(level.counts.min()) < 1:
+            raise UserError(f"{folder}: order {k} holds counts below 1")
+        if level.first_child is not None:
+            first = level.first_child
+            below = len(levels[k].ids)
+            if len(first) != n + 1 or (len(first) and (first[0] != 0 or first[-1] != below)) or np.any(np.diff(first) < 0):
+                raise UserError(f"{folder}: the children ranges of order {k} are damaged")
+
