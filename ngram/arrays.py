@@ -47,6 +47,13 @@ HEADER = "header.json"
 ID_DTYPE = np.dtype("<i4")
 COUNT_DTYPE = np.dtype("<i8")
 INDEX_DTYPE = np.dtype("<i8")
+SMALL_DTYPE = np.dtype("<i4")  # counts and indices are saved in 4 bytes when they fit
+
+
+def compact(array: np.ndarray) -> np.ndarray:
+    """The array in 4-byte integers if every value fits, else 8-byte: a third less to map."""
+    fits = len(array) == 0 or int(array.max()) < 2**31
+    return array.astype(SMALL_DTYPE if fits else np.dtype("<i8"), copy=False)
 
 
 @dataclass
@@ -76,7 +83,7 @@ class ArrayTrie:
         self.order = len(levels)
         self.total = total  # token positions counted: the root's count
         self.root_continuation = root_continuation  # distinct bigrams: the root's continuation count
-        self.token_id = {token: i for i, token in enumerate(self.vocab)}
+        self.token_id = dict(zip(self.vocab, range(len(self.vocab))))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -106,7 +113,11 @@ class ArrayTrie:
         if depth == 0:
             return 0, len(self.levels[0].ids)
         first = self.levels[depth - 1].first_child
-        return int(first[index]), int(first[index + 1])
+        start, end = int(first[index]), int(first[index + 1])
+        if not 0 <= start <= end <= len(self.levels[depth].ids):
+            raise UserError(f"{getattr(self, 'source', 'the model')}: the children ranges of order {depth} "
+                            "are damaged")
+        return start, end
 
     def child(self, depth: int, index: int, token_id: int) -> int | None:
         """The index (in level depth+1) of the child `token_id` of a node, or None: a binary search."""
@@ -128,6 +139,14 @@ class ArrayTrie:
             depth, index = depth + 1, found
         return depth, index
 
+    def token(self, depth: int, at: int) -> str:
+        """The token of entry `at` of level depth+1 (checked: a damaged id is an error, not a crash)."""
+        token_id = int(self.levels[depth].ids[at])
+        if not 0 <= token_id < len(self.vocab):
+            raise UserError(f"{getattr(self, 'source', 'the model')}: order {depth + 1} holds token ids "
+                            "outside the vocabulary")
+        return self.vocab[token_id]
+
     @property
     def root(self) -> "ArrayNode":
         """The nested-dict face of the whole trie."""
@@ -136,6 +155,21 @@ class ArrayTrie:
     def to_dict(self) -> dict:
         """The plain nested-dict trie (`ngram.trie`'s structure), children most frequent first."""
         return self.root.to_dict()
+
+    def verify(self) -> None:
+        """Read every value once: ids inside the vocabulary, counts >= 1, children ranges in order.
+
+        A few passes over memory (about a second for the default 5-gram); `ngram build`'s
+        arrays pass by construction, so this is for files that came from elsewhere.
+        """
+        where = getattr(self, "source", "the model")
+        for k, level in enumerate(self.levels, start=1):
+            if len(level.ids) and (int(level.ids.min()) < 0 or int(level.ids.max()) >= len(self.vocab)):
+                raise UserError(f"{where}: order {k} holds token ids outside the vocabulary")
+            if len(level.counts) and int(level.counts.min()) < 1:
+                raise UserError(f"{where}: order {k} holds counts below 1")
+            if level.first_child is not None and np.any(np.diff(level.first_child) < 0):
+                raise UserError(f"{where}: the children ranges of order {k} are damaged")
 
     def nbytes(self) -> int:
         """Bytes of all arrays (the vocabulary's strings not included)."""
@@ -190,9 +224,8 @@ class ArrayNode(Mapping):
 
     def items_by_count(self) -> Iterator[tuple[str, "ArrayNode | int"]]:
         """(token, child) pairs, most frequent first."""
-        ids = self.trie.levels[self.depth].ids
         for at in self.children_by_count().tolist():
-            yield self.trie.vocab[ids[at]], self._child(at)
+            yield self.trie.token(self.depth, at), self._child(at)
 
     def __iter__(self) -> Iterator[str]:
         yield COUNT
@@ -238,8 +271,8 @@ def save_arrays(trie: ArrayTrie, folder: str | os.PathLike, metadata: dict) -> P
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         arrays: dict[str, dict] = {}
-        blob, offsets = encode_vocab(trie.vocab)
-        for name, array in {"vocab_bytes": blob, "vocab_offsets": offsets, **level_arrays(trie)}.items():
+        for name, array in {"vocab_bytes": encode_vocab(trie.vocab), **level_arrays(trie)}.items():
+            array = array if name.startswith("vocab") or name.endswith(".ids") else compact(np.asarray(array))
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
             arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
         header = {
@@ -281,24 +314,21 @@ def level_arrays(trie: ArrayTrie) -> dict[str, np.ndarray]:
             for name, array in level.arrays().items()}
 
 
-def encode_vocab(vocab: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens as one UTF-8 byte array and the offsets where each starts (and the end)."""
-    encoded = [token.encode("utf-8") for token in vocab]
-    offsets = np.zeros(len(encoded) + 1, dtype=INDEX_DTYPE)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+def encode_vocab(vocab: Sequence[str]) -> np.ndarray:
+    """The tokens as one UTF-8 byte array, separated by NUL (which no token contains)."""
+    return np.frombuffer("\x00".join(vocab).encode("utf-8"), dtype=np.uint8)
 
 
-def decode_vocab(blob: np.ndarray, offsets: np.ndarray, where: Path) -> list[str]:
-    """The inverse of `encode_vocab`, refusing offsets that do not fit the bytes."""
-    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(blob) or np.any(np.diff(offsets) < 0):
-        raise UserError(f"{where}: the vocabulary offsets do not fit its bytes; the model is damaged")
-    data = bytes(blob)
-    bounds = offsets.tolist()
+def decode_vocab(blob: np.ndarray, size: int, where: Path) -> list[str]:
+    """The inverse of `encode_vocab`: one decode and one split, refusing a wrong token count."""
     try:
-        return [data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
+        vocab = bytes(blob).decode("utf-8").split("\x00")
     except UnicodeDecodeError:
         raise UserError(f"{where}: the vocabulary is not UTF-8; the model is damaged") from None
+    if len(vocab) != size or "" in vocab:
+        raise UserError(f"{where}: the header says {size} tokens, the vocabulary has {len(vocab)}; "
+                        "the model is damaged")
+    return vocab
 
 
 def is_array_model(path: str | os.PathLike) -> bool:
@@ -306,11 +336,15 @@ def is_array_model(path: str | os.PathLike) -> bool:
     return (Path(path) / HEADER).is_file()
 
 
-def load_arrays(folder: str | os.PathLike) -> tuple[ArrayTrie, dict]:
+def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayTrie, dict]:
     """Memory-map an array model; returns the trie and the header's metadata.
 
-    Every array is checked against the header (dtype, shape) and the header against
-    itself, so a damaged or foreign folder gives one clear error, never a wrong answer.
+    Every array is checked against the header (dtype, shape, lengths that must agree,
+    the ends of every children range) and the header against itself: a few reads,
+    whatever the model's size, so loading stays instant. `verify` also reads every
+    value once (`ArrayTrie.verify`: ids inside the vocabulary, counts >= 1, children
+    ranges in order); lookups check what they read either way, so a damaged file gives
+    one clear error, never an index out of bounds.
     """
     folder = Path(folder)
     header = read_header(folder)
@@ -325,11 +359,12 @@ def load_arrays(folder: str | os.PathLike) -> tuple[ArrayTrie, dict]:
             continuation=None if top else arrays[f"k{k}.continuation"],
             first_child=None if top else arrays[f"k{k}.first_child"],
         ))
-    check_levels(levels, header["vocab_size"], folder)
-    vocab = decode_vocab(arrays["vocab_bytes"], arrays["vocab_offsets"], folder)
-    if len(vocab) != header["vocab_size"]:
-        raise UserError(f"{folder}: the header says {header['vocab_size']} tokens, the vocabulary has {len(vocab)}")
+    check_shapes(levels, folder)
+    vocab = decode_vocab(arrays["vocab_bytes"], header["vocab_size"], folder)
     trie = ArrayTrie(vocab, levels, total=header["total"], root_continuation=header["root_continuation"])
+    trie.source = folder
+    if verify:
+        trie.verify()
     return trie, header.get("metadata", {})
 
 
@@ -353,7 +388,7 @@ def read_header(folder: Path) -> dict:
     if not 1 <= header["order"] <= 64:
         raise UserError(f"{path}: order {header['order']} is out of range (1..64)")
     arrays = header.get("arrays")
-    needed = {"vocab_bytes", "vocab_offsets"}
+    needed = {"vocab_bytes"}
     for k in range(1, header["order"] + 1):
         needed |= {f"k{k}.ids", f"k{k}.counts"}
         if k < header["order"]:
@@ -366,11 +401,16 @@ def read_header(folder: Path) -> dict:
 def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
     """Memory-map one .npy file and check it is the 1-D array of the dtype the header names."""
     path = folder / f"{name}.npy"
-    expected = {"vocab_bytes": np.dtype(np.uint8), "vocab_offsets": INDEX_DTYPE}.get(name)
-    if expected is None:
-        expected = ID_DTYPE if name.endswith(".ids") else (INDEX_DTYPE if name.endswith(".first_child") else COUNT_DTYPE)
-    if not isinstance(spec, dict) or spec.get("dtype") != expected.str or not isinstance(spec.get("shape"), list):
+    if name == "vocab_bytes":
+        allowed = {np.dtype(np.uint8)}
+    elif name.endswith(".ids"):
+        allowed = {ID_DTYPE}
+    else:
+        allowed = {SMALL_DTYPE, np.dtype("<i8")}
+    if (not isinstance(spec, dict) or spec.get("dtype") not in {d.str for d in allowed}
+            or not isinstance(spec.get("shape"), list)):
         raise UserError(f"{folder / HEADER}: the entry for {name} is malformed")
+    expected = np.dtype(spec["dtype"])
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
@@ -383,23 +423,13 @@ def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
     return array
 
 
-def check_levels(levels: list[Level], vocab_size: int, folder: Path) -> None:
-    """The arrays must describe a trie: ids in the vocabulary, children ranges in order.
-
-    Cheap whole-array checks (a few passes over memory), done once at load, so that a
-    damaged file cannot send a lookup out of bounds later.
-    """
+def check_shapes(levels: list[Level], folder: Path) -> None:
+    """Lengths that must agree, and the two ends of every level's children ranges (O(1) reads)."""
     for k, level in enumerate(levels, start=1):
         n = len(level.ids)
         if len(level.counts) != n or (level.continuation is not None and len(level.continuation) != n):
             raise UserError(f"{folder}: the arrays of order {k} differ in length")
-        if n and (int(level.ids.min()) < 0 or int(level.ids.max()) >= vocab_size):
-            raise UserError(f"{folder}: order {k} holds token ids outside the vocabulary")
-        if n and int(level.counts.min()) < 1:
-            raise UserError(f"{folder}: order {k} holds counts below 1")
         if level.first_child is not None:
             first = level.first_child
-            below = len(levels[k].ids)
-            if len(first) != n + 1 or (len(first) and (first[0] != 0 or first[-1] != below)) or np.any(np.diff(first) < 0):
+            if len(first) != n + 1 or first[0] != 0 or first[-1] != len(levels[k].ids):
                 raise UserError(f"{folder}: the children ranges of order {k} are damaged")
-

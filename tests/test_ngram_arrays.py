@@ -152,7 +152,7 @@ def edit_header(folder, change):
     (lambda f: np.save(f / "k1.ids.npy", np.arange(9, dtype="<i4").reshape(3, 3)), "expected"),
     (lambda f: np.save(f / "k2.ids.npy", np.full(np.load(f / "k2.ids.npy").shape, 99, dtype="<i4")), "outside the vocabulary"),
     (lambda f: np.save(f / "k1.first_child.npy", np.load(f / "k1.first_child.npy")[::-1].copy()), "children ranges"),
-    (lambda f: np.save(f / "k2.counts.npy", np.zeros(np.load(f / "k2.counts.npy").shape, dtype="<i8")), "below 1"),
+    (lambda f: np.save(f / "k2.counts.npy", np.zeros_like(np.load(f / "k2.counts.npy"))), "below 1"),
     (lambda f: (f / HEADER).write_text("{not json"), "not valid JSON"),
     (lambda f: (f / HEADER).write_text("[" * 100_000), "not valid JSON"),
     (lambda f: edit_header(f, lambda h: h.update(version=99)), "version 99"),
@@ -166,4 +166,29 @@ def edit_header(folder, change):
 def test_damaged_models_are_refused_with_one_clear_error(saved, damage, message):
     damage(saved)
     with pytest.raises(UserError, match=message):
-        load_arrays(saved)
+        load_arrays(saved, verify=True)
+
+
+def past_the_end(first_child: np.ndarray) -> np.ndarray:
+    """Children ranges whose ends still match but whose middle points past the next level."""
+    damaged = first_child.copy()
+    damaged[1:-1] = first_child[-1] + 3
+    return damaged
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: np.save(f / "k2.ids.npy", np.full(np.load(f / "k2.ids.npy").shape, 99, dtype="<i4")), "outside the vocabulary"),
+    (lambda f: np.save(f / "k1.first_child.npy", past_the_end(np.load(f / "k1.first_child.npy"))), "children ranges"),
+])
+def test_damage_inside_the_values_is_caught_when_read_without_verify(saved, damage, message):
+    """Loading reads O(1) values; lookups check what they read."""
+    damage(saved)
+    trie, _ = load_arrays(saved)
+    with pytest.raises(UserError, match=message):
+        trie.to_dict()
+
+
+def test_counts_are_saved_compactly(saved):
+    header = json.loads((saved / HEADER).read_text())
+    assert header["arrays"]["k1.counts"]["dtype"] == "<i4"
+    assert header["arrays"]["k1.first_child"]["dtype"] == "<i4"
