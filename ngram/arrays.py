@@ -128,12 +128,16 @@ class ArrayTrie:
 
     def find(self, context: Sequence[str]) -> tuple[int, int] | None:
         """(depth, index) of the node for the n-gram `context`, or None if never seen."""
+        ids = [self.token_id.get(token) for token in context]
+        return None if None in ids else self.find_ids(ids)
+
+    def find_ids(self, context: Sequence[int]) -> tuple[int, int] | None:
+        """`find` for token ids: one binary search per token."""
+        if len(context) > self.order:
+            return None
         depth, index = 0, 0
-        for token in context:
-            token_id = self.token_id.get(token)
-            if token_id is None or depth == self.order:
-                return None
-            found = self.child(depth, index, token_id)
+        for token_id in context:
+            found = self.child(depth, index, int(token_id))
             if found is None:
                 return None
             depth, index = depth + 1, found
