@@ -7,8 +7,8 @@ The formula is `ngram.smoothing.KneserNey`'s (and Chen & Goodman's):
 
 What changes is where the numbers come from. A context's children are one contiguous
 range of the next level's arrays, so their counts are a slice, and the per-context
-totals c(h •), N1, N2, N3+ are computed for every context at once (`ContextStats`, one
-`np.bincount` per level). Two more things make a prediction cheap:
+totals c(h •), N1, N2, N3+ are two NumPy calls over that slice (`slice_stats`) — exact,
+and nothing to store. Two more things make a prediction cheap:
 
 - the unigram level p_1 does not depend on the context: it is one vector, computed once,
   with its tokens sorted by probability;
@@ -21,7 +21,6 @@ totals c(h •), N1, N2, N3+ are computed for every context at once (`ContextSta
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -29,38 +28,13 @@ import numpy as np
 from .arrays import ArrayTrie
 
 
-@dataclass
-class ContextStats:
-    """For every context node of one depth: c(h •) and how many children occurred 1, 2, 3+ times."""
+def slice_stats(counts: np.ndarray) -> tuple[float, int, int, int]:
+    """c(h •) and how many of a context's children occurred 1, 2 and 3+ times.
 
-    total: np.ndarray  # float64
-    n1: np.ndarray
-    n2: np.ndarray
-    n3: np.ndarray
-
-
-def children_parents(first_child: np.ndarray) -> np.ndarray:
-    """For each entry of a level, the index of its parent in the level above."""
-    return np.repeat(np.arange(len(first_child) - 1), np.diff(first_child))
-
-
-def context_stats(counts: np.ndarray, parents: np.ndarray | None, n_contexts: int) -> ContextStats:
-    """Totals and count-of-counts of every context's children, in one pass per statistic.
-
-    `counts` are the children's counts (real or continuation) for a whole level and
-    `parents` their context's index (None: the root is every child's context).
     Zero counts (continuation counts of n-grams that start with <s>) add nothing.
     """
-    c = np.asarray(counts)
-    if parents is None:
-        return ContextStats(np.array([float(c.sum())]), np.array([int((c == 1).sum())]),
-                            np.array([int((c == 2).sum())]), np.array([int((c >= 3).sum())]))
-
-    def per_context(weights: np.ndarray) -> np.ndarray:
-        return np.bincount(parents, weights=weights, minlength=n_contexts)
-
-    return ContextStats(per_context(c.astype(np.float64)), per_context((c == 1).astype(np.float64)),
-                        per_context((c == 2).astype(np.float64)), per_context((c >= 3).astype(np.float64)))
+    n0, n1, n2, n3 = np.bincount(np.minimum(counts, 3), minlength=4).tolist()
+    return float(counts.sum()), n1, n2, n3
 
 
 class ArrayKneserNey:
@@ -77,7 +51,6 @@ class ArrayKneserNey:
         self.discounts = {k: np.array(discounts[k], dtype=np.float64) for k in range(1, self.order + 1)}
         self.bos_id = bos_id
         self.vocab_size = len(trie.vocab)
-        self._stats: dict[tuple[int, bool], ContextStats] = {}
         self.unigram = self.unigram_distribution()
         self.unigram_order = np.argsort(-self.unigram, kind="stable")
 
@@ -86,19 +59,6 @@ class ArrayKneserNey:
         """Level k's counts: real ones, or continuation counts (the top order has only real ones)."""
         level = self.trie.levels[k - 1]
         return level.counts if raw or level.continuation is None else level.continuation
-
-    def stats(self, k: int, raw: bool) -> ContextStats:
-        """Per-context statistics of order k's children, computed once per (order, kind)."""
-        key = (k, raw)
-        if key not in self._stats:
-            counts = np.array(self.child_counts(k, raw))
-            if k == 1:
-                counts[self.trie.levels[0].ids == self.bos_id] = 0  # <s> is never a next token
-                self._stats[key] = context_stats(counts, None, 1)
-            else:
-                above = self.trie.levels[k - 2]
-                self._stats[key] = context_stats(counts, children_parents(above.first_child), len(above.ids))
-        return self._stats[key]
 
     def uses_raw_counts(self, k: int, context: Sequence[int]) -> bool:
         """Real counts at the model's top order and for contexts that start with <s>; else continuation counts."""
@@ -123,20 +83,20 @@ class ArrayKneserNey:
 
         γ is None when the context has no counted children (it then hands down all its mass).
         """
-        stats = self.stats(k, raw)
-        total = float(stats.total[context_index])
         start, end = self.trie.children_range(k - 1, context_index)
-        if total == 0:
-            return np.empty(0), None, np.empty(0, dtype=np.int64)
-        d = self.discounts[k]
-        gamma = (d[0] * stats.n1[context_index] + d[1] * stats.n2[context_index] + d[2] * stats.n3[context_index]) / total
         counts = self.child_counts(k, raw)[start:end]
         ids = self.trie.levels[k - 1].ids[start:end]
         if k == 1:
-            keep = ids != self.bos_id
+            keep = ids != self.bos_id  # <s> is never a next token
             counts, ids = counts[keep], ids[keep]
-        counted = counts > 0
-        counts, ids = counts[counted], ids[counted]
+        total, n1, n2, n3 = slice_stats(counts)
+        if total == 0:
+            return np.empty(0), None, np.empty(0, dtype=np.int64)
+        d = self.discounts[k]
+        gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
+        if n1 + n2 + n3 < len(counts):
+            counted = counts > 0
+            counts, ids = counts[counted], ids[counted]
         alpha = (counts - d[np.minimum(counts, 3) - 1]) / total
         return alpha, float(gamma), ids
 
@@ -178,30 +138,48 @@ class ArrayKneserNey:
 
         Words that followed one of the contexts are scored exactly; every other word
         scores G·p_1(w), so the best of them are the first in p_1's order (see the
-        module docstring). Ties are broken by token id.
+        module docstring). Ties are broken by token id. `exclude` (and <s>) are never returned.
+
+        Every word that followed a longer context also followed its shorter suffix (each
+        occurrence of "h w" is one of "h' w"), so the lowest order's children hold all
+        the candidates, sorted by id: the higher orders' terms are added at their positions.
         """
         levels = self.context_levels(context)
+        never = self.never_offered(tuple(exclude))
         weights = [1.0] * len(levels)  # W_k: the product of the γ's above each order
         for i in range(len(levels) - 2, -1, -1):
             weights[i] = weights[i + 1] * levels[i + 1][1]
         g = weights[0] * levels[0][1] if levels else 1.0  # G: every γ
-        excluded = set(int(e) for e in exclude) | {self.bos_id}
         if levels:
-            seen = np.unique(np.concatenate([ids for _, _, ids in levels]))
-            scores = g * self.unigram[seen]
-            for (alpha, _, ids), w in zip(levels, weights):
+            seen = levels[0][2]
+            scores = g * self.unigram[seen] + weights[0] * levels[0][0]
+            for (alpha, _, ids), w in zip(levels[1:], weights[1:]):
                 scores[np.searchsorted(seen, ids)] += w * alpha
+            keep = ~never[seen]
+            candidates, scores = seen[keep], scores[keep]
         else:
-            seen, scores = np.empty(0, dtype=np.int64), np.empty(0)
-        keep = ~np.isin(seen, list(excluded))
-        seen, scores = seen[keep], scores[keep]
-        others = []
-        for token_id in self.unigram_order.tolist():
-            if len(others) == k:
-                break
-            if token_id not in excluded and not (len(seen) and seen[min(np.searchsorted(seen, token_id), len(seen) - 1)] == token_id):
-                others.append(token_id)
-        ids = np.concatenate([seen, np.array(others, dtype=np.int64)])
+            seen = candidates = np.empty(0, dtype=np.int64)
+            scores = np.empty(0)
+        # the best words that followed no context: the first in p_1's order not seen, not excluded
+        head = self.unigram_order[: k + len(seen) + int(never.sum())]
+        at = np.minimum(np.searchsorted(seen, head), max(len(seen) - 1, 0))
+        unseen = seen[at] != head if len(seen) else np.ones(len(head), dtype=bool)
+        others = head[unseen & ~never[head]][:k]
+        ids = np.concatenate([candidates, others])
         probs = np.concatenate([scores, g * self.unigram[others]])
+        if len(ids) > 4 * k:  # keep the k best before sorting them
+            part = np.argpartition(-probs, k)[: k + 1]
+            cut = probs[part].min()
+            pick = probs >= cut
+            ids, probs = ids[pick], probs[pick]
         best = np.lexsort((ids, -probs))[:k]
         return ids[best], probs[best]
+
+    def never_offered(self, exclude: tuple) -> np.ndarray:
+        """A mask of the ids top_k never returns: <s> and `exclude` (cached per exclude)."""
+        cache = self.__dict__.setdefault("_never", {})
+        if exclude not in cache:
+            mask = np.zeros(self.vocab_size, dtype=bool)
+            mask[[self.bos_id, *exclude]] = True
+            cache[exclude] = mask
+        return cache[exclude]

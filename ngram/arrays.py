@@ -416,7 +416,7 @@ def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
         raise UserError(f"{folder / HEADER}: the entry for {name} is malformed")
     expected = np.dtype(spec["dtype"])
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)  # plain views: no memmap overhead
     except FileNotFoundError:
         raise UserError(f"{path} is missing; the model is incomplete") from None
     except (ValueError, OSError, EOFError) as err:

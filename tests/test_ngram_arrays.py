@@ -81,7 +81,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert is_array_model(folder)
     loaded, metadata = load_arrays(folder)
     assert metadata == {"note": "hello"}
-    assert isinstance(loaded.levels[0].ids, np.memmap)  # memory-mapped, not read
+    assert isinstance(loaded.levels[0].ids.base, np.memmap)  # memory-mapped, not read
     assert in_order(loaded.to_dict()) == in_order(reference)
     assert loaded.vocab == VOCAB
 
