@@ -74,6 +74,12 @@ class Level:
         return named
 
 
+def children_parents(first_child: np.ndarray) -> np.ndarray:
+    """For each entry of a level, the index of its parent in the level above (the inverse of
+    `first_child`'s ranges): [0, 2, 2, 5] → [0, 0, 2, 2, 2]."""
+    return np.repeat(np.arange(len(first_child) - 1), np.diff(first_child))
+
+
 class ArrayTrie:
     """The n-grams of orders 1..`order` over a vocabulary, as sorted arrays."""
 
