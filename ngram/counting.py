@@ -97,15 +97,12 @@ def step_bar(total: int, desc: str, shown: bool):
     return tqdm(total=total, desc=desc, unit="step")
 
 
-def build_trie(
-    sentences: Sequence[Sequence[int]], vocab: Sequence[str], order: int, bos_id: int, progress: bool = False
-) -> tuple[dict, dict]:
-    """Build the nested-dict trie of `sentences` (lists of vocabulary ids).
+def count_levels(sentences: Sequence[Sequence[int]], order: int, pad: int) -> tuple[np.ndarray, list[Level]]:
+    """Steps 1-3: the sorted rows, and every order's k-grams with counts and continuation counts.
 
-    Returns the trie and its count statistics (the same as `trie.count_statistics`).
+    The levels list the k-grams in sorted order (by token ids), which is the order the
+    array trie (`ngram.arrays`) stores them in.
     """
-    bar = step_bar(order + 1, f"counting {order}-grams", progress)
-    pad = len(vocab)
     rows = ngram_rows(sentences, order, pad)
     by_row = np.lexsort(rows.T[::-1])  # sort rows by column 0, then column 1, ...
     rows = rows[by_row]
@@ -115,6 +112,19 @@ def build_trie(
     levels = [count_level(rows, new_prefix, k, pad) for k in range(1, order + 1)]
     for lower, upper in zip(levels, levels[1:]):
         lower.continuation = continuation_counts(lower, upper, by_row)
+    return rows, levels
+
+
+def build_trie(
+    sentences: Sequence[Sequence[int]], vocab: Sequence[str], order: int, bos_id: int, progress: bool = False
+) -> tuple[dict, dict]:
+    """Build the nested-dict trie of `sentences` (lists of vocabulary ids).
+
+    Returns the trie and its count statistics (the same as `trie.count_statistics`).
+    """
+    bar = step_bar(order + 1, f"counting {order}-grams", progress)
+    pad = len(vocab)
+    rows, levels = count_levels(sentences, order, pad)
     bar.update()
 
     root: dict = {COUNT: len(rows), CONTINUATION: len(levels[1].groups) if order > 1 else 0}

@@ -1,0 +1,222 @@
+"""ARPA files: the standard text format of back-off n-gram models (KenLM, SRILM, Kaldi read it).
+
+An ARPA file lists every n-gram with log10 p(w | h) and, for n-grams that are also
+contexts, a log10 back-off weight. A reader scores p(w | h) as
+
+    p(w | h) = p_ARPA(h w)                      if "h w" is listed
+             = bo(h) · p(w | h without its first token)    otherwise (bo = 1 if h is not listed)
+
+Interpolated Kneser-Ney has exactly this shape: for a seen "h w" the listed value is the
+whole interpolated probability, α(h w) + γ(h)·p(w | h'), and for an unseen w the model
+gives γ(h)·p(w | h') — so the back-off weight of h is γ(h). `kneser_ney_tables` computes
+both for every n-gram of the trie at once, one order after another: each n-gram's lower
+order probability is that of its suffix ("b c" for "a b c"), found by `suffix_links`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from corpora.common import UserError, atomic_write
+from corpora.tokenizers import BOS
+
+from .array_smoothing import ArrayKneserNey
+from .arrays import ArrayTrie, children_parents
+
+NO_PROBABILITY = -99.0  # what ARPA writes for <s>, which is never predicted
+
+
+def parents_of(trie: ArrayTrie, k: int) -> np.ndarray:
+    """For every n-gram of order k >= 2, the index of its context (its first k-1 tokens) in order k-1."""
+    return children_parents(trie.levels[k - 2].first_child)
+
+
+def suffix_links(trie: ArrayTrie) -> list[np.ndarray | None]:
+    """For every n-gram of order k >= 2, the index in order k-1 of its suffix: "b c" for "a b c".
+
+    The suffix always exists (every occurrence of "a b c" is one of "b c"). Order 2 finds
+    it among the unigrams by id; order k finds it as the child, with the same last id, of
+    the suffix of its own context — a binary search over keys (parent, id), which the
+    sorted arrays already are in order.
+    """
+    vocab = len(trie.vocab)
+    links: list[np.ndarray | None] = [None]
+    for k in range(2, trie.order + 1):
+        ids = trie.levels[k - 1].ids.astype(np.int64)
+        if k == 2:
+            links.append(np.searchsorted(trie.levels[0].ids, ids))
+            continue
+        lower_keys = parents_of(trie, k - 1).astype(np.int64) * vocab + trie.levels[k - 2].ids
+        wanted = links[k - 2][parents_of(trie, k)].astype(np.int64) * vocab + ids
+        links.append(np.searchsorted(lower_keys, wanted))
+    return links
+
+
+def first_tokens(trie: ArrayTrie) -> list[np.ndarray]:
+    """For every n-gram of every order, its first token's id (to spot those starting with <s>)."""
+    firsts = [np.asarray(trie.levels[0].ids)]
+    for k in range(2, trie.order + 1):
+        firsts.append(firsts[-1][parents_of(trie, k)])
+    return firsts
+
+
+def kneser_ney_tables(kn: ArrayKneserNey) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every n-gram's interpolated probability, and every context's γ, for orders 1..kn.order.
+
+    probs[k-1][i] = p(w | h) for the i-th n-gram of order k (h its first k-1 tokens);
+    probs[0] covers the whole vocabulary by id (a word never counted still has p_1).
+    gammas[k-1][i] = γ of the i-th n-gram of order k as a context (1.0 where it has no
+    counted continuations: it then hands its whole mass down).
+    """
+    trie, order = kn.trie, kn.order
+    links = suffix_links(trie)
+    firsts = first_tokens(trie)
+    probs = [kn.unigram.copy()]
+    gammas: list[np.ndarray] = []
+    for k in range(2, order + 1):
+        parent = parents_of(trie, k)
+        n_contexts = len(trie.levels[k - 2].ids)
+        raw = (k == order) | (firsts[k - 2] == kn.bos_id)  # by context
+        level = trie.levels[k - 1]
+        counts = np.where(raw[parent], level.counts, level.continuation if level.continuation is not None else level.counts)
+        counts = counts.astype(np.float64)
+        total = np.bincount(parent, weights=counts, minlength=n_contexts)
+        d = kn.discounts[k]
+        n_r = [np.bincount(parent, weights=(counts == r) if r < 3 else (counts >= 3), minlength=n_contexts)
+               for r in (1, 2, 3)]
+        seen = total > 0
+        gamma = np.ones(n_contexts)
+        gamma[seen] = (d[0] * n_r[0][seen] + d[1] * n_r[1][seen] + d[2] * n_r[2][seen]) / total[seen]
+        discount = np.where(counts > 0, d[np.clip(counts, 1, 3).astype(np.int64) - 1], 0.0)
+        alpha = np.zeros(len(counts))
+        safe_total = np.where(total > 0, total, 1.0)[parent]
+        alpha = np.where(counts > 0, (counts - discount) / safe_total, 0.0)
+        lower = probs[0][level.ids] if k == 2 else probs[k - 2][links[k - 1]]
+        probs.append(alpha + gamma[parent] * lower)
+        gammas.append(gamma)
+    gammas.append(np.ones(len(trie.levels[order - 1].ids)))  # the top order is nobody's context
+    return probs, gammas
+
+
+def ngram_text(trie: ArrayTrie, k: int) -> Iterator[str]:
+    """The n-grams of order k as space-separated tokens, in the arrays' order."""
+    vocab = trie.vocab
+    if k == 1:
+        yield from (vocab[i] for i in trie.levels[0].ids.tolist())
+        return
+    parent_text = list(ngram_text(trie, k - 1))
+    for parent, token_id in zip(parents_of(trie, k).tolist(), trie.levels[k - 1].ids.tolist()):
+        yield f"{parent_text[parent]} {vocab[token_id]}"
+
+
+def write_arpa(kn: ArrayKneserNey, path: str | os.PathLike, progress: Callable[[str], None] | None = None) -> Path:
+    """Write the model as an ARPA file (atomically). Every token of the vocabulary is a unigram.
+
+    Probabilities and back-off weights are written with 7 significant digits (about
+    1e-7 relative), more than KenLM keeps in its own binary format.
+    """
+    trie, order = kn.trie, kn.order
+    probs, gammas = kneser_ney_tables(kn)
+    path = Path(path)
+    sizes = [len(trie.vocab)] + [len(trie.levels[k - 1].ids) for k in range(2, order + 1)]
+    with atomic_write(path, "w") as out:
+        out.write("\\data\\\n")
+        for k, n in enumerate(sizes, start=1):
+            out.write(f"ngram {k}={n}\n")
+        unigram_gamma = np.ones(len(trie.vocab))
+        unigram_gamma[trie.levels[0].ids] = gammas[0]
+        for k in range(1, order + 1):
+            if progress:
+                progress(f"writing {k}-grams")
+            out.write(f"\n\\{k}-grams:\n")
+            if k == 1:
+                texts: Iterator[str] = iter(trie.vocab)
+                logp, bo = log10(probs[0]), log10(unigram_gamma)
+            else:
+                texts = ngram_text(trie, k)
+                logp, bo = log10(probs[k - 1]), log10(gammas[k - 1])
+            write_rows(out, texts, logp, bo if k < order else None, bos=trie.vocab.index(BOS) if k == 1 else None)
+        out.write("\n\\end\\\n")
+    return path
+
+
+def log10(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log10(p)
+
+
+def write_rows(out, texts: Iterator[str], logp: np.ndarray, bo: np.ndarray | None, bos: int | None) -> None:
+    """One line per n-gram: log10 p, the n-gram, and its log10 back-off weight (if it is a context)."""
+    logp_list, bo_list = logp.tolist(), (bo.tolist() if bo is not None else None)
+    for i, text in enumerate(texts):
+        p = NO_PROBABILITY if i == bos else logp_list[i]
+        if bo_list is None or bo_list[i] == 0.0:
+            out.write(f"{p:.7g}\t{text}\n")
+        else:
+            out.write(f"{p:.7g}\t{text}\t{bo_list[i]:.7g}\n")
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def read_arpa(path: str | os.PathLike) -> tuple[int, list[dict[tuple[str, ...], tuple[float, float]]]]:
+    """Read an ARPA file: (order, per order {n-gram: (log10 p, log10 back-off)}).
+
+    Malformed lines are refused with their line number.
+    """
+    path = Path(path)
+    declared: dict[int, int] = {}
+    tables: list[dict] = []
+    section = "start"
+    order = 0
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"ARPA file not found: {path}") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if line == "\\data\\":
+                section = "data"
+            elif line == "\\end\\":
+                section = "end"
+                break
+            elif section == "data" and line.startswith("ngram "):
+                k, _, n = line[len("ngram "):].partition("=")
+                if not (k.strip().isdigit() and n.strip().isdigit()):
+                    raise UserError(f"{path}, line {number}: expected 'ngram K=N', got {line[:80]!r}")
+                declared[int(k)] = int(n)
+            elif line.startswith("\\") and line.endswith("-grams:"):
+                k_text = line[1:-len("-grams:")]
+                if not k_text.isdigit() or int(k_text) not in declared:
+                    raise UserError(f"{path}, line {number}: a section for an order the header does not declare")
+                order = int(k_text)
+                while len(tables) < order:
+                    tables.append({})
+                section = "ngrams"
+            elif section == "ngrams":
+                fields = line.split()
+                try:
+                    logp = float(fields[0])
+                    words = tuple(fields[1:1 + order])
+                    bo = float(fields[1 + order]) if len(fields) == order + 2 else 0.0
+                except (ValueError, IndexError):
+                    raise UserError(f"{path}, line {number}: malformed {order}-gram line {line[:80]!r}") from None
+                if len(words) != order or len(fields) > order + 2 or not math.isfinite(logp) or logp > 0:
+                    raise UserError(f"{path}, line {number}: malformed {order}-gram line {line[:80]!r}")
+                tables[order - 1][words] = (logp, bo)
+            else:
+                raise UserError(f"{path}, line {number}: unexpected line {line[:80]!r}")
+    if section != "end":
+        raise UserError(f"{path}: no \\end\\ line: the file is truncated")
+    for k, n in declared.items():
+        if k > len(tables) or len(tables[k - 1]) != n:
+            got = len(tables[k - 1]) if k <= len(tables) else 0
+            raise UserError(f"{path}: the header declares {n} {k}-grams, the file has {got}")
+    return len(tables), tables

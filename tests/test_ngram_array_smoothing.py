@@ -1,0 +1,76 @@
+"""Kneser-Ney over the array trie gives the dict trie's probabilities, and exact top-k."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from corpora.tokenizers import BOS, EOS, UNK
+from ngram import NgramModel, counting
+from ngram.array_smoothing import ArrayKneserNey
+from ngram.arrays import ArrayTrie
+
+TEXT = """It was the best of times, it was the worst of times, it was the age of wisdom.
+I want to be a sailor. I want to know the sea. I want to be free, and I want to see it.
+The night was dark and stormy. It was a dark and stormy night; the rain fell in torrents.
+She said that it was the best of all possible worlds, and he said it was not."""
+
+
+@pytest.fixture(scope="module")
+def models():
+    from corpora.tokenizers import get_tokenizer
+
+    tokenizer = get_tokenizer("words")
+    sentences = list(tokenizer.sentences(TEXT))
+    model = NgramModel.from_sentences(sentences, order=4, tokenizer=tokenizer, min_count=1)
+    ids = {t: i for i, t in enumerate(model.vocab)}
+    encoded = [[ids[BOS], *[ids[t] for t in s], ids[EOS]] for s in sentences]
+    rows, levels = counting.count_levels(encoded, 4, len(model.vocab))
+    return model, ArrayTrie.from_counting(rows, levels, model.vocab), ids
+
+
+def array_kn(model, trie, ids, order):
+    dict_kn = model.smoothing("kn", order=order)
+    return dict_kn, ArrayKneserNey(trie, dict_kn.discounts, ids[BOS], order=order)
+
+
+def contexts(model, rng, n=60):
+    """Seen and unseen contexts of every length, <s> at the start included."""
+    words = [w for w in model.vocab if w != BOS]
+    out = [[BOS], [], ["It", "was", "the"], [BOS, "I", "want"], ["want", "to", "be"], ["the", "sea", "."]]
+    for _ in range(n):
+        out.append(list(rng.choice(words, size=rng.integers(1, 5))))
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_distribution_equals_the_dict_tries(models, order):
+    model, trie, ids = models
+    dict_kn, fast = array_kn(model, trie, ids, order)
+    rng = np.random.default_rng(order)
+    predictable = [ids[t] for t in dict_kn.counts.predictable]
+    for context in contexts(model, rng):
+        expected = dict_kn.distribution(context)
+        got = fast.distribution([ids[t] for t in context])
+        np.testing.assert_allclose(got[predictable], expected, rtol=1e-12, atol=0)
+        assert got[ids[BOS]] == 0 and got.sum() == pytest.approx(1.0, abs=1e-12)
+        token = str(rng.choice(dict_kn.counts.predictable))
+        assert fast.probability([ids[t] for t in context], ids[token]) == pytest.approx(
+            dict_kn.prob(context, token), rel=1e-12)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_top_k_is_exact(models, order):
+    model, trie, ids = models
+    _, fast = array_kn(model, trie, ids, order)
+    rng = np.random.default_rng(10 + order)
+    specials = [ids[EOS], ids[UNK]]
+    for context in contexts(model, rng):
+        context_ids = [ids[t] for t in context]
+        for k in (1, 3, 10, 40):
+            top, probs = fast.top_k(context_ids, k, exclude=specials)
+            full = fast.distribution(context_ids)
+            full[[ids[BOS], *specials]] = -1
+            ranked = np.lexsort((np.arange(len(full)), -full))[:k]
+            np.testing.assert_array_equal(top, ranked)
+            np.testing.assert_allclose(probs, full[ranked], rtol=1e-12)
+            assert np.all(np.diff(probs) <= 0)
