@@ -25,14 +25,9 @@ from corpora.common import UserError, atomic_write
 from corpora.tokenizers import BOS
 
 from .array_smoothing import ArrayKneserNey
-from .arrays import ArrayTrie, children_parents
+from .arrays import ArrayTrie, first_tokens, parents_of
 
 NO_PROBABILITY = -99.0  # what ARPA writes for <s>, which is never predicted
-
-
-def parents_of(trie: ArrayTrie, k: int) -> np.ndarray:
-    """For every n-gram of order k >= 2, the index of its context (its first k-1 tokens) in order k-1."""
-    return children_parents(trie.levels[k - 2].first_child)
 
 
 def suffix_links(trie: ArrayTrie) -> list[np.ndarray | None]:
@@ -54,14 +49,6 @@ def suffix_links(trie: ArrayTrie) -> list[np.ndarray | None]:
         wanted = links[k - 2][parents_of(trie, k)].astype(np.int64) * vocab + ids
         links.append(np.searchsorted(lower_keys, wanted))
     return links
-
-
-def first_tokens(trie: ArrayTrie) -> list[np.ndarray]:
-    """For every n-gram of every order, its first token's id (to spot those starting with <s>)."""
-    firsts = [np.asarray(trie.levels[0].ids)]
-    for k in range(2, trie.order + 1):
-        firsts.append(firsts[-1][parents_of(trie, k)])
-    return firsts
 
 
 def kneser_ney_tables(kn: ArrayKneserNey) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -44,6 +44,16 @@ class ArrayKneserNey:
     them from the count-of-counts; `bos_id` is the id of ``<s>``, which is never predicted.
     """
 
+    @classmethod
+    def of(cls, trie: ArrayTrie, bos_id: int, order: int | None = None) -> "ArrayKneserNey":
+        """Kneser-Ney with the discounts of the trie's own count-of-counts (as `KneserNey` makes them)."""
+        from .smoothing import discount_table, kn_discounts
+
+        order = order or trie.order
+        stats = trie.count_statistics(bos_id)
+        discounts = {k: kn_discounts(stats.get(discount_table(k, order), [])) for k in range(1, order + 1)}
+        return cls(trie, discounts, bos_id, order)
+
     def __init__(self, trie: ArrayTrie, discounts: dict[int, tuple[float, float, float]], bos_id: int,
                  order: int | None = None) -> None:
         self.trie = trie

@@ -80,6 +80,24 @@ def children_parents(first_child: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(first_child) - 1), np.diff(first_child))
 
 
+def parents_of(trie: ArrayTrie, k: int) -> np.ndarray:
+    """For every n-gram of order k >= 2, the index of its context (its first k-1 tokens) in order k-1."""
+    return children_parents(trie.levels[k - 2].first_child)
+
+
+def first_tokens(trie: ArrayTrie) -> list[np.ndarray]:
+    """For every n-gram of every order, its first token's id (to spot those starting with <s>)."""
+    firsts = [np.asarray(trie.levels[0].ids)]
+    for k in range(2, trie.order + 1):
+        firsts.append(firsts[-1][parents_of(trie, k)])
+    return firsts
+
+
+def count_of_counts(counts: np.ndarray) -> list[int]:
+    """[n1, n2, n3, n4]: how many entries have count 1, 2, 3 and 4."""
+    return np.bincount(np.clip(counts, 0, 5), minlength=6)[1:5].tolist()
+
+
 class ArrayTrie:
     """The n-grams of orders 1..`order` over a vocabulary, as sorted arrays."""
 
@@ -180,6 +198,18 @@ class ArrayTrie:
                 raise UserError(f"{where}: order {k} holds counts below 1")
             if level.first_child is not None and np.any(np.diff(level.first_child) < 0):
                 raise UserError(f"{where}: the children ranges of order {k} are damaged")
+
+    def count_statistics(self, bos_id: int) -> dict:
+        """N-grams per order and the count-of-counts of every order, as `trie.count_statistics`
+        gives them for the dict trie (the tables Kneser-Ney's discounts are made from)."""
+        stats: dict = {"ngrams": [len(level.ids) for level in self.levels]}
+        firsts = first_tokens(self)
+        for k, level in enumerate(self.levels, start=1):
+            stats[f"raw{k}"] = count_of_counts(level.counts)
+            if level.continuation is not None:  # n-grams that start with <s> keep their real count
+                kn = np.where(firsts[k - 1] == bos_id, level.counts, level.continuation)
+                stats[f"cont{k}"] = count_of_counts(kn)
+        return stats
 
     def nbytes(self) -> int:
         """Bytes of all arrays (the vocabulary's strings not included)."""

@@ -74,3 +74,12 @@ def test_top_k_is_exact(models, order):
             np.testing.assert_array_equal(top, ranked)
             np.testing.assert_allclose(probs, full[ranked], rtol=1e-12)
             assert np.all(np.diff(probs) <= 0)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_discounts_from_the_arrays_equal_the_dict_models(models, order):
+    model, trie, ids = models
+    assert trie.count_statistics(ids[BOS]) == model.statistics
+    assert ArrayKneserNey.of(trie, ids[BOS], order).discounts.keys() == model.smoothing("kn", order=order).discounts.keys()
+    for k, d in ArrayKneserNey.of(trie, ids[BOS], order).discounts.items():
+        assert tuple(d) == model.smoothing("kn", order=order).discounts[k]
