@@ -18,7 +18,6 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from corpora.common import UserError
 from corpora.tokenizers import BOS
 
-from .trie import CONTINUATION, COUNT, RESERVED, child_values, children, count_of, find
+from .arrays import ArrayNode, ArrayTrie
 
 
 
@@ -41,52 +40,61 @@ def smoothing_label(name: str, k: float | None = None) -> str:
     return SMOOTHING_LABELS.get(name, name)
 
 
-@dataclass
 class Counts:
-    """What every smoothing method reads: the trie, its order and the vocabulary."""
+    """What every smoothing method reads: the trie's arrays, its order and the vocabulary.
 
-    root: dict
-    order: int
-    vocab: list[str]
-    count_of_counts: dict = field(default_factory=dict)
+    A context is a node of the trie; its children are one contiguous range of the next
+    level's arrays (`ngram.arrays`), so their counts are a slice, read without copying.
+    Nodes are handed out as the trie's nested-dict face (`ArrayNode`), so the methods
+    below also read like the dict trie: ``node[token]``, ``node[""]``.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, trie: ArrayTrie, order: int, vocab: list[str], count_of_counts: dict | None = None) -> None:
+        self.trie = trie
+        self.root = trie.root
+        self.order = order
+        self.vocab = vocab
+        self.count_of_counts = count_of_counts or {}
         self.predictable = [t for t in self.vocab if t != BOS]
         self.index = {t: i for i, t in enumerate(self.predictable)}
-        self._children: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+        self.bos_id = vocab.index(BOS) if BOS in vocab else len(vocab)
 
-    def context_node(self, context: Sequence[str]) -> dict | None:
+    def context_node(self, context: Sequence[str]) -> ArrayNode | None:
         """The trie node of `context` if it was seen and has continuations."""
-        node = find(self.root, context)
-        return node if isinstance(node, dict) else None
+        found = self.trie.find(context)
+        if found is None or found[0] >= self.trie.order:
+            return None
+        return ArrayNode(self.trie, *found)
 
-    def child_arrays(self, node: dict, raw: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Vocabulary indices and counts (raw or continuation) of a node's children."""
-        key = (id(node), raw)
-        cached = self._children.get(key)
-        if cached is None:
-            index = self.index
-            pairs = [
-                (index[t], count_of(c) if raw else c[CONTINUATION])
-                for t, c in children(node)
-                if t in index
-            ]
-            ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
-            cnt = np.fromiter((p[1] for p in pairs), dtype=np.float64, count=len(pairs))
-            keep = cnt > 0
-            cached = (ids[keep], cnt[keep])
-            if len(self._children) > 50_000:
-                self._children.clear()
-            self._children[key] = cached
-        return cached
+    def child_slice(self, node: ArrayNode, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids and counts (real, or continuation) of a node's children: views, no copy."""
+        start, end = self.trie.children_range(node.depth, node.index)
+        level = self.trie.levels[node.depth]
+        counts = level.counts if raw or level.continuation is None else level.continuation
+        return level.ids[start:end], counts[start:end]
+
+    def counts_of(self, node: ArrayNode, token_ids: Sequence[int], raw: bool) -> list[int]:
+        """c(h w) (real or continuation count) for each token id: a binary search in the children."""
+        ids, counts = self.child_slice(node, raw)
+        at = np.searchsorted(ids, token_ids)
+        return [int(counts[i]) if i < len(ids) and ids[i] == t else 0 for i, t in zip(at.tolist(), token_ids)]
+
+    def child_arrays(self, node: ArrayNode, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Indices in `predictable` and counts (as floats) of a node's children with a count.
+
+        `predictable` is the vocabulary without ``<s>``, so a token id above ``<s>``'s is
+        one more than its index; ``<s>`` itself (a child of the root only) is left out.
+        """
+        ids, counts = self.child_slice(node, raw)
+        keep = (counts > 0) & (ids != self.bos_id)
+        ids = ids[keep].astype(np.int64)
+        return ids - (ids > self.bos_id), counts[keep].astype(np.float64)
 
 
-def child_count(node: dict, token: str, raw: bool) -> int:
+def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
     """How often `token` followed the context `node`: real count, or continuation count."""
-    child = node.get(token) if token not in RESERVED else None
-    if child is None:
-        return 0
-    return count_of(child) if raw else child[CONTINUATION]
+    token_id = counts.trie.token_id.get(token)
+    return 0 if token_id is None else counts.counts_of(node, [token_id], raw)[0]
 
 
 def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
@@ -117,20 +125,17 @@ class Smoothing:
         """`prob` for several next tokens at once."""
         return [self.prob(context, token) for token in tokens]
 
-    def context_stats(self, node: dict, raw: bool) -> tuple[float, int, int, int]:
+    def context_stats(self, node: ArrayNode, raw: bool) -> tuple[float, int, int, int]:
         """Total count of a context's continuations, and how many occurred 1, 2, 3+ times."""
-        key = (id(node), raw)
+        key = (node.key, raw)
         stats = self._stats.get(key)
         if stats is None:
-            if node is self.counts.root:  # the unigram level: leave <s> out, use NumPy
-                _, cnt = self.counts.child_arrays(node, raw)
-                stats = (float(cnt.sum()), int((cnt == 1).sum()), int((cnt == 2).sum()), int((cnt >= 3).sum()))
+            if node.depth == 0:  # the unigram level: leave <s> out
+                _, counts = self.counts.child_arrays(node, raw)
             else:
-                values = child_values(node)
-                if values and type(values[0]) is not int:  # children are nodes, not leaf counts
-                    values = [c[COUNT] for c in values] if raw else [c[CONTINUATION] for c in values]
-                n1, n2 = values.count(1), values.count(2)
-                stats = (float(sum(values)), n1, n2, len(values) - n1 - n2 - values.count(0))
+                _, counts = self.counts.child_slice(node, raw)
+            _, n1, n2, n3 = np.bincount(np.minimum(counts.astype(np.int64), 3), minlength=4).tolist()
+            stats = (float(counts.sum()), n1, n2, n3)
             if len(self._stats) > 200_000:
                 self._stats.clear()
             self._stats[key] = stats
@@ -153,7 +158,7 @@ class MLE(Smoothing):
         node, total = self.raw_context(context)
         if node is None or total == 0:
             return 0.0
-        return child_count(node, token, raw=True) / total
+        return child_count(self.counts, node, token, raw=True) / total
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         p = np.zeros(len(self.counts.predictable))
@@ -177,7 +182,7 @@ class AddK(Smoothing):
 
     def prob(self, context: Sequence[str], token: str) -> float:
         node, total = self.raw_context(context)
-        c = child_count(node, token, raw=True) if node is not None else 0
+        c = child_count(self.counts, node, token, raw=True) if node is not None else 0
         return (c + self.k) / (total + self.k * len(self.counts.predictable))
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -210,7 +215,7 @@ class StupidBackoff(Smoothing):
             h = usable_context(context, k)
             if len(h) == k - 1:
                 node = self.counts.context_node(h)
-                c = child_count(node, token, raw=True) if node is not None else 0
+                c = child_count(self.counts, node, token, raw=True) if node is not None else 0
                 if c > 0:
                     return factor * c / self.context_stats(node, raw=True)[0]
                 factor *= self.alpha
@@ -361,6 +366,7 @@ class KneserNey(Smoothing):
         if unknown:
             raise KeyError(f"{unknown[0]!r} is not in the vocabulary")
         p = [1.0 / len(self.counts.predictable)] * len(tokens)
+        token_ids = [self.counts.trie.token_id[t] for t in tokens]
         for k, node, raw in self._levels(context):
             total, n1, n2, n3 = self.context_stats(node, raw)
             if total == 0:
@@ -368,10 +374,7 @@ class KneserNey(Smoothing):
             d1, d2, d3 = self.discounts[k]
             gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
             discount = (0.0, d1, d2, d3)  # by count 0, 1, 2, 3+
-            key = COUNT if raw else CONTINUATION
-            get = node.get
-            # c(h w) for each token (inlined child_count: this is the hot path of predict)
-            counts = [0 if (child := get(t)) is None else child if type(child) is int else child[key] for t in tokens]
+            counts = self.counts.counts_of(node, token_ids, raw)  # c(h w) for each token
             p = [
                 (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
                 for c, below in zip(counts, p)

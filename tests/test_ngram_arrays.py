@@ -40,6 +40,18 @@ def test_array_trie_is_the_dict_trie(sentences, order):
     assert in_order(arrays.to_dict()) == in_order(reference)
 
 
+@settings(max_examples=80, deadline=None)
+@given(sentences=sentences_strategy, order=st.integers(1, 4))
+def test_arrays_read_back_from_the_dict_trie(sentences, order):
+    sentences = [[0, *s, 1] for s in sentences]
+    arrays, reference = both_tries(sentences, order)
+    again = ArrayTrie.from_dict(reference, VOCAB, order)
+    assert in_order(again.to_dict()) == in_order(reference)
+    for mine, theirs in zip(again.levels, arrays.levels):
+        for a, b in zip(mine.arrays().values(), theirs.arrays().values()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_nested_dict_face():
     # "I want to be" and "I want to know", as in the README
     sentences = [[0, 2, 3, 4, 5, 1], [0, 2, 3, 4, 6, 1]]
