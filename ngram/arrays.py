@@ -214,6 +214,35 @@ class ArrayTrie:
                             "outside the vocabulary")
         return self.vocab[token_id]
 
+    def level_keys(self, k: int) -> np.ndarray:
+        """Order k's n-grams as one sorted int64 key each: parent index × |V| + token id.
+
+        The arrays are sorted by (parent, id), so these keys are sorted too, and one
+        binary search over them finds many n-grams at once (`find_many`). Made on first
+        use and kept (8 bytes an n-gram of that order).
+        """
+        cache = self.__dict__.setdefault("_keys", {})
+        if k not in cache:
+            ids = self.levels[k - 1].ids.astype(np.int64)
+            cache[k] = ids if k == 1 else parents_of(self, k).astype(np.int64) * len(self.vocab) + ids
+        return cache[k]
+
+    def find_many(self, grams: np.ndarray) -> np.ndarray:
+        """For each row of token ids (shape n × k, k >= 1), the index of that k-gram in order k, or -1.
+
+        `find_ids` for many n-grams at once: one vectorised binary search per order.
+        """
+        n, k = grams.shape
+        index = np.zeros(n, dtype=np.int64)
+        found = np.ones(n, dtype=bool)
+        for j in range(1, k + 1):
+            keys = self.level_keys(j)
+            wanted = grams[:, j - 1].astype(np.int64) if j == 1 else index * len(self.vocab) + grams[:, j - 1]
+            at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+            found &= (len(keys) > 0) & (keys[at] == wanted) if len(keys) else False
+            index = np.where(found, at, 0)
+        return np.where(found, index, -1)
+
     @property
     def root(self) -> "ArrayNode":
         """The nested-dict face of the whole trie."""

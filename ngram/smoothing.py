@@ -141,6 +141,71 @@ class Smoothing:
             self._stats[key] = stats
         return stats
 
+    # ------------------------------------------------ many positions at once (scoring a text)
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """p(target | history) for many positions at once (the same numbers as `prob`).
+
+        Row i of `history` holds the token ids before `targets[i]`, right-aligned, -1
+        where the text had not started: ``[[-1, -1, <s>], [-1, <s>, It], ...]``. This
+        plain version asks `prob` row by row; the smoothings used for perplexity look
+        every context up at once instead (`ArrayTrie.find_many`).
+        """
+        vocab = self.counts.vocab
+        return np.array([self.prob([vocab[t] for t in row if t >= 0], vocab[target])
+                         for row, target in zip(history.tolist(), targets.tolist())], dtype=np.float64)
+
+    def contexts_many(self, history: np.ndarray, length: int) -> np.ndarray:
+        """The node (index at depth `length`) of each row's last `length` tokens; -1 if unseen
+        or if the row has fewer tokens."""
+        if length == 0:
+            return np.zeros(len(history), dtype=np.int64)
+        h = history[:, history.shape[1] - length:]
+        nodes = np.full(len(history), -1, dtype=np.int64)  # a row with fewer tokens is not a context of this length
+        full = (h >= 0).all(axis=1)
+        if length <= self.counts.trie.order - 1 and full.any():
+            nodes[full] = self.counts.trie.find_many(h[full])
+        return nodes
+
+    def stats_many(self, depth: int, nodes: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`context_stats` (total, n1, n2, n3+) of each row's node; rows with node -1 get zeros."""
+        out = np.zeros((len(nodes), 4))
+        seen = np.flatnonzero(nodes >= 0)
+        pairs = nodes[seen] * 2 + raw[seen]
+        unique, inverse = np.unique(pairs, return_inverse=True)
+        table = np.array([self.context_stats(ArrayNode(self.counts.trie, depth, int(u) // 2), bool(u % 2))
+                          for u in unique.tolist()], dtype=np.float64).reshape(-1, 4)
+        out[seen] = table[inverse]
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
+
+    def counts_many(self, history: np.ndarray, length: int, targets: np.ndarray, raw: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+        """c(h w) of the n-gram (last `length` tokens, target), real or continuation count, for `rows`."""
+        trie = self.counts.trie
+        grams = np.column_stack([history[rows, history.shape[1] - length:], targets[rows]]) if length else targets[rows, None]
+        found = trie.find_many(grams)
+        level = trie.levels[length]
+        counts = np.zeros(len(rows))
+        hit = found >= 0
+        real = level.counts[found[hit]]
+        kept = real if level.continuation is None else np.where(raw[rows][hit], real, level.continuation[found[hit]])
+        counts[hit] = kept
+        return counts
+
+    def raw_many(self, history: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For MLE and add-k: c(h •) and c(h w) at this order's context (as `raw_context` finds it)."""
+        n = len(targets)
+        length = np.minimum((history >= 0).sum(axis=1), self.order - 1)
+        total, count = np.zeros(n), np.zeros(n)
+        always = np.ones(n, dtype=bool)
+        for L in np.unique(length).tolist():
+            rows = np.flatnonzero(length == L)
+            nodes = self.contexts_many(history[rows], L)
+            total[rows] = self.stats_many(L, nodes, always[rows])[0]
+            seen = rows[nodes >= 0]
+            if len(seen):
+                count[seen] = self.counts_many(history, L, targets, always, seen)
+        return total, count
+
     def raw_context(self, context: Sequence[str]) -> tuple[dict | None, float]:
         """The full-order context node (None if unseen) and its total count c(h •)."""
         node = self.counts.context_node(usable_context(context, self.order))
@@ -159,6 +224,10 @@ class MLE(Smoothing):
         if node is None or total == 0:
             return 0.0
         return child_count(self.counts, node, token, raw=True) / total
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        total, count = self.raw_many(history, targets)
+        return np.where(total > 0, count / np.where(total > 0, total, 1.0), 0.0)
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         p = np.zeros(len(self.counts.predictable))
@@ -184,6 +253,10 @@ class AddK(Smoothing):
         node, total = self.raw_context(context)
         c = child_count(self.counts, node, token, raw=True) if node is not None else 0
         return (c + self.k) / (total + self.k * len(self.counts.predictable))
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        total, count = self.raw_many(history, targets)
+        return (count + self.k) / (total + self.k * len(self.counts.predictable))
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         size = len(self.counts.predictable)
@@ -379,6 +452,35 @@ class KneserNey(Smoothing):
                 (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
                 for c, below in zip(counts, p)
             ]
+        return p
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """`probs` for many positions at once: the same recursion, each order for every row.
+
+        A row stops climbing where `_levels` stops: at the first order whose context it
+        has too few tokens for, never saw, or saw with nothing counted after it.
+        """
+        n = len(targets)
+        p = np.full(n, 1.0 / len(self.counts.predictable))
+        climbing = np.ones(n, dtype=bool)
+        bos = self.counts.bos_id
+        for k in range(1, self.order + 1):
+            nodes = self.contexts_many(history, k - 1)
+            climbing &= nodes >= 0
+            starts_with_bos = history[:, history.shape[1] - (k - 1)] == bos if k > 1 else np.zeros(n, dtype=bool)
+            raw = (k == self.order) | starts_with_bos
+            total, n1, n2, n3 = self.stats_many(k - 1, np.where(climbing, nodes, -1), raw)
+            climbing &= total > 0
+            rows = np.flatnonzero(climbing)
+            if not len(rows):
+                break
+            c = self.counts_many(history, k - 1, targets, raw, rows)
+            d1, d2, d3 = self.discounts[k]
+            t = total[rows]
+            gamma = (d1 * n1[rows] + d2 * n2[rows] + d3 * n3[rows]) / t
+            discount = np.array([0.0, d1, d2, d3])[np.minimum(c, 3).astype(np.int64)]
+            below = p[rows]
+            p[rows] = np.where(c > 0, (c - discount) / t + gamma * below, gamma * below)
         return p
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:

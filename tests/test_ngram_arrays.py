@@ -204,3 +204,18 @@ def test_counts_are_saved_compactly(saved):
     header = json.loads((saved / HEADER).read_text())
     assert header["arrays"]["k1.counts"]["dtype"] == "<i4"
     assert header["arrays"]["k1.first_child"]["dtype"] == "<i4"
+
+
+@settings(max_examples=60, deadline=None)
+@given(sentences=sentences_strategy, order=st.integers(1, 4), seed=st.integers(0, 10**6))
+def test_find_many_finds_what_find_ids_finds(sentences, order, seed):
+    sentences = [[0, *s, 1] for s in sentences]
+    arrays, _ = both_tries(sentences, order)
+    rng = np.random.default_rng(seed)
+    for k in range(1, order + 1):
+        grams = rng.integers(0, len(VOCAB), size=(40, k))
+        seen = [s[i:i + k] for s in sentences for i in range(len(s) - k + 1)]  # n-grams that exist
+        if seen:
+            grams = np.vstack([grams, np.array(seen[:40])])
+        expected = [(arrays.find_ids(list(g)) or (None, -1))[1] for g in grams]
+        np.testing.assert_array_equal(arrays.find_many(grams), expected)
