@@ -60,7 +60,7 @@ def check_aligned(ngram: NgramModel, choice: TransformerChoice) -> None:
 
 
 def aligned_ngram_path(choice: TransformerChoice, order: int) -> Path:
-    return cache_dir() / "ngram" / f"bpe-{tokenizer_fingerprint(choice.tokenizer)[:12]}-order{order}.json.gz"
+    return cache_dir() / "ngram" / f"bpe-{tokenizer_fingerprint(choice.tokenizer)[:12]}-order{order}.ngram"
 
 
 def aligned_ngram(

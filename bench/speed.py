@@ -215,7 +215,7 @@ def measure(
     sample: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in orders:
-            path = str(Path(tmp) / f"order{n}.json.gz")
+            path = str(Path(tmp) / f"order{n}.ngram")
             built = run_fresh({"task": "build-ngram", "corpus": str(corpus), "order": n, "out": path})
             bar.update()
             loaded = run_fresh({"task": "load-ngram", "path": path})

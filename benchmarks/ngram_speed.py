@@ -60,7 +60,6 @@ def worker(kind: str, order: int, books: Path, model_path: str | None) -> dict:
                 "peak_mb": max_rss_mb() - baseline, "ngrams": counter.N()}
     from corpora import load_corpus
     from ngram import NgramModel, get_tokenizer, save_model
-    from ngram.trie import trie_memory_bytes
 
     corpus = load_corpus(books).describe()
     started = time.perf_counter()
@@ -69,9 +68,10 @@ def worker(kind: str, order: int, books: Path, model_path: str | None) -> dict:
     result = {"kind": kind, "order": order, "tokens": tokens, "seconds": seconds,
               "peak_mb": max_rss_mb() - baseline, "nodes": model.stats()["nodes"]}
     if model_path:
-        result["bytes_per_node"] = trie_memory_bytes(model.root) / result["nodes"]
-        save_model(model, model_path)
-        result["file_mb"] = os.path.getsize(model_path) / 1e6
+        result["bytes_per_node"] = model.trie.nbytes() / result["nodes"]
+        saved = save_model(model, model_path)
+        files = saved.iterdir() if saved.is_dir() else [saved]
+        result["file_mb"] = sum(f.stat().st_size for f in files) / 1e6
     return result
 
 
@@ -141,7 +141,7 @@ def main() -> None:
     print(f"Machine: {machine()}")
     rows, raw = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = str(Path(tmp) / "model.json.gz")
+        model_path = str(Path(tmp) / "model.ngram")
         top = max(args.orders)
         for order in args.orders:
             ours = run_worker(["--worker", "ours", "--order", str(order), "--books", str(args.books)]

@@ -4,7 +4,7 @@
     >>> model = NgramModel.build("corpora/", order=5)        # held-out 5% excluded
     >>> [c.token for c in model.predict("It was a dark and stormy", k=3).candidates]
     >>> model.score(model.heldout_text(), smoothing="kn").per_token    # a corpora.units.Score
-    >>> save_model(model, "books.json.gz"); model = load_model("books.json.gz")
+    >>> save_model(model, "books.ngram"); model = load_model("books.ngram")   # memory-mapped arrays
     >>> gpt2 = NgramModel.build("corpora/", tokens="gpt2")  # GPT-2's BPE tokens, as the transformer sees them
     >>> gpt2.token_logprobs(next(gpt2.tokenizer.sentences("It was a dark and stormy night")))
 """

@@ -131,6 +131,45 @@ class ArrayTrie:
         root_continuation = len(levels[1].groups) if len(levels) > 1 else 0
         return cls(vocab, built, total=len(rows), root_continuation=root_continuation)
 
+    @classmethod
+    def from_dict(cls, root: Mapping, vocab: Sequence[str], order: int) -> "ArrayTrie":
+        """The arrays of a nested-dict trie (`ngram.trie`'s structure), level by level.
+
+        Each level lists the children of the level above's nodes in order, every node's
+        children sorted by token id — the order `from_counting` produces. Reads a model
+        saved as JSON; unknown tokens or a depth beyond `order` are refused.
+        """
+        ids_of = {token: i for i, token in enumerate(vocab)}
+        levels: list[Level] = []
+        parents: list = [root]
+        for k in range(1, order + 1):
+            ids, counts, continuation, nodes, first_child = [], [], [], [], [0]
+            for parent in parents:
+                kids = []
+                for token, child in parent.items():
+                    if token in (COUNT, CONTINUATION):
+                        continue
+                    if token not in ids_of:
+                        raise UserError(f"the trie holds the token {token[:40]!r}, which is not in the vocabulary")
+                    kids.append((ids_of[token], child))
+                kids.sort(key=lambda pair: pair[0])
+                for token_id, child in kids:
+                    deepest = k == order
+                    if isinstance(child, Mapping) == deepest:
+                        raise UserError(f"the trie's nodes of order {k} are not what order {order} needs")
+                    ids.append(token_id)
+                    counts.append(child if deepest else child[COUNT])
+                    if not deepest:
+                        continuation.append(child[CONTINUATION])
+                        nodes.append(child)
+                first_child.append(len(ids))
+            if levels:
+                levels[-1].first_child = np.array(first_child, dtype=INDEX_DTYPE)
+            levels.append(Level(np.array(ids, dtype=ID_DTYPE), np.array(counts, dtype=COUNT_DTYPE),
+                                None if k == order else np.array(continuation, dtype=COUNT_DTYPE)))
+            parents = nodes
+        return cls(vocab, levels, total=int(root[COUNT]), root_continuation=int(root[CONTINUATION]))
+
     # ------------------------------------------------------------------ reading
     def children_range(self, depth: int, index: int) -> tuple[int, int]:
         """The children of node `index` at `depth` (0 = the root) as a range of level depth+1."""
@@ -174,6 +213,35 @@ class ArrayTrie:
             raise UserError(f"{getattr(self, 'source', 'the model')}: order {depth + 1} holds token ids "
                             "outside the vocabulary")
         return self.vocab[token_id]
+
+    def level_keys(self, k: int) -> np.ndarray:
+        """Order k's n-grams as one sorted int64 key each: parent index × |V| + token id.
+
+        The arrays are sorted by (parent, id), so these keys are sorted too, and one
+        binary search over them finds many n-grams at once (`find_many`). Made on first
+        use and kept (8 bytes an n-gram of that order).
+        """
+        cache = self.__dict__.setdefault("_keys", {})
+        if k not in cache:
+            ids = self.levels[k - 1].ids.astype(np.int64)
+            cache[k] = ids if k == 1 else parents_of(self, k).astype(np.int64) * len(self.vocab) + ids
+        return cache[k]
+
+    def find_many(self, grams: np.ndarray) -> np.ndarray:
+        """For each row of token ids (shape n × k, k >= 1), the index of that k-gram in order k, or -1.
+
+        `find_ids` for many n-grams at once: one vectorised binary search per order.
+        """
+        n, k = grams.shape
+        index = np.zeros(n, dtype=np.int64)
+        found = np.ones(n, dtype=bool)
+        for j in range(1, k + 1):
+            keys = self.level_keys(j)
+            wanted = grams[:, j - 1].astype(np.int64) if j == 1 else index * len(self.vocab) + grams[:, j - 1]
+            at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+            found &= (len(keys) > 0) & (keys[at] == wanted) if len(keys) else False
+            index = np.where(found, at, 0)
+        return np.where(found, index, -1)
 
     @property
     def root(self) -> "ArrayNode":
@@ -229,6 +297,11 @@ class ArrayNode(Mapping):
 
     def __init__(self, trie: ArrayTrie, depth: int, index: int) -> None:
         self.trie, self.depth, self.index = trie, depth, index
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(depth, index): which node this is (two faces of the same node have the same key)."""
+        return self.depth, self.index
 
     @property
     def count(self) -> int:

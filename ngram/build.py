@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from corpora import Corpus, UserError, load_corpus
-from corpora.runtime import gc_paused
 from corpora.tokenizers import BOS, EOS, UNK, Tokenizer
 
 from . import counting
+from .arrays import ArrayTrie
 from .smoothing import describe_fallback, kn_discount_fallbacks
 
 SPECIALS = (UNK, BOS, EOS)
@@ -24,9 +24,9 @@ SPECIALS = (UNK, BOS, EOS)
 
 @dataclass
 class Built:
-    """What counting gives a model: the trie, its vocabulary, statistics and build info."""
+    """What counting gives a model: the trie (as arrays), its vocabulary, statistics and build info."""
 
-    root: dict
+    trie: ArrayTrie
     vocab: list[str]
     statistics: dict
     info: dict
@@ -68,7 +68,12 @@ def build_vocabulary(frequencies: Counter, min_count: int) -> list[str]:
 
 
 def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: int, progress: bool = False) -> Built:
-    """Count every n-gram of `sentences` (each wrapped in ``<s>`` … ``</s>``) into a trie.
+    """Count every n-gram of `sentences` (each wrapped in ``<s>`` … ``</s>``) into an array trie.
+
+    `counting.count_levels` sorts every position's n-gram once and reads the counts off
+    the sorted rows; the arrays are those sorted rows' unique prefixes (`ngram.arrays`).
+    `counting.build_trie` builds the same trie as nested dicts, and `trie.insert_sentence`
+    by walking it — the readable references the tests compare with.
 
     Tokens seen fewer than `min_count` times become ``<unk>``. Kneser-Ney discounts that
     must fall back (too few n-grams of some count) are warned about and recorded.
@@ -82,8 +87,14 @@ def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: i
     ids = {token: i for i, token in enumerate(vocab)}
     unk, bos, eos = ids[UNK], ids[BOS], ids[EOS]
     encoded = [[bos, *[ids.get(t, unk) for t in sentence], eos] for sentence in sentences]
-    with gc_paused():
-        root, statistics = counting.build_trie(encoded, vocab, order, bos, progress=progress)
+    bar = counting.step_bar(2, f"counting {order}-grams", progress)
+    rows, levels = counting.count_levels(encoded, order, len(vocab))
+    bar.update()
+    trie = ArrayTrie.from_counting(rows, levels, vocab)
+    del rows, levels
+    statistics = trie.count_statistics(bos)
+    bar.update()
+    bar.close()
     info = {
         "build_seconds": round(time.perf_counter() - started, 2),
         "training_tokens": sum(frequencies.values()),
@@ -93,4 +104,4 @@ def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: i
     }
     for fallback in info["kn_discount_fallbacks"]:
         warnings.warn(describe_fallback(fallback), stacklevel=3)
-    return Built(root, vocab, statistics, info)
+    return Built(trie, vocab, statistics, info)

@@ -17,10 +17,10 @@ from corpora.documents import read_text_argument
 from corpora.tokenizers import TOKENIZER_CHOICES
 from corpora.units import Score
 
+from .arrays import is_array_model
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel
 from .smoothing import smoothing_label
-from .trie import trie_memory_bytes
 
 SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])
 
@@ -41,12 +41,17 @@ def smoothing_option(func):
 
 
 def is_model_file(path: str) -> bool:
-    """True if `path` looks like a saved model (gzip), not a text file or a context."""
+    """True if `path` looks like a saved model (a model folder, or gzip JSON), not a text file or a context."""
     p = Path(path)
     try:
-        return p.is_file() and p.open("rb").read(2) == GZIP_MAGIC
+        return is_array_model(p) or (p.is_file() and p.open("rb").read(2) == GZIP_MAGIC)
     except OSError:
         return False
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes on disk of a model: its file, or every file of its folder."""
+    return sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
 
 
 def model_and_text(args: tuple[str, ...], what: str) -> tuple[NgramModel, str]:
@@ -121,12 +126,13 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     \b
     Example:
       CORPORA_MIRROR=../shared/corpora/books ngram build corpora/
-      ngram build corpora/ -o trigram.json.gz --order 3 --lowercase
-      ngram build corpora/ -o gpt2-tokens.json.gz --tokens gpt2
+      ngram build corpora/ -o trigram.ngram --order 3 --lowercase
+      ngram build corpora/ -o gpt2-tokens.ngram --tokens gpt2
+      ngram build corpora/ -o small.json.gz --order 2   # gzip JSON, for a browser
     """
     check_build_arguments(order, min_count, heldout_fraction)
-    if output is not None and output.is_dir():
-        raise UserError(f"{output} is a folder; give a file name such as {output / 'model.json.gz'}")
+    if output is not None and output.is_dir() and not is_array_model(output):
+        raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
     if dataset:
         documents = dataset_documents(dataset, dataset_config, split, column, data_files or None)
         corpus: Corpus | Path = Corpus(documents, heldout_fraction, location=f"datasets:{documents[0].name}")
@@ -137,7 +143,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     started = time.perf_counter()
     model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress)
     path = save_model(model, output or default_model_path())
-    summary = {**model.stats(), "model": str(path), "file_bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 2)}
+    summary = {**model.stats(), "model": str(path), "file_bytes": folder_bytes(path), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         echo_json(summary)
         return
@@ -162,7 +168,7 @@ def predict(args, k, smoothing, example, as_json):
     \b
     Example:
       ngram predict "It was a dark and stormy"
-      ngram predict model.json.gz "I want to" -k 5 --json
+      ngram predict model.ngram "I want to" -k 5 --json
     """
     model, context = model_and_text(args, "context")
     prediction = model.predict(context, k=k, smoothing=smoothing, example=example)
@@ -249,7 +255,7 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
     \b
     Example:
       ngram perplexity
-      ngram perplexity model.json.gz ../shared/corpora/eval/wikitext-2/wiki.test.raw
+      ngram perplexity model.ngram ../shared/corpora/eval/wikitext-2/wiki.test.raw
     """
     if order is not None and order < 1:
         raise UserError(f"--order must be at least 1, got {order}")
@@ -296,7 +302,7 @@ def describe_perplexity(r: Score) -> str:
 
 @main.command()
 @click.argument("model_path", required=False, type=click.Path(path_type=Path))
-@click.option("--memory/--no-memory", default=True, show_default=True, help="Measure the trie's memory (a few seconds).")
+@click.option("--memory/--no-memory", default=True, show_default=True, help="Show the trie's memory (its arrays' bytes).")
 @json_option
 @friendly_errors
 def stats(model_path, memory, as_json):
@@ -305,14 +311,14 @@ def stats(model_path, memory, as_json):
     \b
     Example:
       ngram stats
-      ngram stats trigram.json.gz --json
+      ngram stats trigram.ngram --json
     """
     path = model_path or default_model_path()
     started = time.perf_counter()
     model = load_model(path)
-    summary = {**model.stats(), "model": str(path), "file_bytes": path.stat().st_size, "load_seconds": round(time.perf_counter() - started, 2)}
+    summary = {**model.stats(), "model": str(path), "file_bytes": folder_bytes(path), "load_seconds": round(time.perf_counter() - started, 3)}
     if memory:
-        summary["memory_bytes"] = trie_memory_bytes(model.root)
+        summary["memory_bytes"] = model.trie.nbytes()
         summary["bytes_per_node"] = round(summary["memory_bytes"] / summary["nodes"], 1)
     if as_json:
         echo_json(summary)

@@ -16,6 +16,7 @@ that start with ``<s>``, which have no left neighbour and keep their real count.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 from corpora.tokenizers import BOS
@@ -52,7 +53,7 @@ def interpolated(counts: Counts, order: int, h: tuple[str, ...] | None, word: st
 def counts_after(counts: Counts, h: tuple[str, ...], real: bool) -> dict[str, int]:
     """Each token that followed `h` (never ``<s>``) with c(h token): real or continuation count."""
     node = find(counts.root, h)
-    if not isinstance(node, dict):
+    if not isinstance(node, Mapping):  # never seen, or a leaf (nothing follows it)
         return {}
     found = {t: count_of(child) if real else continuation_of(child) for t, child in children(node) if t != BOS}
     return {t: c for t, c in found.items() if c > 0}

@@ -12,7 +12,8 @@
     ngram.phrases  whole phrases (beam search) and generated text
     ngram.score    per-token log-probabilities and the Score of a text
 
-Everything reads the trie (``ngram.trie``) and a smoothing method (``ngram.smoothing``).
+Everything reads the trie (``ngram.arrays``, with ``ngram.trie``'s nested-dict face) and a
+smoothing method (``ngram.smoothing``).
 """
 from __future__ import annotations
 
@@ -26,18 +27,23 @@ from corpora.tokenizers import BOS, UNK, Tokenizer, get_tokenizer
 from corpora.units import Score
 
 from . import build as building
-from . import phrases, predict as predicting, score as scoring, trie
+from . import phrases, predict as predicting, score as scoring
+from .arrays import ArrayTrie
 from .phrases import Phrase
 from .predict import Prediction
 from .smoothing import Counts, Smoothing, get_smoothing
 
 
 class NgramModel:
-    """An n-gram model: a trie of counts, a tokenizer and a vocabulary."""
+    """An n-gram model: a trie of counts, a tokenizer and a vocabulary.
+
+    The trie is stored as arrays (`self.trie`, an `ngram.arrays.ArrayTrie`, memory-mapped
+    when loaded); `self.root` is its nested-dict face: ``model.root["I"]["want"]["to"]``.
+    """
 
     def __init__(
         self,
-        root: dict,
+        trie: ArrayTrie,
         order: int,
         tokenizer: Tokenizer,
         vocab: list[str],
@@ -45,14 +51,15 @@ class NgramModel:
         info: dict | None = None,
         statistics: dict | None = None,
     ) -> None:
-        self.root = root
+        self.trie = trie
+        self.root = trie.root
         self.order = order
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.corpus = corpus or {}
         self.info = info or {}
-        self.statistics = statistics or trie.count_statistics(root, order)
-        self.counts = Counts(root, order, vocab, self.statistics)
+        self.statistics = statistics or trie.count_statistics(vocab.index(BOS))
+        self.counts = Counts(trie, order, vocab, self.statistics)
         self._vocab_set = set(vocab)
         self._smoothings: dict[tuple, Smoothing] = {}
         self._train_documents: list[str] | None = None
@@ -99,7 +106,7 @@ class NgramModel:
         if min_count is None:
             min_count = tokenizer.default_min_count
         built = building.count_sentences(sentences, order, min_count, progress)
-        return cls(built.root, order, tokenizer, built.vocab, corpus, built.info, built.statistics)
+        return cls(built.trie, order, tokenizer, built.vocab, corpus, built.info, built.statistics)
 
     # ------------------------------------------------------------- vocabulary
     def to_vocab(self, tokens: Iterable[str]) -> list[str]:

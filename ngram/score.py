@@ -29,18 +29,34 @@ def probability_method(model: "NgramModel", smoothing: str, order: int | None, *
     return method
 
 
+def positions(sequences: Sequence[Sequence[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every position after the first of each id sequence: the `width` ids before it (right-
+    aligned, -1 before the sequence starts) and the id at it — the rows `probs_many` takes."""
+    flat = np.fromiter((t for s in sequences for t in s), dtype=np.int64)
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    at = np.flatnonzero(np.arange(len(flat)) > starts)  # every position but each sequence's first
+    history = np.full((len(at), width), -1, dtype=np.int64)
+    for j in range(1, width + 1):  # column width - j holds the token j places back
+        back = at - j
+        inside = back >= starts[at]
+        history[inside, width - j] = flat[back[inside]]
+    return history, flat[at]
+
+
 def sequence_logprobs(method: Smoothing, mapped: Sequence[str]) -> np.ndarray:
     """log p(mapped[i] | mapped[:i]) in nats for i = 1 … len-1 (-inf where p = 0).
 
     `mapped` is one sequence already mapped to the vocabulary, starting with ``<s>``;
     each token sees at most the `method.order` - 1 tokens before it.
     """
-    n = method.order
-    logprobs = np.empty(max(0, len(mapped) - 1))
-    for i in range(1, len(mapped)):
-        p = method.prob(mapped[max(0, i - n + 1): i], mapped[i])
-        logprobs[i - 1] = math.log(p) if p > 0 else -math.inf
-    return logprobs
+    ids = method.counts.trie.token_id
+    return logs(method.probs_many(*positions([[ids[t] for t in mapped]], method.order - 1)))
+
+
+def logs(p: np.ndarray) -> np.ndarray:
+    """Natural logs (-inf for 0), with the same `math.log` the one-at-a-time path used."""
+    return np.array([math.log(x) if x > 0 else -math.inf for x in p.tolist()], dtype=np.float64)
 
 
 def token_logprobs(
@@ -77,16 +93,19 @@ def score_text(
         from tqdm import tqdm  # only when a bar is shown: importing ngram imports no tqdm
 
         shown = tqdm(sentences, desc="scoring", unit="sent", leave=False)
-    nll, tokens, oov, zeros = 0.0, 0, 0, 0
+    ids = model.trie.token_id
+    sequences, oov = [], 0
     for sentence in shown:
         mapped = [BOS, *model.to_vocab(sentence), EOS]
         oov += sum(1 for a, b in zip(sentence, mapped[1:]) if b == UNK and a != UNK)
-        for logp in sequence_logprobs(method, mapped).tolist():
-            if logp == -math.inf:
-                zeros += 1
-            else:
-                nll -= logp
-            tokens += 1
+        sequences.append([ids[t] for t in mapped])
+    nll, tokens, zeros = 0.0, 0, 0
+    for logp in logs(method.probs_many(*positions(sequences, method.order - 1))).tolist():
+        if logp == -math.inf:
+            zeros += 1
+        else:
+            nll -= logp
+        tokens += 1
     return Score(
         nll=nll,
         tokens=tokens,

@@ -18,7 +18,6 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from corpora.common import UserError
 from corpora.tokenizers import BOS
 
-from .trie import CONTINUATION, COUNT, RESERVED, child_values, children, count_of, find
+from .arrays import ArrayNode, ArrayTrie
 
 
 
@@ -41,52 +40,61 @@ def smoothing_label(name: str, k: float | None = None) -> str:
     return SMOOTHING_LABELS.get(name, name)
 
 
-@dataclass
 class Counts:
-    """What every smoothing method reads: the trie, its order and the vocabulary."""
+    """What every smoothing method reads: the trie's arrays, its order and the vocabulary.
 
-    root: dict
-    order: int
-    vocab: list[str]
-    count_of_counts: dict = field(default_factory=dict)
+    A context is a node of the trie; its children are one contiguous range of the next
+    level's arrays (`ngram.arrays`), so their counts are a slice, read without copying.
+    Nodes are handed out as the trie's nested-dict face (`ArrayNode`), so the methods
+    below also read like the dict trie: ``node[token]``, ``node[""]``.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, trie: ArrayTrie, order: int, vocab: list[str], count_of_counts: dict | None = None) -> None:
+        self.trie = trie
+        self.root = trie.root
+        self.order = order
+        self.vocab = vocab
+        self.count_of_counts = count_of_counts or {}
         self.predictable = [t for t in self.vocab if t != BOS]
         self.index = {t: i for i, t in enumerate(self.predictable)}
-        self._children: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+        self.bos_id = vocab.index(BOS) if BOS in vocab else len(vocab)
 
-    def context_node(self, context: Sequence[str]) -> dict | None:
+    def context_node(self, context: Sequence[str]) -> ArrayNode | None:
         """The trie node of `context` if it was seen and has continuations."""
-        node = find(self.root, context)
-        return node if isinstance(node, dict) else None
+        found = self.trie.find(context)
+        if found is None or found[0] >= self.trie.order:
+            return None
+        return ArrayNode(self.trie, *found)
 
-    def child_arrays(self, node: dict, raw: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Vocabulary indices and counts (raw or continuation) of a node's children."""
-        key = (id(node), raw)
-        cached = self._children.get(key)
-        if cached is None:
-            index = self.index
-            pairs = [
-                (index[t], count_of(c) if raw else c[CONTINUATION])
-                for t, c in children(node)
-                if t in index
-            ]
-            ids = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
-            cnt = np.fromiter((p[1] for p in pairs), dtype=np.float64, count=len(pairs))
-            keep = cnt > 0
-            cached = (ids[keep], cnt[keep])
-            if len(self._children) > 50_000:
-                self._children.clear()
-            self._children[key] = cached
-        return cached
+    def child_slice(self, node: ArrayNode, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids and counts (real, or continuation) of a node's children: views, no copy."""
+        start, end = self.trie.children_range(node.depth, node.index)
+        level = self.trie.levels[node.depth]
+        counts = level.counts if raw or level.continuation is None else level.continuation
+        return level.ids[start:end], counts[start:end]
+
+    def counts_of(self, node: ArrayNode, token_ids: Sequence[int], raw: bool) -> list[int]:
+        """c(h w) (real or continuation count) for each token id: a binary search in the children."""
+        ids, counts = self.child_slice(node, raw)
+        at = np.searchsorted(ids, token_ids)
+        return [int(counts[i]) if i < len(ids) and ids[i] == t else 0 for i, t in zip(at.tolist(), token_ids)]
+
+    def child_arrays(self, node: ArrayNode, raw: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Indices in `predictable` and counts (as floats) of a node's children with a count.
+
+        `predictable` is the vocabulary without ``<s>``, so a token id above ``<s>``'s is
+        one more than its index; ``<s>`` itself (a child of the root only) is left out.
+        """
+        ids, counts = self.child_slice(node, raw)
+        keep = (counts > 0) & (ids != self.bos_id)
+        ids = ids[keep].astype(np.int64)
+        return ids - (ids > self.bos_id), counts[keep].astype(np.float64)
 
 
-def child_count(node: dict, token: str, raw: bool) -> int:
+def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
     """How often `token` followed the context `node`: real count, or continuation count."""
-    child = node.get(token) if token not in RESERVED else None
-    if child is None:
-        return 0
-    return count_of(child) if raw else child[CONTINUATION]
+    token_id = counts.trie.token_id.get(token)
+    return 0 if token_id is None else counts.counts_of(node, [token_id], raw)[0]
 
 
 def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
@@ -117,24 +125,86 @@ class Smoothing:
         """`prob` for several next tokens at once."""
         return [self.prob(context, token) for token in tokens]
 
-    def context_stats(self, node: dict, raw: bool) -> tuple[float, int, int, int]:
+    def context_stats(self, node: ArrayNode, raw: bool) -> tuple[float, int, int, int]:
         """Total count of a context's continuations, and how many occurred 1, 2, 3+ times."""
-        key = (id(node), raw)
+        key = (node.key, raw)
         stats = self._stats.get(key)
         if stats is None:
-            if node is self.counts.root:  # the unigram level: leave <s> out, use NumPy
-                _, cnt = self.counts.child_arrays(node, raw)
-                stats = (float(cnt.sum()), int((cnt == 1).sum()), int((cnt == 2).sum()), int((cnt >= 3).sum()))
+            if node.depth == 0:  # the unigram level: leave <s> out
+                _, counts = self.counts.child_arrays(node, raw)
             else:
-                values = child_values(node)
-                if values and type(values[0]) is not int:  # children are nodes, not leaf counts
-                    values = [c[COUNT] for c in values] if raw else [c[CONTINUATION] for c in values]
-                n1, n2 = values.count(1), values.count(2)
-                stats = (float(sum(values)), n1, n2, len(values) - n1 - n2 - values.count(0))
+                _, counts = self.counts.child_slice(node, raw)
+            _, n1, n2, n3 = np.bincount(np.minimum(counts.astype(np.int64), 3), minlength=4).tolist()
+            stats = (float(counts.sum()), n1, n2, n3)
             if len(self._stats) > 200_000:
                 self._stats.clear()
             self._stats[key] = stats
         return stats
+
+    # ------------------------------------------------ many positions at once (scoring a text)
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """p(target | history) for many positions at once (the same numbers as `prob`).
+
+        Row i of `history` holds the token ids before `targets[i]`, right-aligned, -1
+        where the text had not started: ``[[-1, -1, <s>], [-1, <s>, It], ...]``. This
+        plain version asks `prob` row by row; the smoothings used for perplexity look
+        every context up at once instead (`ArrayTrie.find_many`).
+        """
+        vocab = self.counts.vocab
+        return np.array([self.prob([vocab[t] for t in row if t >= 0], vocab[target])
+                         for row, target in zip(history.tolist(), targets.tolist())], dtype=np.float64)
+
+    def contexts_many(self, history: np.ndarray, length: int) -> np.ndarray:
+        """The node (index at depth `length`) of each row's last `length` tokens; -1 if unseen
+        or if the row has fewer tokens."""
+        if length == 0:
+            return np.zeros(len(history), dtype=np.int64)
+        h = history[:, history.shape[1] - length:]
+        nodes = np.full(len(history), -1, dtype=np.int64)  # a row with fewer tokens is not a context of this length
+        full = (h >= 0).all(axis=1)
+        if length <= self.counts.trie.order - 1 and full.any():
+            nodes[full] = self.counts.trie.find_many(h[full])
+        return nodes
+
+    def stats_many(self, depth: int, nodes: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`context_stats` (total, n1, n2, n3+) of each row's node; rows with node -1 get zeros."""
+        out = np.zeros((len(nodes), 4))
+        seen = np.flatnonzero(nodes >= 0)
+        pairs = nodes[seen] * 2 + raw[seen]
+        unique, inverse = np.unique(pairs, return_inverse=True)
+        table = np.array([self.context_stats(ArrayNode(self.counts.trie, depth, int(u) // 2), bool(u % 2))
+                          for u in unique.tolist()], dtype=np.float64).reshape(-1, 4)
+        out[seen] = table[inverse]
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
+
+    def counts_many(self, history: np.ndarray, length: int, targets: np.ndarray, raw: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+        """c(h w) of the n-gram (last `length` tokens, target), real or continuation count, for `rows`."""
+        trie = self.counts.trie
+        grams = np.column_stack([history[rows, history.shape[1] - length:], targets[rows]]) if length else targets[rows, None]
+        found = trie.find_many(grams)
+        level = trie.levels[length]
+        counts = np.zeros(len(rows))
+        hit = found >= 0
+        real = level.counts[found[hit]]
+        kept = real if level.continuation is None else np.where(raw[rows][hit], real, level.continuation[found[hit]])
+        counts[hit] = kept
+        return counts
+
+    def raw_many(self, history: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For MLE and add-k: c(h •) and c(h w) at this order's context (as `raw_context` finds it)."""
+        n = len(targets)
+        length = np.minimum((history >= 0).sum(axis=1), self.order - 1)
+        total, count = np.zeros(n), np.zeros(n)
+        always = np.ones(n, dtype=bool)
+        for L in np.unique(length).tolist():
+            rows = np.flatnonzero(length == L)
+            nodes = self.contexts_many(history[rows], L)
+            total[rows] = self.stats_many(L, nodes, always[rows])[0]
+            seen = rows[nodes >= 0]
+            if len(seen):
+                count[seen] = self.counts_many(history, L, targets, always, seen)
+        return total, count
 
     def raw_context(self, context: Sequence[str]) -> tuple[dict | None, float]:
         """The full-order context node (None if unseen) and its total count c(h •)."""
@@ -153,7 +223,11 @@ class MLE(Smoothing):
         node, total = self.raw_context(context)
         if node is None or total == 0:
             return 0.0
-        return child_count(node, token, raw=True) / total
+        return child_count(self.counts, node, token, raw=True) / total
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        total, count = self.raw_many(history, targets)
+        return np.where(total > 0, count / np.where(total > 0, total, 1.0), 0.0)
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         p = np.zeros(len(self.counts.predictable))
@@ -177,8 +251,12 @@ class AddK(Smoothing):
 
     def prob(self, context: Sequence[str], token: str) -> float:
         node, total = self.raw_context(context)
-        c = child_count(node, token, raw=True) if node is not None else 0
+        c = child_count(self.counts, node, token, raw=True) if node is not None else 0
         return (c + self.k) / (total + self.k * len(self.counts.predictable))
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        total, count = self.raw_many(history, targets)
+        return (count + self.k) / (total + self.k * len(self.counts.predictable))
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
         size = len(self.counts.predictable)
@@ -210,7 +288,7 @@ class StupidBackoff(Smoothing):
             h = usable_context(context, k)
             if len(h) == k - 1:
                 node = self.counts.context_node(h)
-                c = child_count(node, token, raw=True) if node is not None else 0
+                c = child_count(self.counts, node, token, raw=True) if node is not None else 0
                 if c > 0:
                     return factor * c / self.context_stats(node, raw=True)[0]
                 factor *= self.alpha
@@ -361,6 +439,7 @@ class KneserNey(Smoothing):
         if unknown:
             raise KeyError(f"{unknown[0]!r} is not in the vocabulary")
         p = [1.0 / len(self.counts.predictable)] * len(tokens)
+        token_ids = [self.counts.trie.token_id[t] for t in tokens]
         for k, node, raw in self._levels(context):
             total, n1, n2, n3 = self.context_stats(node, raw)
             if total == 0:
@@ -368,14 +447,40 @@ class KneserNey(Smoothing):
             d1, d2, d3 = self.discounts[k]
             gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
             discount = (0.0, d1, d2, d3)  # by count 0, 1, 2, 3+
-            key = COUNT if raw else CONTINUATION
-            get = node.get
-            # c(h w) for each token (inlined child_count: this is the hot path of predict)
-            counts = [0 if (child := get(t)) is None else child if type(child) is int else child[key] for t in tokens]
+            counts = self.counts.counts_of(node, token_ids, raw)  # c(h w) for each token
             p = [
                 (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
                 for c, below in zip(counts, p)
             ]
+        return p
+
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """`probs` for many positions at once: the same recursion, each order for every row.
+
+        A row stops climbing where `_levels` stops: at the first order whose context it
+        has too few tokens for, never saw, or saw with nothing counted after it.
+        """
+        n = len(targets)
+        p = np.full(n, 1.0 / len(self.counts.predictable))
+        climbing = np.ones(n, dtype=bool)
+        bos = self.counts.bos_id
+        for k in range(1, self.order + 1):
+            nodes = self.contexts_many(history, k - 1)
+            climbing &= nodes >= 0
+            starts_with_bos = history[:, history.shape[1] - (k - 1)] == bos if k > 1 else np.zeros(n, dtype=bool)
+            raw = (k == self.order) | starts_with_bos
+            total, n1, n2, n3 = self.stats_many(k - 1, np.where(climbing, nodes, -1), raw)
+            climbing &= total > 0
+            rows = np.flatnonzero(climbing)
+            if not len(rows):
+                break
+            c = self.counts_many(history, k - 1, targets, raw, rows)
+            d1, d2, d3 = self.discounts[k]
+            t = total[rows]
+            gamma = (d1 * n1[rows] + d2 * n2[rows] + d3 * n3[rows]) / t
+            discount = np.array([0.0, d1, d2, d3])[np.minimum(c, 3).astype(np.int64)]
+            below = p[rows]
+            p[rows] = np.where(c > 0, (c - discount) / t + gamma * below, gamma * below)
         return p
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:

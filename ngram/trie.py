@@ -25,13 +25,14 @@ JSON (``ngram.io``), so a browser can read it with ``JSON.parse``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Iterable, Iterator, Union
 
 COUNT = ""  # reserved key: occurrences of this node's n-gram
 CONTINUATION = "\x00"  # reserved key: distinct tokens seen before this n-gram (Kneser-Ney)
 RESERVED = (COUNT, CONTINUATION)
 
-Node = Union[dict, int]
+Node = Union[Mapping, int]
 
 
 def new_root() -> dict:
@@ -88,8 +89,9 @@ def _new_left_neighbour(root: dict, suffixes: list[dict], depth: int) -> None:
 
 
 def children(node: Node) -> Iterator[tuple[str, Node]]:
-    """The (token, child) pairs of a node, skipping reserved keys."""
-    if isinstance(node, dict):
+    """The (token, child) pairs of a node, skipping reserved keys (any Mapping node: a dict,
+    or the array trie's read-only face)."""
+    if isinstance(node, Mapping):
         for token, child in node.items():
             if token not in RESERVED:
                 yield token, child
@@ -117,7 +119,7 @@ def find(root: dict, context: Iterable[str]) -> Node | None:
     """The node for the n-gram `context`, or None if it was never seen."""
     node: Node | None = root
     for token in context:
-        if not isinstance(node, dict):
+        if not isinstance(node, Mapping):
             return None
         node = node.get(token)
         if node is None:
@@ -131,7 +133,7 @@ def walk(root: dict, max_depth: int) -> Iterator[tuple[int, Node]]:
     while stack:
         depth, node = stack.pop()
         yield depth, node
-        if depth < max_depth and isinstance(node, dict):
+        if depth < max_depth and isinstance(node, Mapping):
             stack.extend((depth + 1, child) for _, child in children(node))
 
 

@@ -83,3 +83,28 @@ def test_discounts_from_the_arrays_equal_the_dict_models(models, order):
     assert ArrayKneserNey.of(trie, ids[BOS], order).discounts.keys() == model.smoothing("kn", order=order).discounts.keys()
     for k, d in ArrayKneserNey.of(trie, ids[BOS], order).discounts.items():
         assert tuple(d) == model.smoothing("kn", order=order).discounts[k]
+
+
+@pytest.mark.parametrize("name, order", [("kn", 4), ("kn", 2), ("kn", 1), ("mle", 4), ("mle", 2), ("addk", 3)])
+def test_many_positions_at_once_equal_one_at_a_time(models, name, order):
+    """probs_many (scoring a text) gives exactly what prob gives, position by position."""
+    from ngram.score import positions
+
+    model, trie, ids = models
+    method = model.smoothing(name, order=order)
+    rng = np.random.default_rng(order)
+    words = [w for w in model.vocab if w != BOS]
+    sequences = [[ids[BOS], *[ids[w] for w in rng.choice(words, size=rng.integers(1, 9))], ids[EOS]] for _ in range(40)]
+    sequences += [[ids[BOS], *[ids[t] for t in s], ids[EOS]] for s in model.tokenizer.sentences(TEXT)]
+    history, targets = positions(sequences, order - 1)
+    expected = [method.prob([model.vocab[t] for t in row if t >= 0], model.vocab[target])
+                for row, target in zip(history.tolist(), targets.tolist())]
+    assert method.probs_many(history, targets).tolist() == expected  # bit for bit
+
+
+def test_positions_rows():
+    from ngram.score import positions
+
+    history, targets = positions([[0, 5, 6, 1], [0, 7, 1]], 2)
+    assert history.tolist() == [[-1, 0], [0, 5], [5, 6], [-1, 0], [0, 7]]
+    assert targets.tolist() == [5, 6, 1, 7, 1]

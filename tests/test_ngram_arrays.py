@@ -40,6 +40,18 @@ def test_array_trie_is_the_dict_trie(sentences, order):
     assert in_order(arrays.to_dict()) == in_order(reference)
 
 
+@settings(max_examples=80, deadline=None)
+@given(sentences=sentences_strategy, order=st.integers(1, 4))
+def test_arrays_read_back_from_the_dict_trie(sentences, order):
+    sentences = [[0, *s, 1] for s in sentences]
+    arrays, reference = both_tries(sentences, order)
+    again = ArrayTrie.from_dict(reference, VOCAB, order)
+    assert in_order(again.to_dict()) == in_order(reference)
+    for mine, theirs in zip(again.levels, arrays.levels):
+        for a, b in zip(mine.arrays().values(), theirs.arrays().values()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_nested_dict_face():
     # "I want to be" and "I want to know", as in the README
     sentences = [[0, 2, 3, 4, 5, 1], [0, 2, 3, 4, 6, 1]]
@@ -192,3 +204,18 @@ def test_counts_are_saved_compactly(saved):
     header = json.loads((saved / HEADER).read_text())
     assert header["arrays"]["k1.counts"]["dtype"] == "<i4"
     assert header["arrays"]["k1.first_child"]["dtype"] == "<i4"
+
+
+@settings(max_examples=60, deadline=None)
+@given(sentences=sentences_strategy, order=st.integers(1, 4), seed=st.integers(0, 10**6))
+def test_find_many_finds_what_find_ids_finds(sentences, order, seed):
+    sentences = [[0, *s, 1] for s in sentences]
+    arrays, _ = both_tries(sentences, order)
+    rng = np.random.default_rng(seed)
+    for k in range(1, order + 1):
+        grams = rng.integers(0, len(VOCAB), size=(40, k))
+        seen = [s[i:i + k] for s in sentences for i in range(len(s) - k + 1)]  # n-grams that exist
+        if seen:
+            grams = np.vstack([grams, np.array(seen[:40])])
+        expected = [(arrays.find_ids(list(g)) or (None, -1))[1] for g in grams]
+        np.testing.assert_array_equal(arrays.find_many(grams), expected)

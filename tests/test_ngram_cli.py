@@ -173,7 +173,7 @@ def test_ctrl_c_during_build_leaves_no_model_file(corpus_dir, tmp_path, monkeypa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ngram.counting.build_trie", interrupted)
+    monkeypatch.setattr("ngram.counting.count_levels", interrupted)
     result = run("build", str(corpus_dir), "-o", str(target), "--no-progress", ok=False)
     assert result.exit_code == 130 and "Interrupted" in result.output
     assert list(tmp_path.glob("m.json.gz*")) == [] and list(tmp_path.glob(".m.json.gz*")) == []
@@ -250,9 +250,14 @@ def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("phase", ["ngram.build.tokenize_corpus", "ngram.counting.build_trie", "ngram.io.gzip.compress"])
-def test_ctrl_c_in_any_build_phase_prints_one_line_and_leaves_no_file(phase, corpus_dir, tmp_path, monkeypatch):
-    target = tmp_path / "m.json.gz"
+@pytest.mark.parametrize("phase, name", [
+    ("ngram.build.tokenize_corpus", "m.ngram"),
+    ("ngram.counting.count_levels", "m.ngram"),
+    ("ngram.arrays.np.save", "m.ngram"),  # saving the arrays
+    ("ngram.io.gzip.compress", "m.json.gz"),  # saving as JSON
+])
+def test_ctrl_c_in_any_build_phase_prints_one_line_and_leaves_no_file(phase, name, corpus_dir, tmp_path, monkeypatch):
+    target = tmp_path / name
     monkeypatch.setattr(phase, interrupt)
     result = run("build", str(corpus_dir), "-o", str(target), "--no-progress", ok=False)
     assert result.exit_code == 130
