@@ -247,7 +247,7 @@ class _Parts:
             self.prev[after] = i
 
     def symbols(self) -> list[str]:
-        """The parts left, in order (the first part always starts at index 0)."""
+        """The parts left, in word order (index order is word order)."""
         return [part for part in self.text if part is not None]
 
 
