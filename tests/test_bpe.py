@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpora.common import UserError
-from corpora.tokenizers.bpe import ENDOFTEXT, BPETokenizer, bpe_merge, bytes_to_unicode, pretokenize
+from corpora.tokenizers.bpe import ENDOFTEXT, BPETokenizer, bpe_merge, bpe_merge_heap, bytes_to_unicode, pretokenize
 
 tiktoken = pytest.importorskip("tiktoken")
 
@@ -68,7 +68,8 @@ def test_pretokenize_keeps_leading_spaces_and_contractions() -> None:
     assert "".join(pretokenize("any text\t at all ")) == "any text\t at all "
 
 
-def test_bpe_merge_applies_ranks_in_order() -> None:
+@pytest.mark.parametrize("bpe_merge", [bpe_merge, bpe_merge_heap], ids=["textbook", "heap"])
+def test_bpe_merge_applies_ranks_in_order(bpe_merge) -> None:
     ranks = {("l", "o"): 0, ("lo", "w"): 1, ("e", "r"): 2, ("low", "er"): 3}
     assert bpe_merge("lower", ranks) == ["lower"]
     assert bpe_merge("lower", {("e", "r"): 0, ("w", "e"): 1}) == ["l", "o", "w", "er"]
