@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy  # noqa: E402
 
-from corpora.tokenizers.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer, learn_bpe  # noqa: E402
+from corpora.tokenizers.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer  # noqa: E402
+from corpora.tokenizers.bpe_learn import learn_bpe  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
