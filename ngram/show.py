@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from corpora import UserError
-from corpora.tokenizers import BOS
+from corpora.tokenizers import BOS, UNK
 
 from .trie import CONTINUATION, COUNT, RESERVED, count_of
 
@@ -58,8 +58,9 @@ def subtree(model: "NgramModel", context: str | Sequence[str], depth: int = 2, t
     """
     if depth < 0 or top < 1:
         raise UserError(f"--depth must be at least 0 and --top at least 1, got {depth} and {top}")
-    tokens = show_tokens(model, context, sentence_start)
-    path = context_path(model.root, tokens)
+    words = context_words(model, context, sentence_start)
+    tokens = model.to_vocab(words)
+    path = context_path(model.root, tokens, words)
     tree = node_data(tokens[-1] if tokens else None, path[-1], depth, top)
     for i in range(len(tokens) - 1, -1, -1):  # path[i] is the parent of path[i + 1]
         parent = path[i]
@@ -67,29 +68,33 @@ def subtree(model: "NgramModel", context: str | Sequence[str], depth: int = 2, t
     return {"context": list(tokens), "depth": depth, "top": top, "tree": tree}
 
 
-def show_tokens(model: "NgramModel", context: str | Sequence[str], sentence_start: bool) -> list[str]:
-    """The context's tokens as the trie holds them: its last sentence, unknown words as ``<unk>``."""
+def context_words(model: "NgramModel", context: str | Sequence[str], sentence_start: bool) -> list[str]:
+    """The context's tokens as typed (its last sentence), ``<s>`` first if asked; checked against the order."""
     if isinstance(context, str):
         sentences = list(model.tokenizer.sentences(context)) if context.strip() else []
-        tokens = model.to_vocab(sentences[-1]) if sentences else []
+        words = sentences[-1] if sentences else []
     else:
-        tokens = model.to_vocab(context)
-    tokens = [BOS, *tokens] if sentence_start else tokens
-    if len(tokens) > model.order:
-        raise UserError(f"the trie holds n-grams of at most {model.order} tokens; the context has {len(tokens)}")
-    return tokens
+        words = list(context)
+    words = [BOS, *words] if sentence_start else words
+    if len(words) > model.order:
+        raise UserError(f"the trie holds n-grams of at most {model.order} tokens; the context has {len(words)}")
+    return words
 
 
-def context_path(root: Mapping, tokens: Sequence[str]) -> list:
+def context_path(root: Mapping, tokens: Sequence[str], words: Sequence[str]) -> list:
     """The nodes from the root down to the context's node (root first), or a one-line error
-    naming the longest part of the context that was seen."""
+    naming the longest start of the context that was seen (`words`: the context as typed)."""
     path = [root]
     for i, token in enumerate(tokens):
         node = path[-1].get(token) if not isinstance(path[-1], int) else None
         if node is None:
-            seen = " ".join(tokens[:i])
-            where = f"the longest seen start is “{seen}” ({count_of(path[-1]):,} times)" if i else f"“{token}” itself never occurred"
-            raise UserError(f"“{' '.join(tokens)}” never occurred in the building text; {where}")
+            where = (
+                f"the longest seen start is “{' '.join(words[:i])}” ({count_of(path[-1]):,} times)"
+                if i else f"“{words[0]}” itself never occurred"
+            )
+            unknown = [w for w, t in zip(words, tokens) if w != t]
+            note = f" ({', '.join(unknown)}: not in the vocabulary, read as {UNK})" if unknown else ""
+            raise UserError(f"“{' '.join(words)}” never occurred in the building text{note}; {where}")
         path.append(node)
     return path
 
