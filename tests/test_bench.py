@@ -224,6 +224,16 @@ def test_compare_lists_words_of_both_models(ngram, gpt):
     assert "n-gram next word" in text and "transformer next word" in text and "times" in text
 
 
+def test_ngram_column_is_predicts_list_with_s_shown_and_no_model_tokens(ngram):
+    column = comparing.ngram_next_words(ngram, "The", k=5)
+    assert column.matched_context == [BOS, "The"] and column.matched_order == 3  # <s> counts in the order
+    prediction = ngram.predict("The", k=5)
+    assert [(w.word, w.probability) for w in column.words] == [(c.token, c.probability) for c in prediction.candidates]
+    assert not {BOS, EOS, UNK} & {w.word for w in column.words}
+    assert column.end_of_sentence == pytest.approx(ngram.smoothing("kn").prob([BOS, "The"], EOS))
+    assert column.unknown_word == pytest.approx(ngram.smoothing("kn").prob([BOS, "The"], UNK))
+
+
 def test_compare_cli_prints_both_columns_json_and_markdown(ngram_file):
     out = invoke("compare", "The cat sat on the", "--ngram", ngram_file, "--transformer", FIXTURE, "-k", "3")
     assert out.exit_code == 0, out.output
@@ -252,6 +262,7 @@ def test_unknown_words_and_long_prompts_are_explained(ngram, gpt):
     unknown = comparing.compare("Xylophones zeppelins", ngram, gpt, k=3)
     assert unknown.ngram.matched_order == 1
     assert any("unknown" in note for note in unknown.ngram.notes)
+    assert unknown.ngram.example is None and "unigrams" in unknown.ngram.no_example  # no unrelated "why"
     long = comparing.compare("the cat sat " * 60, ngram, gpt, k=3)  # 180 words > 128-token window
     room = gpt.model.config.n_ctx - 24  # 20 tokens of continuation and 4 to spare
     assert long.transformer.notes == [f"the prompt has 180 tokens; the transformer reads only the last {room} (its window)"]
