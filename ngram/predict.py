@@ -207,7 +207,11 @@ def example_for(model: "NgramModel", matched: Sequence[str], candidates: Sequenc
         return None, f"the matched context ({' '.join(matched)}) holds no word to look for in the text"
     top = candidates[0].token if candidates else None
     sentence = (example_sentence(model, matched, top) if top else None) or example_sentence(model, matched)
-    return sentence, None if sentence else "no sentence of the building text was found (is the corpus still there?)"
+    if sentence:
+        return sentence, None
+    if not model.train_documents():
+        return None, "the building text is not where the model was built from any more"
+    return None, "no sentence of the building text could be matched to it"
 
 
 def example_sentence(model: "NgramModel", context: Sequence[str], token: str | None = None) -> str | None:

@@ -117,9 +117,11 @@ def test_why_contains_the_matched_context_at_a_sentence_start_when_it_begins_wit
     assert p.example == "Go home now, he said."  # the old one: "We said Go home now." (not a sentence start)
 
 
-def test_why_contains_the_matched_context_even_when_the_top_word_never_followed_it(ranking):
-    p = ranking.predict("b", k=1, example=True)
-    assert p.matched_context == ["b"] and p.example == "b y."
+def test_why_contains_the_matched_context_even_when_the_top_word_never_followed_it(tmp_path):
+    model = tiny(tmp_path, RANKING + "\n\nw v. w u.", order=2)  # "w" is followed by v and u once each
+    p = model.predict("w", k=1, example=True)
+    assert p.matched_context == ["w"] and (p.candidates[0].token, p.candidates[0].order) == ("y", 1)  # y: a unigram
+    assert p.example == "w v."  # "w y" never occurred: the sentence holds the context alone
 
 
 # --------------------------------------------------------------- the matched order
