@@ -234,6 +234,14 @@ def test_ngram_column_is_predicts_list_with_s_shown_and_no_model_tokens(ngram):
     assert column.unknown_word == pytest.approx(ngram.smoothing("kn").prob([BOS, "The"], UNK))
 
 
+def test_ngram_column_gives_no_unrelated_why_when_nothing_was_matched(tmp_path):
+    (tmp_path / "t.txt").write_text("a x. b y. c y. d y. e y.", encoding="utf-8")
+    model = NgramModel.build(tmp_path, order=2, min_count=1, heldout_fraction=0.0, progress=False)
+    column = comparing.ngram_next_words(model, "Zebras", k=1)  # unknown: unigrams, and "y" is the top one
+    assert column.words[0].word == "y" and column.matched_context == [] and column.matched_order == 1
+    assert column.example is None and "unigrams" in column.no_example  # the old "why" was “b y.”, unrelated
+
+
 def test_compare_cli_prints_both_columns_json_and_markdown(ngram_file):
     out = invoke("compare", "The cat sat on the", "--ngram", ngram_file, "--transformer", FIXTURE, "-k", "3")
     assert out.exit_code == 0, out.output
