@@ -66,8 +66,11 @@ def predict(model: "NgramModel", context: str | Sequence[str], k: int, smoothing
 
     The whole distribution is computed (a vector over the vocabulary) and the top `k`
     taken from it, so the ranking is exact: a word known only from a shorter context
-    can outrank one that followed the longest context. Each candidate says at which
-    order it was seen and how often. Stupid backoff ranks by its score.
+    can outrank one that followed the longest context. The values listed are the
+    method's own ``probs`` (identical to the vector for Kneser-Ney, add-k and MLE; stupid
+    backoff's vector can differ from ``prob`` by one factor alpha^j for all tokens, which
+    leaves the ranking as it is). Each candidate says at which order it was seen and how
+    often. Stupid backoff ranks by its score.
     """
     tokens = model.context_tokens(context)
     notes = []
@@ -75,12 +78,12 @@ def predict(model: "NgramModel", context: str | Sequence[str], k: int, smoothing
     if words and all(t == UNK for t in words):
         notes.append("every context word is unknown to the model; predictions fall back to unigrams")
         tokens = []
-    p = model.smoothing(smoothing).distribution(tokens)
+    method = model.smoothing(smoothing)
     index = model.counts.index
-    candidates = [
-        candidate(model, tokens, model.counts.predictable[int(i)], float(p[i]))
-        for i in top_indices(words_only(p, index), k)
-    ]
+    best = [model.counts.predictable[int(i)] for i in top_indices(words_only(method.distribution(tokens), index), k)]
+    apart = [t for t in (EOS, UNK) if t in index]
+    values = dict(zip(best + apart, method.probs(tokens, best + apart)))  # each value as `prob` gives it
+    candidates = [candidate(model, tokens, token, values[token]) for token in best]
     matched, matched_count = matched_context(model, tokens)
     if len(matched) + 1 < min(model.order, len(tokens) + 1):
         notes.append(f"backed off: the longest context seen in the corpus is {len(matched)} token{'' if len(matched) == 1 else 's'}")
@@ -94,8 +97,8 @@ def predict(model: "NgramModel", context: str | Sequence[str], k: int, smoothing
         candidates=candidates,
         smoothing=smoothing,
         notes=notes,
-        end_of_sentence=float(p[index[EOS]]) if EOS in index else 0.0,
-        unknown_word=float(p[index[UNK]]) if UNK in index else 0.0,
+        end_of_sentence=values.get(EOS, 0.0),
+        unknown_word=values.get(UNK, 0.0),
     )
     if example:
         prediction.example, prediction.no_example = example_for(model, matched, candidates)
