@@ -2,18 +2,22 @@
 
 `subtree` cuts the part of the trie under a context out of the model, as plain data
 (what ``ngram show --json`` prints); `render_subtree` writes it as a JavaScript object a
-teacher can project, with each node's count in a comment::
+teacher can project, with each node's count in a comment. For "I want to be a doctor.
+I want to know the truth. You want to be free." (and three sentences about a cat), order 3::
 
-    {  // the root: 3,318,829 tokens, <s> and </s> included
-      "I": {  // 12,345 times, after 89 different words
-        "want": {  // 234 times, after 12 different words
-          "to": {  // 56 times, after 3 different words
-            "be": {…},  // 10 times, after 2 different words; 4 next words not shown
-            // … and 20 more
-          },
-          // … and 31 more
+    >>> print(render_subtree(subtree(model, "want", depth=2, top=1)))
+    {  // the root: 52 tokens, <s> and </s> included
+      "want": {  // 3 times, after 2 different words
+        "to": {  // 3 times, after 2 different words
+          "be": 2,
+          // … and 1 more
         },
-        …
+      },
+      // … and 21 more
+    }
+
+A leaf of the deepest level is its bare count, as in the trie; a node cut by the depth
+shows as ``{…}`` with how many next words were not shown.
 
 Every node of the data has the same shape::
 
@@ -62,9 +66,9 @@ def subtree(model: "NgramModel", context: str | Sequence[str], depth: int = 2, t
     tokens = model.to_vocab(words)
     path = context_path(model.root, tokens, words)
     tree = node_data(tokens[-1] if tokens else None, path[-1], depth, top)
-    for i in range(len(tokens) - 1, -1, -1):  # path[i] is the parent of path[i + 1]
-        parent = path[i]
-        tree = {**node_data(tokens[i - 1] if i else None, parent, 0, top), "children": [tree], "more": child_total(parent) - 1}
+    for i in range(len(tokens) - 1, -1, -1):  # wrap it in its ancestors: path[i] is the parent of path[i + 1]
+        parent = node_data(tokens[i - 1] if i else None, path[i], 0, top)
+        tree = {**parent, "children": [tree], "more": parent["more"] - 1}  # only the child on the path
     return {"context": list(tokens), "depth": depth, "top": top, "tree": tree}
 
 
@@ -90,7 +94,7 @@ def context_path(root: Mapping, tokens: Sequence[str], words: Sequence[str]) -> 
         if node is None:
             where = (
                 f"the longest seen start is “{' '.join(words[:i])}” ({count_of(path[-1]):,} times)"
-                if i else f"“{words[0]}” itself never occurred"
+                if i else "not even its first token was seen"
             )
             unknown = [w for w, t in zip(words, tokens) if w != t]
             note = f" ({', '.join(unknown)}: not in the vocabulary, read as {UNK})" if unknown else ""
@@ -119,11 +123,6 @@ def children_of(node: Mapping) -> Iterator[tuple[str, object]]:
             yield token, child
 
 
-def child_total(node) -> int:
-    """How many different tokens followed a node (0 for a leaf)."""
-    return 0 if isinstance(node, int) else sum(1 for _ in children_of(node))
-
-
 # ------------------------------------------------------------------ the picture
 def render_subtree(data: dict, unit: str = "word") -> str:
     """`subtree`'s data as a JavaScript object, one node a line, each count in a comment.
@@ -145,8 +144,8 @@ def child_lines(node: dict, level: int, unit: str) -> list[str]:
     lines = []
     for child in node["children"]:
         lines += entry_lines(child, level, unit)
-    if node["more"] and node["children"]:
-        lines.append(f"{pad}// … and {node['more']:,} more")
+    if node["more"]:
+        lines.append(f"{pad}// … and {node['more']:,} more" if node["children"] else f"{pad}// … {node['more']:,} not shown")
     return lines
 
 
@@ -172,5 +171,5 @@ def describe_node(node: dict, unit: str) -> str:
 
 
 def count_words(n: int, word: str) -> str:
-    """'1 time', '1,234 times'."""
+    """'1 time', '1,234 times' (``corpora.cli_common.plural`` would import click into the library)."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"

@@ -86,6 +86,8 @@ def test_rendered_as_a_javascript_object_with_counts_in_comments(model):
         "  // … and 21 more",
         "}",
     ])
+    root = render_subtree(subtree(model, "", depth=0))
+    assert root == "{  // the root: 52 tokens, <s> and </s> included\n  // … 22 not shown\n}"
     cut = render_subtree(subtree(model, "want", depth=1, top=1))
     assert '    "to": {…},  // 3 times, after 2 different words; 2 next words not shown' in cut
 
