@@ -18,14 +18,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from corpora import UserError
 from corpora.cli_common import elide, plural
 from corpora.tokenizers import BOS, EOS, UNK
 from ngram import NgramModel
+from ngram.predict import example_for
 from ngram.smoothing import smoothing_label
-from ngram.trie import count_of
 from transformer import generate
 from transformer.inspection import logit_lens
 
@@ -57,6 +55,9 @@ class NgramColumn:
     continuation: str
     seconds: float  # the prediction (distribution + ranking), not the continuation
     notes: list[str] = field(default_factory=list)
+    no_example: str | None = None  # why there is no example sentence
+    end_of_sentence: float = 0.0  # probability of </s> (not a word, so not in `words`)
+    unknown_word: float = 0.0  # probability of <unk>
 
 
 @dataclass
@@ -88,34 +89,38 @@ class Comparison:
 
 
 def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str = "kn") -> NgramColumn:
-    """The n-gram's k most probable next words (smoothed), and the context it matched."""
+    """The n-gram's k most probable next words (smoothed), and the context it matched.
+
+    The same list as `ngram predict` (ranked by the smoothed probability, exact top k,
+    no ``<s>``/``</s>``/``<unk>``); the matched context is shown with ``<s>`` as the model saw it.
+    """
     started = time.perf_counter()
     prediction = model.predict(prompt, k=k, smoothing=smoothing, example=False)
-    method = model.smoothing(smoothing)
-    p = method.distribution(prediction.context)  # [] when every word was unknown: unigrams
-    best = np.argsort(-p, kind="stable")[:k]
-    node = model.counts.context_node(prediction.matched_context)
-    words = []
-    for i in best:
-        token = model.counts.predictable[int(i)]
-        child = node.get(token) if node is not None else None
-        shown = model.tokenizer.display(token)  # words as they are; BPE tokens quoted, e.g. " night"
-        words.append(WordProbability(shown, float(p[i]), 0 if child is None else count_of(child)))
+    words = [
+        WordProbability(
+            model.tokenizer.display(c.token),  # words as they are; BPE tokens quoted, e.g. " night"
+            c.probability,
+            c.count if c.order == prediction.matched_order else 0,  # times it followed the matched context
+        )
+        for c in prediction.candidates
+    ]
     seconds = time.perf_counter() - started
-    top = model.counts.predictable[int(best[0])] if len(best) else None
-    example = model.example_sentence(prediction.matched_context, top)
+    example, no_example = example_for(model, prediction.matched_context, prediction.candidates)
     continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
     label = f"{model.order}-gram, {smoothing_label(smoothing, k=1.0)}"
     return NgramColumn(
         model=label,
         words=words,
-        matched_context=[model.tokenizer.display(t) for t in prediction.matched_context if t != BOS],
+        matched_context=[model.tokenizer.display(t) for t in prediction.matched_context],
         matched_order=prediction.matched_order,
         context_count=prediction.context_count,
         example=example,
         continuation=continuation,
         seconds=seconds,
         notes=list(prediction.notes),
+        no_example=no_example,
+        end_of_sentence=prediction.end_of_sentence,
+        unknown_word=prediction.unknown_word,
     )
 
 
@@ -194,6 +199,13 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
+def describe_ngram_match(n: NgramColumn) -> str:
+    """The n-gram's matched context as the model saw it, ``<s>`` included, with its order and count."""
+    context = " ".join(n.matched_context) or "(nothing: unigrams)"
+    start = "; <s> is the start of a sentence" if BOS in n.matched_context else ""
+    return f"\"{context}\" ({n.matched_order}-gram{start}; context seen {plural(n.context_count, 'time')})"
+
+
 def render_text(c: Comparison) -> str:
     """The side-by-side table a person reads in a terminal."""
     n, t = c.ngram, c.transformer
@@ -211,14 +223,12 @@ def render_text(c: Comparison) -> str:
         left = f"{show_word(a.word)[:width]:<{width}} {a.probability:7.4f}" if a else " " * (width + 8)
         right = f"{show_word(b.word)[:width]:<{width}} {b.probability:7.4f}" if b else ""
         lines.append(f"  {i + 1:>2}  {left}    {right}".rstrip())
-    context = " ".join(n.matched_context) or "(nothing: unigrams)"
-    lines += [
-        "",
-        f"n-gram: matched \"{context}\" ({n.matched_order}-gram; context seen {plural(n.context_count, 'time')}); "
-        "probabilities are smoothed and sum to 1 over its vocabulary.",
-    ]
+    lines += ["", f"n-gram: matched {describe_ngram_match(n)}; probabilities are smoothed and sum to 1 over its vocabulary."]
+    lines.append(f"  Not listed: end of sentence ({EOS}) {n.end_of_sentence:.4f}, an unknown word ({UNK}) {n.unknown_word:.4f}")
     if n.example:
         lines.append(f"  Why: “{n.example}”")
+    elif n.no_example:
+        lines.append(f"  Why: no example sentence — {n.no_example}")
     lines += [f"  Note: {note}" for note in n.notes]
     tokens = ", ".join(f"{tok!r} {p:.3f}" for tok, p in t.top_tokens[:5])
     lines += [
@@ -291,11 +301,12 @@ def render_markdown(c: Comparison) -> str:
             f"| {i + 1} | {md_cell(show_word(a.word)) if a else ''} | {f'{a.probability:.4f}' if a else ''} "
             f"| {md_cell(show_word(b.word)) if b else ''} | {f'{b.probability:.4f}' if b else ''} |"
         )
-    context = " ".join(n.matched_context) or "(unigrams)"
+    context = f"`{md_cell(' '.join(n.matched_context))}`" if n.matched_context else "(unigrams)"  # <s> shown, not read as HTML
     lines += [
         "",
-        f"- n-gram matched *{md_cell(context)}* ({n.matched_order}-gram, seen {plural(n.context_count, 'time')})"
+        f"- n-gram matched {context} ({n.matched_order}-gram, seen {plural(n.context_count, 'time')})"
         + (f"; e.g. “{md_cell(n.example)}”" if n.example else ""),
+        f"- n-gram, not listed: end of sentence {n.end_of_sentence:.4f}, an unknown word {n.unknown_word:.4f}",
         f"- transformer: the word table covers {t.covered:.1%} of its probability",
         f"- greedy continuation, n-gram: *{md_cell(n.continuation)}*",
         f"- greedy continuation, transformer: *{md_cell(t.continuation)}*",

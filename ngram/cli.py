@@ -1,4 +1,4 @@
-"""The `ngram` command: build, predict, complete, generate, perplexity, stats.
+"""The `ngram` command: build, predict, show, complete, generate, perplexity, stats.
 
 Each command is a few lines over the Python API in `ngram` (see its docstring).
 Commands that take a MODEL find the default model (written by `ngram build` without
@@ -14,12 +14,14 @@ import click
 from corpora import Corpus, UserError, dataset_documents
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
-from corpora.tokenizers import TOKENIZER_CHOICES
+from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK
 from corpora.units import Score
 
 from .arrays import is_array_model
 from .io import GZIP_MAGIC, default_model_path, load_model, save_model
 from .model import NgramModel
+from .predict import Prediction, describe_match
+from .show import render_subtree
 from .smoothing import smoothing_label
 
 SMOOTHING_CHOICE = click.Choice(["kn", "addk", "mle", "backoff"])
@@ -175,19 +177,73 @@ def predict(args, k, smoothing, example, as_json):
     if as_json:
         echo_json(prediction.to_dict())
         return
+    click.echo("\n".join(prediction_lines(model, prediction, smoothing)))
+
+
+def prediction_lines(model: NgramModel, prediction: Prediction, smoothing: str) -> list[str]:
+    """`ngram predict` as a person reads it: the context as the model saw it, the ranked
+    words, what is left for the end of the sentence and unknown words, and why."""
     show = model.tokenizer.show
     shown = show(prediction.matched_context) or "(no context: unigrams)"
-    click.echo(f"Context: {elide(show(prediction.context)) or '(none)'}")
-    click.echo(f"Matched: {shown}  ({prediction.matched_order}-gram, context seen {plural(prediction.context_count, 'time')})")
-    click.echo(f"{'#':>3}  {'token':<16} {'count':>9}  {'p(' + smoothing + ')':>10}  order")
+    column = f"p({smoothing})" if smoothing != "backoff" else "score"
+    lines = [
+        f"Context: {elide(show(prediction.context)) or '(none)'}",
+        f"Matched: {shown}  ({describe_match(shown, prediction)})",
+        f"{'#':>3}  {'token':<16} {'count':>9}  {column:>10}  order",
+    ]
     for i, c in enumerate(prediction.candidates, 1):
-        click.echo(f"{i:>3}  {model.tokenizer.display(c.token):<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
-    for note in prediction.notes:
-        click.echo(f"Note: {note}")
+        lines.append(f"{i:>3}  {model.tokenizer.display(c.token):<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
+    lines.append(
+        f"Not listed: end of sentence ({EOS}) {prediction.end_of_sentence:.4f}, "
+        f"an unknown word ({UNK}) {prediction.unknown_word:.4f}"
+    )
+    lines += [f"Note: {note}" for note in prediction.notes]
     if smoothing == "backoff":
-        click.echo("Note: stupid backoff scores rank tokens; they are not probabilities and do not sum to 1.")
+        lines.append("Note: ranked by stupid backoff scores; they are not probabilities and do not sum to 1.")
     if prediction.example:
-        click.echo(f"Why: “{prediction.example}”")
+        lines.append(f"Why: “{prediction.example}”")
+    elif prediction.no_example:
+        lines.append(f"Why: no example sentence — {prediction.no_example}")
+    return lines
+
+
+@main.command()
+@click.argument("args", nargs=-1)
+@click.option("--depth", type=click.IntRange(0), default=2, show_default=True, help="Levels shown below the context.")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="Children shown per node (most frequent first).")
+@click.option("--sentence-start", is_flag=True, help="Only where the context begins a sentence (the path starts at <s>).")
+@json_option
+@friendly_errors
+def show(args, depth, top, sentence_start, as_json):
+    """Show the trie under a context as the nested object it is: [MODEL] [CONTEXT].
+
+    Each node shows how often its n-gram occurred and after how many different
+    words; no CONTEXT (or "") shows the root's most frequent tokens. --json gives
+    every node as {"token", "count", "continuation", "children", "more"}.
+
+    \b
+    Example:
+      ngram show "I want to" --depth 2 --top 5
+      ngram show model.json.gz "" --depth 1 --json
+    """
+    model_path, context = show_arguments(args)
+    model = load_model(model_path)
+    data = model.subtree(context, depth=depth, top=top, sentence_start=sentence_start)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(render_subtree(data, "word" if model.tokenizer.name == "words" else "token"))
+
+
+def show_arguments(args: tuple[str, ...]) -> tuple[str | None, str]:
+    """Split `[MODEL] [CONTEXT]`: one argument is the model if it is a model file, else the context."""
+    if len(args) > 2:
+        raise UserError(f"expected [MODEL] [CONTEXT], got {len(args)} arguments")
+    if len(args) == 2:
+        return args[0], args[1]
+    if args and is_model_file(args[0]):
+        return args[0], ""
+    return None, args[0] if args else ""
 
 
 @main.command()

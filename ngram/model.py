@@ -9,6 +9,7 @@
 
     ngram.build    vocabulary, counting, the options check
     ngram.predict  next tokens with their counts, and the "why" example sentence
+    ngram.show     the trie under a context, as the nested object it is
     ngram.phrases  whole phrases (beam search) and generated text
     ngram.score    per-token log-probabilities and the Score of a text
 
@@ -27,7 +28,7 @@ from corpora.tokenizers import BOS, UNK, Tokenizer, get_tokenizer
 from corpora.units import Score
 
 from . import build as building
-from . import phrases, predict as predicting, score as scoring
+from . import phrases, predict as predicting, score as scoring, show as showing
 from .arrays import ArrayTrie
 from .phrases import Phrase
 from .predict import Prediction
@@ -155,6 +156,12 @@ class NgramModel:
         if self._train_documents is None:
             self._train_documents = predicting.training_documents(self.corpus)
         return self._train_documents
+
+    def subtree(
+        self, context: str | Sequence[str] = "", depth: int = 2, top: int = 10, sentence_start: bool = False
+    ) -> dict:
+        """The trie under `context` as nested data: counts, continuation counts, children (see ``ngram.show``)."""
+        return showing.subtree(self, context, depth, top, sentence_start)
 
     # ------------------------------------------------------------ phrases, text
     def complete(

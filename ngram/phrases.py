@@ -30,26 +30,27 @@ class Phrase:
 def complete(
     model: "NgramModel", context: str | Sequence[str], length: int, k: int, smoothing: str, beam: int
 ) -> list[Phrase]:
-    """Rank whole continuations of `length` tokens by their joint probability (beam search)."""
+    """Rank whole continuations of `length` words by their joint probability (beam search).
+
+    Every phrase has exactly `length` tokens, none of them ``<unk>``, ``</s>`` or ``<s>``:
+    a phrase is something a person could type next, not "the sentence ends" or "some rare
+    word". Its probability is the product of its tokens' probabilities, unchanged.
+    """
     if length < 1:
         raise UserError(f"phrase length must be at least 1, got {length}")
     start = model.context_tokens(context)
     method = model.smoothing(smoothing)
+    not_words = [model.counts.index[t] for t in (EOS, UNK) if t in model.counts.index]
     beams: list[tuple[float, list[str]]] = [(0.0, [])]
     for _ in range(length):
         grown = []
         for logp, phrase in beams:
-            if phrase and phrase[-1] == EOS:
-                grown.append((logp, phrase))
-                continue
             p = method.distribution(start + phrase)
-            top = np.argsort(-p)[:beam]
+            p[not_words] = 0.0
+            top = np.argsort(-p, kind="stable")[:beam]
             grown.extend((logp + math.log(p[i]), phrase + [model.counts.predictable[i]]) for i in top if p[i] > 0)
         beams = sorted(grown, key=lambda b: -b[0])[:beam]
-    return [
-        Phrase(phrase, model.tokenizer.detokenize([t for t in phrase if t != EOS]), math.exp(logp))
-        for logp, phrase in beams[:k]
-    ]
+    return [Phrase(phrase, model.tokenizer.detokenize(phrase), math.exp(logp)) for logp, phrase in beams[:k]]
 
 
 def generate(

@@ -224,6 +224,24 @@ def test_compare_lists_words_of_both_models(ngram, gpt):
     assert "n-gram next word" in text and "transformer next word" in text and "times" in text
 
 
+def test_ngram_column_is_predicts_list_with_s_shown_and_no_model_tokens(ngram):
+    column = comparing.ngram_next_words(ngram, "The", k=5)
+    assert column.matched_context == [BOS, "The"] and column.matched_order == 3  # <s> counts in the order
+    prediction = ngram.predict("The", k=5)
+    assert [(w.word, w.probability) for w in column.words] == [(c.token, c.probability) for c in prediction.candidates]
+    assert not {BOS, EOS, UNK} & {w.word for w in column.words}
+    assert column.end_of_sentence == pytest.approx(ngram.smoothing("kn").prob([BOS, "The"], EOS))
+    assert column.unknown_word == pytest.approx(ngram.smoothing("kn").prob([BOS, "The"], UNK))
+
+
+def test_ngram_column_gives_no_unrelated_why_when_nothing_was_matched(tmp_path):
+    (tmp_path / "t.txt").write_text("a x. b y. c y. d y. e y.", encoding="utf-8")
+    model = NgramModel.build(tmp_path, order=2, min_count=1, heldout_fraction=0.0, progress=False)
+    column = comparing.ngram_next_words(model, "Zebras", k=1)  # unknown: unigrams, and "y" is the top one
+    assert column.words[0].word == "y" and column.matched_context == [] and column.matched_order == 1
+    assert column.example is None and "unigrams" in column.no_example  # the old "why" was “b y.”, unrelated
+
+
 def test_compare_cli_prints_both_columns_json_and_markdown(ngram_file):
     out = invoke("compare", "The cat sat on the", "--ngram", ngram_file, "--transformer", FIXTURE, "-k", "3")
     assert out.exit_code == 0, out.output
@@ -252,6 +270,7 @@ def test_unknown_words_and_long_prompts_are_explained(ngram, gpt):
     unknown = comparing.compare("Xylophones zeppelins", ngram, gpt, k=3)
     assert unknown.ngram.matched_order == 1
     assert any("unknown" in note for note in unknown.ngram.notes)
+    assert unknown.ngram.example is None and "unigrams" in unknown.ngram.no_example  # no unrelated "why"
     long = comparing.compare("the cat sat " * 60, ngram, gpt, k=3)  # 180 words > 128-token window
     room = gpt.model.config.n_ctx - 24  # 20 tokens of continuation and 4 to spare
     assert long.transformer.notes == [f"the prompt has 180 tokens; the transformer reads only the last {room} (its window)"]

@@ -61,7 +61,8 @@ def test_build_writes_the_default_model_that_other_commands_find(corpus_dir):
 def test_predict_table_and_json(model_file):
     out = run("predict", str(model_file), "The cat sat on", "-k", "2").output
     rows = [line.split() for line in out.splitlines() if line[:3].strip().isdigit()]
-    assert [row[:2] for row in rows] == [["1", "the"], ["2", "</s>"]]
+    assert [row[:2] for row in rows] == [["1", "the"], ["2", "."]]  # </s> is not offered as a word
+    assert "Not listed: end of sentence (</s>) 0.0" in out
     assert "Matched: cat sat on  (4-gram" in out and "Why: “The cat sat on the mat.”" in out
     data = json.loads(run("predict", str(model_file), "The cat sat on", "--json").output)
     assert data["candidates"][0]["token"] == "the"
@@ -194,7 +195,7 @@ def test_crash_while_saving_keeps_the_old_model(model_file, monkeypatch):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("build", "predict", "complete", "generate", "perplexity", "stats"):
+    for command in ("build", "predict", "show", "complete", "generate", "perplexity", "stats"):
         out = run(command, "--help").output
         assert "Example:" in out and f"ngram {command}" in out
 

@@ -209,7 +209,8 @@ def test_predict_only_unknown_words_falls_back_to_unigrams():
     assert counts == sorted(counts, reverse=True)
     most = max(trie.count_of(c) for t, c in trie.children(model.root) if t != BOS)
     assert counts[0] == most == 6  # 6 sentences, 6 full stops
-    assert [c.token for c in p.candidates[:2]] == [EOS, "."]  # equal counts: vocabulary order
+    assert [c.token for c in p.candidates[:2]] == [".", "the"]  # </s> (also 6) is not a word: never offered
+    assert p.end_of_sentence == pytest.approx(model.smoothing("kn").prob([], EOS))
 
 
 def test_predict_gives_an_example_sentence_from_the_building_text(books_model):
@@ -222,7 +223,7 @@ def test_complete_ranks_phrases_by_joint_probability():
     model = tiny_model(order=3)
     phrases = model.complete("The cat", length=2, k=3)
     assert phrases[0].probability >= phrases[1].probability >= phrases[2].probability
-    assert [p.tokens for p in phrases] == [["sat", "on"], [".", EOS], ["saw", "the"]]
+    assert [p.tokens for p in phrases] == [["sat", "on"], ["saw", "the"], ["saw", "."]]  # no phrase holds </s>
     kn = model.smoothing("kn")
     first = phrases[0].tokens
     joint = kn.prob([BOS, "The", "cat"], first[0]) * kn.prob([BOS, "The", "cat", first[0]], first[1])
