@@ -299,13 +299,15 @@ class StupidBackoff(Smoothing):
         factor = 1.0
         for k in range(self.order, 0, -1):
             h = usable_context(context, k)
-            node = self.counts.context_node(h) if len(h) == k - 1 else None
+            if len(h) < k - 1:  # the context is too short for this order: not a back-off step
+                continue
+            node = self.counts.context_node(h)
             if node is not None:
                 ids, cnt = self.counts.child_arrays(node, raw=True)
                 if len(cnt):
                     fresh = scores[ids] == 0
                     scores[ids[fresh]] = factor * cnt[fresh] / cnt.sum()
-                factor *= self.alpha
+            factor *= self.alpha  # as in `prob`: every order backed off costs alpha, seen or not
         return scores
 
 

@@ -344,3 +344,16 @@ def test_mle_uses_the_whole_of_a_context_shorter_than_its_order():
     model = tiny_model(order=4)
     # "the dog" is always followed by "." (1 of 1); "dog" alone by "sat" or "." (1 of 2 each)
     assert model.smoothing("mle").prob(["the", "dog"], ".") == 1.0
+
+
+def test_stupid_backoff_distribution_is_its_prob(books_model):
+    """Every entry of the score vector is what prob gives, unseen longer contexts included."""
+    method = books_model.smoothing("backoff")
+    rng = random.Random(3)
+    words = [w for w in books_model.vocab if w not in ("<s>",)]
+    contexts = [["<s>", "Hello", "zzyzx"], ["<s>"], ["the", "old", "man"], ["<s>", "It", "was", "a"]]
+    contexts += [["<s>", *rng.sample(words, rng.randint(1, 4))] for _ in range(20)]
+    for context in contexts:
+        scores = method.distribution(books_model.to_vocab(context))
+        for token in rng.sample(words, 25) + ["the", ".", ","]:
+            assert scores[method.counts.index[token]] == pytest.approx(method.prob(books_model.to_vocab(context), token), rel=1e-12)
