@@ -207,34 +207,41 @@ def cross_entropy_backward(probs: np.ndarray, targets: np.ndarray) -> np.ndarray
 # ------------------------------------------------------------------ the block
 
 
+def residual_branch_backward(dx: np.ndarray, saved: dict, params: Params, grads: Params, p: str,
+                             names: tuple[str, str, str, str], middle_backward, middle: str) -> np.ndarray:
+    """Backward through one residual branch of a block; returns what the branch adds to dx.
+
+    Both branches of a GPT-2 block have one shape: x + dropout(proj(middle(fc(ln(x))))),
+    where middle is attention (fc = c_attn) or gelu (fc = c_fc). So, from the top: undo
+    the dropout, then the projection, the middle, the input linear and the layer norm.
+    `names` = (dropout, ln, fc, proj) as the forward pass saved them and the checkpoint
+    names their weights.
+    """
+    dropout, ln, fc, proj = names
+    d = dropout_backward(dx, saved.get(f"{dropout}_dropout"))
+    d, grads[f"{p}{proj}.weight"], grads[f"{p}{proj}.bias"] = linear_backward(
+        d, saved[f"{dropout}_proj"], params[f"{p}{proj}.weight"])
+    d = middle_backward(d, saved[middle])
+    d, grads[f"{p}{fc}.weight"], grads[f"{p}{fc}.bias"] = linear_backward(
+        d, saved[fc.rsplit(".", 1)[-1]], params[f"{p}{fc}.weight"])
+    d, grads[f"{p}{ln}.weight"], grads[f"{p}{ln}.bias"] = layer_norm_backward(d, saved[ln], params[f"{p}{ln}.weight"])
+    return d
+
+
 def block_backward(dx: np.ndarray, saved: dict, params: Params, layer: int, grads: Params) -> np.ndarray:
     """Backward through one block: fills grads["h.{layer}.*"], returns the gradient of its input.
 
     The forward pass was x = x + dropout(attention branch), then x = x + dropout(MLP
     branch). A residual connection copies the gradient: dx flows straight through *and*
-    into the branch, and the branch's input gradient is added back to it.
+    into the branch, and the branch's input gradient is added back to it — last branch first.
     """
     p = f"h.{layer}."
-    # MLP branch: x + dropout(mlp_proj(gelu(c_fc(ln_2(x)))))
-    dm = dropout_backward(dx, saved.get("mlp_dropout"))
-    dgelu, grads[p + "mlp.c_proj.weight"], grads[p + "mlp.c_proj.bias"] = linear_backward(
-        dm, saved["mlp_proj"], params[p + "mlp.c_proj.weight"])
-    dhidden = gelu_backward(dgelu, saved["gelu"])
-    dln_2, grads[p + "mlp.c_fc.weight"], grads[p + "mlp.c_fc.bias"] = linear_backward(
-        dhidden, saved["c_fc"], params[p + "mlp.c_fc.weight"])
-    dres, grads[p + "ln_2.weight"], grads[p + "ln_2.bias"] = layer_norm_backward(
-        dln_2, saved["ln_2"], params[p + "ln_2.weight"])
-    dx = dx + dres
-    # attention branch: x + dropout(attn_proj(attention(c_attn(ln_1(x)))))
-    da = dropout_backward(dx, saved.get("attn_dropout"))
-    dattn, grads[p + "attn.c_proj.weight"], grads[p + "attn.c_proj.bias"] = linear_backward(
-        da, saved["attn_proj"], params[p + "attn.c_proj.weight"])
-    dqkv = attention_backward(dattn, saved["attn"])
-    dln_1, grads[p + "attn.c_attn.weight"], grads[p + "attn.c_attn.bias"] = linear_backward(
-        dqkv, saved["c_attn"], params[p + "attn.c_attn.weight"])
-    dres, grads[p + "ln_1.weight"], grads[p + "ln_1.bias"] = layer_norm_backward(
-        dln_1, saved["ln_1"], params[p + "ln_1.weight"])
-    dx += dres
+    # MLP branch: x + dropout(mlp.c_proj(gelu(mlp.c_fc(ln_2(x)))))
+    dx = dx + residual_branch_backward(dx, saved, params, grads, p, ("mlp", "ln_2", "mlp.c_fc", "mlp.c_proj"),
+                                       gelu_backward, "gelu")
+    # attention branch: x + dropout(attn.c_proj(attention(attn.c_attn(ln_1(x)))))
+    dx += residual_branch_backward(dx, saved, params, grads, p, ("attn", "ln_1", "attn.c_attn", "attn.c_proj"),
+                                   attention_backward, "attn")
     return dx
 
 
