@@ -378,3 +378,75 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, a
     )
     path = reporting.write_report(result, output)
     click.echo(f"Wrote {path} and {plural(len(result.files) - 1, 'more file')} in {output}.")
+
+
+# ------------------------------------------------ experiments: where each model wins
+
+
+def check_plot_path(path: Path | None) -> None:
+    """Refuse a --plot that is a folder or ends in something other than .png, before any model loads."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"--plot {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--plot {path}: give a file name ending in .png")
+    check_output_folder(path.parent if str(path.parent) else Path("."))
+
+
+def experiment_text(text_file: Path | None, max_words: int | None, ngram) -> "object":
+    """--text FILE or the held-out split, cut at --max-words (0 = all), with the notice bench perplexity gives."""
+    from . import perplexity as ppl
+
+    text = evaluation_text(text_file, None, None, "test", "text", max_words) if text_file else None
+    text = text or ppl.heldout_text(ngram, max_words or None)
+    if text.truncated:
+        models.notice(f"scoring the first {plural(text.units.words, 'word')} (--max-words); --max-words 0 scores all")
+    return text
+
+
+@main.command()
+@click.option("--text", "text_file", type=click.Path(path_type=Path), help="Score this text file [default: the held-out split of the books].")
+@click.option("--max-words", type=click.IntRange(0), default=20_000, show_default=True, help="Score only the first N words (0 = all).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Also draw both curves into this PNG file.")
+@click.option("--closed-vocab", is_flag=True, help="Score the n-gram's unknown words as a free <unk>.")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def context(text_file, max_words, plot_path, closed_vocab, ngram_path, transformer_name, markdown, progress, as_json):
+    """Per-word perplexity against how many preceding words each model may see.
+
+    The transformer with its context cut to the last 1, 2, 4, ..., 128 words and with
+    its full window; the Kneser-Ney n-gram at orders 2..N (n-1 words of context). Where
+    the n-gram's curve flattens and the transformer's keeps falling is what attention adds.
+
+    \b
+    Example:
+      bench context --max-words 5000
+      bench context --text book.txt --plot context.png --json
+    """
+    from . import context as ctx
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    check_plot_path(plot_path)
+    if text_file is not None:
+        evaluation_text(text_file, None, None, "test", "text", max_words or None)  # a bad file is refused before loading
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    text = experiment_text(text_file, max_words, ngram)
+    transformer = load_transformer(transformer_name)
+    report = ctx.context_sweep(ngram, transformer, text, open_vocab=not closed_vocab, progress=progress)
+    if plot_path is not None:
+        from . import plots
+
+        plots.context_curves(report, plot_path)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(ctx.render_context(report, markdown))
+        if plot_path is not None:
+            click.echo(f"Plot: {plot_path}")
