@@ -241,6 +241,9 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
               help="Transformer rows with its context cut to n-1 tokens: for the highest order only, every order, or none.")
 @click.option("--mix", "mix", type=click.FloatRange(0, 1), multiple=True,
               help="Also score λ·p_transformer + (1−λ)·p_ngram on aligned BPE tokens (repeatable); reports the best λ.")
+@click.option("--breakdown", "with_breakdown", is_flag=True,
+              help="Also split the words by the longest context the trie has seen before them, with both models' "
+                   "per-word perplexity in each bucket.")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
@@ -248,7 +251,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @json_option
 @friendly_errors
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
-               ngram_path, transformer_name, markdown, progress, as_json):
+               with_breakdown, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
 
     Rows for the n-gram at every order with add-1, Kneser-Ney and MLE, and for the
@@ -260,6 +263,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
       bench perplexity --max-words 20000
       bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
       bench perplexity --mix 0.5 --json
+      bench perplexity --breakdown --max-words 5000
     """
     from . import perplexity as ppl
 
@@ -271,6 +275,8 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
     text = evaluation_text(text_file, dataset, dataset_config, split, column, max_words)
     ngram = models.ngram_model(ngram_path, progress=progress)
     wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
+    if with_breakdown and ngram.tokenizer.name != "words":
+        raise UserError(f"--breakdown needs an n-gram over words, not {ngram.tokenizer.name} tokens")
     text = text or ppl.heldout_text(ngram, max_words or None)
     if text.truncated:
         models.notice(f"scoring the first {plural(text.units.words, 'word')} (--max-words); --max-words 0 scores all")
@@ -282,10 +288,18 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         from . import mixing
 
         mixing.add_mix_rows(report, ngram, transformer, text, list(mix), progress=progress)
+    split_up = None
+    if with_breakdown:
+        from . import breakdown as buckets
+
+        spelling = None if closed_vocab else ppl.SpellingModel.for_model(ngram)
+        split_up = buckets.breakdown(ngram, transformer, text.text, spelling, progress)
     if as_json:
-        echo_json(report.to_dict())
+        echo_json({**report.to_dict(), **({"breakdown": split_up.to_dict()} if split_up else {})})
     else:
         click.echo(ppl.render_report(report, markdown))
+        if split_up:
+            click.echo("\n" + buckets.render_breakdown(split_up, markdown))
 
 
 @main.command()
