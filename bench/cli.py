@@ -464,3 +464,51 @@ def context(text_file, max_words, plot_path, closed_vocab, ngram_path, transform
         click.echo(ctx.render_context(report, markdown))
         if plot_path is not None:
             click.echo(f"Plot: {plot_path}")
+
+
+@main.command()
+@click.option("--length", type=click.IntRange(2), default=60, show_default=True, help="Random tokens in each copy.")
+@click.option("--repeats", type=click.IntRange(1), default=10, show_default=True, help="How many random sequences to average over.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random sequences.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Also draw the induction score of every layer and head into this PNG file.")
+@click.option("--closed-vocab", is_flag=True, help="Score the n-gram's unknown words as a free <unk>.")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@json_option
+@friendly_errors
+def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transformer_name, markdown, as_json):
+    """In-context copying: random token sequences shown twice (Olsson et al. 2022).
+
+    Both models' loss on the first and on the second copy (the n-gram has never seen
+    the sequence and cannot copy it), and for the transformer an induction score per
+    layer and head: the mean attention from each token of the second copy to the token
+    after its earlier occurrence.
+
+    \b
+    Example:
+      bench induction
+      bench induction --length 100 --repeats 20 --plot induction.png --json
+    """
+    from . import induction as copying
+    from . import perplexity as ppl
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    check_plot_path(plot_path)
+    ngram = models.ngram_model(ngram_path)
+    transformer = load_transformer(transformer_name)
+    copying.check_fits(transformer, length)
+    spelling = None if closed_vocab else ppl.SpellingModel.for_model(ngram)
+    report = copying.induction(ngram, transformer, length, repeats, seed, spelling)
+    if plot_path is not None:
+        from . import plots
+
+        plots.induction_heatmap(report, plot_path)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(copying.render_induction(report, markdown))
+        if plot_path is not None:
+            click.echo(f"Plot: {plot_path}")

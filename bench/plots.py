@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .compare import Comparison, show_word
 from .perplexity import PerplexityReport
 
@@ -144,3 +146,24 @@ def nice_ticks(low: float, high: float) -> list[float]:
 def short_source(source: str, limit: int = 60) -> str:
     """The text's name, shortened from the left so a title fits."""
     return source if len(source) <= limit else "…" + source[-(limit - 1):]
+
+
+def induction_heatmap(report, path: Path) -> Path:
+    """The induction score of every layer and head (`bench induction`), with the value in each cell."""
+    plt = pyplot()
+    scores = report.scores
+    n_layer, n_head = scores.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n_head, 1.2 + 0.45 * n_layer))
+    image = ax.imshow(scores, vmin=0.0, vmax=max(1e-6, float(scores.max()), 0.5), cmap="viridis", aspect="auto")
+    for (layer, head), value in np.ndenumerate(scores):
+        ax.text(head, layer, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 * image.get_clim()[1] else "white")
+    ax.set_xticks(range(n_head), [str(h) for h in range(n_head)])
+    ax.set_yticks(range(n_layer), [str(l) for l in range(n_layer)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(image, ax=ax, label="induction score")
+    model = report.transformer_model.split(" ")[0]
+    ax.set_title(f"Induction scores of {model}\n{report.repeats} random sequences of {report.length} tokens, shown twice",
+                 fontsize=9)
+    return finish(fig, path)

@@ -66,24 +66,32 @@ def bpe_token_words(tokenizer, ids: Sequence[int], text: str) -> np.ndarray:
     return words
 
 
-def ngram_token_words(tokenizer, text: str) -> list[list[int]]:
-    """For each sentence of `tokenizer.sentences(text)`: the word each of its tokens belongs to.
+def ngram_token_offsets(tokenizer, text: str) -> list[list[int]]:
+    """For each sentence of `tokenizer.sentences(text)`: the character offset where each token starts.
 
-    The word tokenizer only drops white space and underscores between its tokens, and
-    never changes a token's characters (except by lowercasing), so each token is found by
-    searching the words in order from where the previous token ended.
+    The word tokenizer only drops white space and underscores between its tokens (and
+    NUL characters), and never changes a token's characters except by lowercasing, so
+    each token is found by searching the text from where the previous token ended: a
+    character it skipped can never begin a token.
     """
-    words = text.lower().split() if tokenizer.lowercase else text.split()
-    word, cursor = 0, 0
+    haystack = text.lower() if tokenizer.lowercase else text
+    cursor = 0
     result = []
     for sentence in tokenizer.sentences(text):
-        owners = []
+        starts = []
         for token in sentence:
-            while word < len(words) and (found := words[word].find(token, cursor)) < 0:
-                word, cursor = word + 1, 0
-            if word == len(words):
-                raise UserError(f"could not find the n-gram token {token!r} in the text's words")
-            owners.append(word)
+            found = haystack.find(token, cursor)
+            if found < 0:
+                raise UserError(f"could not find the n-gram token {token!r} in the text")
+            starts.append(found)
             cursor = found + len(token)
-        result.append(owners)
+        result.append(starts)
     return result
+
+
+def ngram_token_words(tokenizer, text: str) -> list[list[int]]:
+    """For each sentence of `tokenizer.sentences(text)`: the word each of its tokens belongs to."""
+    word_of_char = np.zeros(len(text) + 1, dtype=np.int64)
+    for index, (start, end) in enumerate(word_spans(text)):
+        word_of_char[start:end] = index
+    return [word_of_char[starts].tolist() for starts in ngram_token_offsets(tokenizer, text)]
