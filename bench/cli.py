@@ -512,3 +512,44 @@ def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transf
         click.echo(copying.render_induction(report, markdown))
         if plot_path is not None:
             click.echo(f"Plot: {plot_path}")
+
+
+@main.command()
+@click.option("--text", "text_file", type=click.Path(path_type=Path), help="Guess the words of this text file [default: the held-out split].")
+@click.option("--max-words", type=click.IntRange(0), default=2_000, show_default=True, help="Guess only in the first N words (0 = all).")
+@click.option("--budget", type=click.IntRange(1), default=64, show_default=True,
+              help="Unfinished words the transformer may continue by a token, per guess (more: closer to its true ranking, slower).")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdown, progress, as_json):
+    """Next-word accuracy, top-1 and top-5, of both models on the same text.
+
+    Every word and punctuation mark (cut as the n-gram cuts them) is a target; each
+    model guesses it from what came before (the n-gram: its sentence so far; the
+    transformer: as much text as fits its window).
+
+    \b
+    Example:
+      bench accuracy
+      bench accuracy --max-words 500 --json
+    """
+    from . import accuracy as guessing
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    if text_file is not None:
+        evaluation_text(text_file, None, None, "test", "text", max_words or None)  # a bad file is refused before loading
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"bench accuracy needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    text = experiment_text(text_file, max_words, ngram)
+    transformer = load_transformer(transformer_name)
+    report = guessing.accuracy(ngram, transformer, text.text, text.source, budget, progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(guessing.render_accuracy(report, markdown))

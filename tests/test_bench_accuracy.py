@@ -1,0 +1,76 @@
+"""`bench accuracy`: the targets, each model's guesses, and the counting of hits."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench import accuracy as acc
+from bench import models
+from bench.cli import main
+from corpora.tokenizers import BOS, NGRAM_SPECIALS
+from ngram import NgramModel, save_model
+
+VOCAB = Path(__file__).parent / "fixtures" / "gpt2-vocab"
+BOOK = "The cat sat on the mat. The dog sat on the rug. It was a dark and stormy night.\n"
+TEXT = "The cat sat on the rug. The dog sat on the mat."
+
+
+@pytest.fixture(scope="module")
+def ngram(tmp_path_factory) -> NgramModel:
+    folder = tmp_path_factory.mktemp("books")
+    (folder / "one.txt").write_text(BOOK * 6, encoding="utf-8")
+    return NgramModel.build(folder, order=3, min_count=1, heldout_fraction=0.1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def gpt() -> models.TransformerChoice:
+    return models.transformer_model(str(VOCAB))
+
+
+def test_targets_are_the_ngram_tokens_with_what_came_before(ngram):
+    found = acc.targets(ngram, TEXT)
+    assert [t.token for t in found][:7] == ["The", "cat", "sat", "on", "the", "rug", "."]
+    assert found[1].before == "The " and found[1].context == (BOS, "The")
+    assert found[7].context == (BOS,)  # a new sentence: the n-gram's context starts again
+    assert found[7].before == "The cat sat on the rug. "
+    assert [t.is_word for t in found[5:7]] == [True, False]
+
+
+def test_ngram_guesses_follow_the_seen_context_and_never_offer_specials(ngram):
+    target = acc.Target("The cat sat on the ", (BOS, "sat", "on", "the"), "mat")
+    guesses = acc.ngram_guesses(ngram, target)
+    assert set(guesses[:2]) == {"mat", "rug"}  # both followed "on the" equally often
+    assert not NGRAM_SPECIALS & set(acc.ngram_guesses(ngram, acc.Target("", (BOS, "night", "."), "The")))
+
+
+def test_hits_count_top1_and_top5_and_words_apart():
+    hits = acc.Hits()
+    hits.add(["mat", "rug"], acc.Target("", (BOS,), "mat"), False)
+    hits.add(["mat", "rug"], acc.Target("", (BOS,), "rug"), False)
+    hits.add([".", ","], acc.Target("", (BOS,), "."), False)
+    hits.add(["the"], acc.Target("", (BOS,), "The"), True)
+    assert (hits.top1, hits.topk, hits.word_top1, hits.word_topk) == (3, 4, 2, 3)
+
+
+def test_transformer_guesses_are_words_cut_like_the_ngram(gpt):
+    guesses = acc.transformer_guesses(gpt, acc.Target("The cat sat on the", (BOS,), "mat"), budget=16, lowercase=False)
+    assert 0 < len(guesses) <= acc.TOP
+    assert all(g and " " not in g for g in guesses)
+
+
+def test_cli_accuracy_json(ngram, tmp_path):
+    path = save_model(ngram, tmp_path / "m.json.gz")
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    run = CliRunner().invoke(main, ["accuracy", "--ngram", str(path), "--transformer", str(VOCAB), "--text", str(text),
+                                    "--budget", "8", "--json", "--no-progress"])
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.stdout)
+    assert data["targets"] == 14 and data["word_targets"] == 12
+    assert 0.0 <= data["transformer"]["top1"] <= data["transformer"]["top5"] <= 1.0
+    assert data["ngram"]["top5"] > 0.5  # the n-gram has seen these sentences' pieces
+    missing = CliRunner().invoke(main, ["accuracy", "--text", str(tmp_path / "none.txt"), "--ngram", str(path)])
+    assert missing.exit_code != 0 and missing.output.startswith("Error:")
