@@ -425,13 +425,16 @@ def experiment_text(text_file: Path | None, max_words: int | None, ngram) -> "ob
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Also draw both curves into this PNG file.")
 @click.option("--closed-vocab", is_flag=True, help="Score the n-gram's unknown words as a free <unk>.")
+@click.option("--exact", is_flag=True,
+              help="One window per word for every cut (slow for long cuts); by default cuts of 16+ words share a "
+                   "window among c/8 words, each seeing c to 1.125c words.")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
-def context(text_file, max_words, plot_path, closed_vocab, ngram_path, transformer_name, markdown, progress, as_json):
+def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, transformer_name, markdown, progress, as_json):
     """Per-word perplexity against how many preceding words each model may see.
 
     The transformer with its context cut to the last 1, 2, 4, ..., 128 words and with
@@ -453,7 +456,7 @@ def context(text_file, max_words, plot_path, closed_vocab, ngram_path, transform
     ngram = models.ngram_model(ngram_path, progress=progress)
     text = experiment_text(text_file, max_words, ngram)
     transformer = load_transformer(transformer_name)
-    report = ctx.context_sweep(ngram, transformer, text, open_vocab=not closed_vocab, progress=progress)
+    report = ctx.context_sweep(ngram, transformer, text, open_vocab=not closed_vocab, exact=exact, progress=progress)
     if plot_path is not None:
         from . import plots
 

@@ -19,6 +19,13 @@ than the model's window, only the last n_ctx tokens are seen.
 All tokens of word w share the same window, so one causal pass over
 ids[start(w) : last token of w] scores them all; windows of similar length run as one
 batch (padded on the right, which a causal model never looks at).
+
+Speed. One window per word costs about c + 1 words of forward pass per word scored, so
+the cuts of 64 and 128 words would cost 200 times a plain pass. By default, cuts of 16
+words or more let ⌈c/8⌉ consecutive words share one window that starts c words before
+the first of them: each word then sees between c and 1.125·c words (the table says
+"c (to d)"), and every cut costs about 9 words of forward pass per word. `exact=True`
+(`--exact`) gives every word exactly c words.
 """
 from __future__ import annotations
 
@@ -56,26 +63,38 @@ class Window:
         return self.last - self.start
 
 
-def word_windows(target_words: np.ndarray, words: int, n_ctx: int) -> list[Window]:
-    """The windows that score every target with `words` words of context.
+def word_windows(target_words: np.ndarray, words: int, n_ctx: int, group: int = 1) -> list[Window]:
+    """The windows that score every target with `words` words of context (to words + group − 1).
 
-    target_words[t - 1] is the word of target ids[t] (ids[0] is <|endoftext|>). Targets
-    of one word share one window; a word longer than the window is split so that every
-    target still sees at most n_ctx tokens (all of them its own word's).
+    target_words[t - 1] is the word of target ids[t] (ids[0] is <|endoftext|>). The
+    targets of `group` consecutive words share one window, which begins `words` words
+    before the group's first word: with group 1 every target sees exactly `words` words
+    (and its own word's earlier pieces); with a larger group, the k-th word of a group
+    sees words + k. A window longer than the model's is split so that every target
+    still sees at most n_ctx tokens.
     """
-    n = len(target_words)
-    if n == 0:
-        return []
-    bounds = np.flatnonzero(np.diff(target_words)) + 1  # where a new word begins, in targets
-    firsts = np.concatenate([[0], bounds]) + 1  # token index of each word's first token
-    lasts = np.concatenate([bounds, [n]])  # token index of each word's last token
-    word_ids = target_words[firsts - 1]
-    first_token_of = dict(zip(word_ids.tolist(), firsts.tolist()))
     windows = []
-    for word, first, last in zip(word_ids.tolist(), firsts.tolist(), lasts.tolist()):
-        start = 0 if word - words <= 0 else first_token_of[word - words]
+    if len(target_words) == 0:
+        return windows
+    for g in range(0, int(target_words[-1]) + 1, group):
+        first = int(np.searchsorted(target_words, g)) + 1  # token index of the group's first token
+        last = int(np.searchsorted(target_words, g + group))  # ... and of its last
+        if last < first:
+            continue
+        start = 0 if g - words <= 0 else int(np.searchsorted(target_words, g - words)) + 1
         windows += split_to_fit(start, first, last, n_ctx)
     return windows
+
+
+def group_for(words: int, exact: bool = False) -> int:
+    """How many words share a window when the context is cut to `words` words.
+
+    One window per word costs about `words` + 1 words of forward pass per word scored,
+    which is what makes long cuts slow. Sharing a window among ⌈words/8⌉ words costs
+    about 9 words per word whatever the cut, and each word then sees between `words`
+    and 1.125 × `words` words. Cuts up to 8 words (and every cut with `exact`) are exact.
+    """
+    return 1 if exact else max(1, words // 8)
 
 
 def split_to_fit(start: int, first: int, last: int, n_ctx: int) -> list[Window]:
@@ -118,14 +137,17 @@ def run_windows(model, ids: np.ndarray, windows: list[Window], progress: bool = 
     return scores
 
 
-def word_context_logprobs(choice: TransformerChoice, text: str, words: int, progress: bool = False) -> np.ndarray:
+def word_context_logprobs(
+    choice: TransformerChoice, text: str, words: int, group: int = 1, progress: bool = False,
+) -> np.ndarray:
     """log p of every BPE token of `text` (after the <|endoftext|> in front) seeing only
-    the last `words` whitespace words and the earlier pieces of its own word."""
+    the last `words` whitespace words (to words + group − 1, see `word_windows`) and the
+    earlier pieces of its own word."""
     if words < 1:
         raise UserError(f"the context must be at least 1 word, got {words}")
     ids = np.asarray(text_ids(choice.tokenizer, text), dtype=np.int64)
     target_words = bpe_token_words(choice.tokenizer, ids[1:], text)
-    windows = word_windows(target_words, words, choice.model.config.n_ctx)
+    windows = word_windows(target_words, words, choice.model.config.n_ctx, group)
     return run_windows(choice.model, ids, windows, progress)
 
 
@@ -158,7 +180,8 @@ class ContextReport:
             "text": {"source": self.source, "words": self.units.words, "bytes": self.units.bytes, "truncated": self.truncated},
             "ngram_model": self.ngram_model,
             "transformer_model": self.transformer_model,
-            "cut": "a BPE token sees the tokens of the previous c whitespace words and the earlier pieces of its own word",
+            "cut": "a BPE token sees the tokens of the previous c whitespace words (up to up_to_words when words share "
+                   "a window) and the earlier pieces of its own word",
             "points": [p.to_dict() for p in self.points],
         }
 
@@ -166,16 +189,20 @@ class ContextReport:
         return [p for p in self.points if p.model == model]
 
 
-def transformer_points(choice: TransformerChoice, text: str, contexts=CONTEXT_WORDS, progress: bool = False) -> list[ContextPoint]:
+def transformer_points(
+    choice: TransformerChoice, text: str, contexts=CONTEXT_WORDS, exact: bool = False, progress: bool = False,
+) -> list[ContextPoint]:
     """The transformer cut to each number of words, then with its full window (`transformer_rows`' own row)."""
     units = TextUnits.of(text)
     full = transformer_rows(choice, text, progress=progress)[0]
     points = []
     for words in contexts:
-        logprobs = word_context_logprobs(choice, text, words, progress)
+        group = group_for(words, exact)
+        logprobs = word_context_logprobs(choice, text, words, group, progress)
         score = Score(nll=float(-logprobs.sum()), tokens=len(logprobs), units=units, token_kind=full.score.token_kind,
-                      setting={"context_words": words})
-        points.append(ContextPoint("transformer", words, ScoreRow("transformer", f"last {words} words", score)))
+                      setting={"context_words": words, "up_to_words": words + group - 1})
+        seen = f"{words}" if group == 1 else f"{words}-{words + group - 1}"
+        points.append(ContextPoint("transformer", words, ScoreRow("transformer", f"last {seen} words", score)))
     return points + [ContextPoint("transformer", None, full)]
 
 
@@ -187,13 +214,13 @@ def ngram_points(model: NgramModel, text: str, spelling: SpellingModel | None, p
 
 def context_sweep(
     ngram: NgramModel, choice: TransformerChoice, text: EvalText, contexts=CONTEXT_WORDS,
-    open_vocab: bool = True, progress: bool = False,
+    open_vocab: bool = True, exact: bool = False, progress: bool = False,
 ) -> ContextReport:
     """Both curves on one text."""
     if ngram.order < 2:
         raise UserError("the n-gram has order 1: it sees no context at all; build one of order 2 or more")
     spelling = SpellingModel.for_model(ngram) if open_vocab else None
-    points = ngram_points(ngram, text.text, spelling, progress) + transformer_points(choice, text.text, contexts, progress)
+    points = ngram_points(ngram, text.text, spelling, progress) + transformer_points(choice, text.text, contexts, exact, progress)
     vocab = "open vocabulary" if open_vocab else "closed vocabulary"
     return ContextReport(
         source=text.source, units=text.units, truncated=text.truncated,
@@ -210,7 +237,8 @@ def render_context(report: ContextReport, markdown: bool = False) -> str:
     for words in sorted(set(ngram) | set(transformer), key=lambda w: math.inf if w is None else w):
         n, t = ngram.get(words), transformer.get(words)
         rows.append([
-            "all" if words is None else f"{words:,}",
+            "all" if words is None else f"{words:,}" + (f" (to {t.row.score.setting['up_to_words']:,})"
+                                                        if t and t.row.score.setting.get("up_to_words", words) != words else ""),
             f"{n.row.order}-gram" if n else "",
             fmt(n.row.score.per_word) if n else "",
             fmt(t.row.score.per_word) if t else "",
@@ -227,5 +255,6 @@ def render_context(report: ContextReport, markdown: bool = False) -> str:
         "",
         "Note: the transformer cut to c words: each BPE token sees the tokens of the previous c whitespace words "
         "and the earlier pieces of its own word; 'all' is its full window (bench perplexity's row).",
+        "Note: c (to d): the words of a group share one window (faster), so a word sees c to d words; --exact gives exactly c.",
         "Note: the n-gram of order n sees n-1 of its tokens (words, punctuation marks, <s>) — about n-1 words.",
     ])

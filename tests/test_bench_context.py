@@ -86,6 +86,20 @@ def test_a_word_cut_window_sees_the_previous_c_words_and_its_own_earlier_pieces(
     assert two[2] == ctx.Window(0, 4, 5)  # word 2 - 2 = word 0: reaches the start, <|endoftext|> included
 
 
+def test_words_sharing_a_window_see_between_c_and_c_plus_group_minus_one_words():
+    target_words = np.repeat(np.arange(40), 2)  # two tokens a word
+    owner = {t: int(target_words[t - 1]) for t in range(1, 81)}
+    for words, group in ((16, 2), (8, 1), (5, 3)):
+        windows = ctx.word_windows(target_words, words, n_ctx=1000, group=group)
+        covered = [t for w in windows for t in range(w.first, w.last + 1)]
+        assert covered == list(range(1, 81))  # every target once, in order
+        for w in windows:
+            for t in range(w.first, w.last + 1):
+                seen = owner[t] - (owner[w.start] if w.start else 0)  # whole words before the target's own
+                assert words <= seen <= words + group - 1 or w.start == 0, (words, group, t)
+    assert ctx.group_for(8) == 1 and ctx.group_for(128) == 16 and ctx.group_for(128, exact=True) == 1
+
+
 def test_a_window_longer_than_the_model_is_split_so_each_target_sees_at_most_n_ctx():
     pieces = ctx.split_to_fit(0, 1, 10, n_ctx=4)
     assert [p.length for p in pieces] == [p.last - p.start for p in pieces]
