@@ -408,7 +408,7 @@ def check_plot_path(path: Path | None) -> None:
     check_output_folder(path.parent if str(path.parent) else Path("."))
 
 
-def experiment_text(text_file: Path | None, max_words: int | None, ngram) -> "object":
+def experiment_text(text_file: Path | None, max_words: int | None, ngram):
     """--text FILE or the held-out split, cut at --max-words (0 = all), with the notice bench perplexity gives."""
     from . import perplexity as ppl
 

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from corpora import UserError
 from corpora.units import Score, TextUnits
@@ -111,8 +112,6 @@ def run_windows(model, ids: np.ndarray, windows: list[Window], progress: bool = 
     """log p(ids[t] | its window) for t = 1 .. len(ids) - 1, the windows batched by length."""
     scores = np.full(len(ids) - 1, np.nan)
     order = sorted(windows, key=lambda w: w.length)
-    from tqdm import tqdm
-
     with tqdm(total=len(order), disable=not progress, unit="window", desc="scoring", leave=False) as bar:
         lo = 0
         while lo < len(order):
