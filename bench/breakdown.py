@@ -5,6 +5,8 @@ trie has seen before it — infini-gram's suffix length: the largest k (0 .. N �
 that the k n-gram tokens before the word's first token (words, punctuation marks and
 <s>, in its sentence) occur in the training text as an n-gram. k = N − 1 means the
 n-gram saw the whole context it can use; k = 0 means not even the one token before it.
+An unknown word in the context ends the match: the trie stores every rare word as
+<unk>, so it has seen "some rare word" there, never this one.
 
 Per word, each model's loss (nats) is the sum over its own tokens that belong to that
 word (`bench.wordspans` says which): for the transformer, its BPE pieces' negative
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from corpora import UserError
-from corpora.tokenizers import BOS, EOS
+from corpora.tokenizers import BOS, EOS, UNK
 from corpora.units import Score, TextUnits
 from ngram import NgramModel
 from ngram.score import probability_method, sequence_logprobs
@@ -40,9 +42,13 @@ from .wordspans import bpe_token_words, ngram_token_words, word_of_each_byte
 
 
 def matched_length(counts, context: list[str]) -> int:
-    """The longest k such that the last k tokens of `context` were seen in training."""
+    """The longest k such that the last k tokens of `context` were seen in training.
+
+    A context holding an unknown word is not one the trie has seen: the trie knows only
+    that some rare word stood there (<unk>), not this one. So the match stops at <unk>.
+    """
     k = 0
-    while k < len(context) and counts.context_node(context[len(context) - k - 1:]) is not None:
+    while k < len(context) and context[-k - 1] != UNK and counts.context_node(context[len(context) - k - 1:]) is not None:
         k += 1
     return k
 

@@ -240,17 +240,19 @@ def render_context(report: ContextReport, markdown: bool = False) -> str:
                                                         if t and t.row.score.setting.get("up_to_words", words) != words else ""),
             f"{n.row.order}-gram" if n else "",
             fmt(n.row.score.per_word) if n else "",
+            fmt(n.row.score.bits_per_byte, 3) if n else "",
             fmt(t.row.score.per_word) if t else "",
             fmt(t.row.score.bits_per_byte, 3) if t else "",
         ])
-    header = ["words of context", "n-gram", "n-gram per word", "transformer per word", "transformer bits/byte"]
+    header = ["words of context", "n-gram", "n-gram per word", "n-gram bits/byte", "transformer per word",
+              "transformer bits/byte"]
     u = report.units
     return "\n".join([
         f"Text: {report.source} — {u.words:,} words, {u.bytes:,} bytes" + (" (cut at --max-words)" if report.truncated else ""),
         f"n-gram: {report.ngram_model}",
         f"transformer: {report.transformer_model}",
         "",
-        render_table(header, rows, right={0, 2, 3, 4}, markdown=markdown),
+        render_table(header, rows, right={0, 2, 3, 4, 5}, markdown=markdown),
         "",
         "Note: the transformer cut to c words: each BPE token sees the tokens of the previous c whitespace words "
         "and the earlier pieces of its own word; 'all' is its full window (bench perplexity's row).",

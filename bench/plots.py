@@ -133,13 +133,17 @@ def context_curves(report, path: Path) -> Path:
 
 
 def nice_ticks(low: float, high: float) -> list[float]:
-    """1-2-5 steps covering [low, high], for a readable log axis."""
+    """Round numbers covering [low, high] for a readable log axis: 1-2-5 steps, or finer
+    steps when the range is too narrow for three of those."""
     import math
 
-    ticks = []
-    for exponent in range(math.floor(math.log10(max(low, 1e-9))), math.ceil(math.log10(max(high, 1e-9))) + 1):
-        ticks += [m * 10 ** exponent for m in (1, 2, 5)]
-    inside = [t for t in ticks if low / 1.15 <= t <= high * 1.15]
+    inside: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8)):
+        ticks = [m * 10 ** e for e in range(math.floor(math.log10(max(low, 1e-9))), math.ceil(math.log10(max(high, 1e-9))) + 1)
+                 for m in mantissas]
+        inside = [t for t in ticks if low / 1.15 <= t <= high * 1.15]
+        if len(inside) >= 3:
+            break
     return inside or [round(low, 1), round(high, 1)]
 
 

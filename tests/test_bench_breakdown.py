@@ -12,7 +12,7 @@ from bench import breakdown as bd
 from bench import models
 from bench import perplexity as ppl
 from bench.cli import main
-from corpora.tokenizers import BOS
+from corpora.tokenizers import BOS, UNK
 from ngram import NgramModel, save_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gpt2-vocab"
@@ -39,6 +39,16 @@ def test_matched_length_is_the_longest_seen_suffix(ngram):
     assert bd.matched_length(ngram.counts, ["Zebras", "cat"]) == 1  # "cat" was, "Zebras cat" not
     assert bd.matched_length(ngram.counts, ["cat", "Zebras"]) == 0
     assert bd.matched_length(ngram.counts, []) == 0
+
+
+def test_an_unknown_word_in_the_context_ends_the_match():
+    class SeenEverything:  # a trie that has seen every context, <unk> included
+        def context_node(self, context):
+            return {}
+
+    assert bd.matched_length(SeenEverything(), ["a", "b", "c"]) == 3
+    assert bd.matched_length(SeenEverything(), ["a", UNK, "c"]) == 1
+    assert bd.matched_length(SeenEverything(), ["a", "b", UNK]) == 0
 
 
 def test_words_get_the_bucket_of_their_first_token(ngram):
