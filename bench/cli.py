@@ -460,6 +460,7 @@ def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, tr
     if plot_path is not None:
         from . import plots
 
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
         plots.context_curves(report, plot_path)
     if as_json:
         echo_json(report.to_dict())
@@ -508,6 +509,7 @@ def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transf
     if plot_path is not None:
         from . import plots
 
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
         plots.induction_heatmap(report, plot_path)
     if as_json:
         echo_json(report.to_dict())
