@@ -41,11 +41,12 @@ from ngram import NgramModel
 from transformer.score import target_logprobs, text_ids, windows_per_batch
 
 from .models import TransformerChoice
-from .perplexity import EvalText, ScoreRow, SpellingModel, fmt, ngram_rows, transformer_rows
+from .perplexity import CAVEATS, EvalText, ScoreRow, SpellingModel, fmt, ngram_rows, transformer_rows
 from .tables import render_table
 from .wordspans import bpe_token_words
 
 CONTEXT_WORDS = (1, 2, 4, 8, 16, 32, 64, 128)
+LAYOUT_CAVEAT = next(c for c in CAVEATS if "white space" in c)  # bench perplexity's: layout is free for the n-gram
 
 
 # ------------------------------------------------------- windows cut by words
@@ -258,4 +259,5 @@ def render_context(report: ContextReport, markdown: bool = False) -> str:
         "and the earlier pieces of its own word; 'all' is its full window (bench perplexity's row).",
         "Note: c (to d): the words of a group share one window (faster), so a word sees c to d words; --exact gives exactly c.",
         "Note: the n-gram of order n sees n-1 of its tokens (words, punctuation marks, <s>) — about n-1 words.",
+        "Note: " + LAYOUT_CAVEAT,
     ])
