@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -109,30 +110,40 @@ def split_to_fit(start: int, first: int, last: int, n_ctx: int) -> list[Window]:
     return pieces[::-1]
 
 
-def run_windows(model, ids: np.ndarray, windows: list[Window], progress: bool = False) -> np.ndarray:
-    """log p(ids[t] | its window) for t = 1 .. len(ids) - 1, the windows batched by length."""
-    scores = np.full(len(ids) - 1, np.nan)
+def batches_by_length(windows: list[Window], config) -> Iterator[list[Window]]:
+    """The windows, shortest first, in batches of about `windows_per_batch` (the activation budget)."""
     order = sorted(windows, key=lambda w: w.length)
-    with tqdm(total=len(order), disable=not progress, unit="window", desc="scoring", leave=False) as bar:
-        lo = 0
-        while lo < len(order):
-            guess = windows_per_batch(model.config, order[lo].length)
-            size = windows_per_batch(model.config, order[min(len(order), lo + guess) - 1].length)  # sorted: the last is longest
-            batch = order[lo:lo + size]
-            width = max(w.length for w in batch)
-            inputs = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never seen by a causal pass
-            for row, w in enumerate(batch):
-                inputs[row, :w.length] = ids[w.start:w.last]
-            h, _ = model.hidden(inputs)  # (B, width, C)
-            rows = np.concatenate([h[row, w.first - 1 - w.start:w.length] for row, w in enumerate(batch)])
-            targets = np.concatenate([ids[w.first:w.last + 1] for w in batch])
-            picked = target_logprobs(model, rows, targets)
+    lo = 0
+    while lo < len(order):
+        guess = windows_per_batch(config, order[lo].length)
+        size = windows_per_batch(config, order[min(len(order), lo + guess) - 1].length)  # sorted: the last is longest
+        yield order[lo:lo + size]
+        lo += size
+
+
+def run_batch(model, ids: np.ndarray, batch: list[Window]) -> np.ndarray:
+    """log p of the targets of each window of the batch, window after window, in one pass."""
+    width = max(w.length for w in batch)
+    inputs = np.zeros((len(batch), width), dtype=np.int64)  # right padding: never seen by a causal pass
+    for row, w in enumerate(batch):
+        inputs[row, :w.length] = ids[w.start:w.last]
+    h, _ = model.hidden(inputs)  # (B, width, C); row i of a window predicts its token i + 1
+    rows = np.concatenate([h[row, w.first - 1 - w.start:w.length] for row, w in enumerate(batch)])
+    targets = np.concatenate([ids[w.first:w.last + 1] for w in batch])
+    return target_logprobs(model, rows, targets)
+
+
+def run_windows(model, ids: np.ndarray, windows: list[Window], progress: bool = False) -> np.ndarray:
+    """log p(ids[t] | its window) for t = 1 .. len(ids) - 1."""
+    scores = np.full(len(ids) - 1, np.nan)
+    with tqdm(total=len(windows), disable=not progress, unit="window", desc="scoring", leave=False) as bar:
+        for batch in batches_by_length(windows, model.config):
+            picked = run_batch(model, ids, batch)
             at = 0
             for w in batch:
                 count = w.last - w.first + 1
                 scores[w.first - 1:w.last] = picked[at:at + count]
                 at += count
-            lo += len(batch)
             bar.update(len(batch))
     return scores
 

@@ -112,6 +112,7 @@ def test_word_cut_logprobs_equal_one_pass_per_target(gpt):
     ids = np.asarray(text_ids(gpt.tokenizer, TEXT))
     owners = bpe_token_words(gpt.tokenizer, ids[1:], TEXT)
     got = ctx.word_context_logprobs(gpt, TEXT, 2)
+    assert len(got) == len(ids) - 1 and not np.isnan(got).any()  # every target scored once
     for t in range(1, len(ids)):
         word = owners[t - 1]
         start = 0 if word - 2 <= 0 else 1 + int(np.flatnonzero(owners == word - 2)[0])
