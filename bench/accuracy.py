@@ -8,10 +8,10 @@ for both models, so both guess the same units at the same places:
 - the n-gram's guesses: `NgramModel.predict` (its prediction API: the followers of the
   longest context seen in training, backing off), with its own context: <s> and the
   sentence so far; its special tokens are never a guess;
-- the transformer's guesses: `bench.words.next_word_distribution` after the text up to
-  the target (the white space before it left out: the next word brings its own), as
-  much of it as fits its window; the words it spells are cut by the n-gram's rule
-  (`bench.words.first_word`). Mass the expansion budget did not reach is not guessed.
+- the transformer's guesses: `bench.words.next_word_distribution` after the text's
+  tokens before the target (`Reader`: between half a window and a window of them); the
+  words it spells are cut by the n-gram's rule (`bench.words.first_word`). Mass the
+  expansion budget did not reach is not guessed.
 
 A guess is right when it is the target token exactly (case folded if the n-gram was
 built lowercase). A word the n-gram never saw can never be its guess.
@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from corpora import UserError
 from corpora.tokenizers import BOS, NGRAM_SPECIALS
 from ngram import NgramModel
+from transformer.score import text_ids
 
-from .compare import prompt_ids
 from .models import TransformerChoice
 from .tables import render_table
 from .words import next_word_distribution
@@ -32,14 +34,14 @@ from .wordspans import ngram_token_offsets
 
 TOP = 5
 DEFAULT_BUDGET = 64
-PROMPT_CHARS_PER_TOKEN = 8  # characters of the text before a target kept per window position (a token is ~4)
+MAX_WORD_TOKENS = 8  # a guessed word is spelled within this many tokens
 
 
 @dataclass(frozen=True)
 class Target:
-    """One place to guess: the text before it, the n-gram's context, and the token that came."""
+    """One place to guess: where it starts in the text, the n-gram's context, and the token that came."""
 
-    before: str  # the text up to the target
+    start: int  # character offset of the target in the text
     context: tuple[str, ...]  # <s> and the sentence's earlier tokens
     token: str
 
@@ -48,13 +50,12 @@ class Target:
         return any(c.isalnum() for c in self.token)
 
 
-def targets(model: NgramModel, text: str, keep_chars: int = 4096) -> list[Target]:
-    """Every n-gram token of `text` as a target, with what each model may see before it
-    (of the text before it, the last `keep_chars` characters: more than a window holds)."""
+def targets(model: NgramModel, text: str) -> list[Target]:
+    """Every n-gram token of `text` as a target, with the n-gram's context before it."""
     found = []
     for sentence, starts in zip(model.tokenizer.sentences(text), ngram_token_offsets(model.tokenizer, text)):
         for i, (token, start) in enumerate(zip(sentence, starts)):
-            found.append(Target(text[max(0, start - keep_chars):start], (BOS, *sentence[:i]), token))
+            found.append(Target(start, (BOS, *sentence[:i]), token))
     if not found:
         raise UserError("the text has no words to guess")
     return found
@@ -67,12 +68,49 @@ def ngram_guesses(model: NgramModel, target: Target, k: int = TOP) -> list[str]:
     return [c.token for c in candidates if c.token not in NGRAM_SPECIALS][:k]
 
 
-def transformer_guesses(choice: TransformerChoice, target: Target, budget: int, lowercase: bool, k: int = TOP) -> list[str]:
+class Reader:
+    """The transformer reading the text left to right with one KV cache, so that each guess
+    costs only the tokens since the last one.
+
+    The prompt of a target is every BPE token of the whole text that ends before the
+    target begins (so a separate line-break token before it is seen; " The" with its
+    space is not). The cache holds at most the window minus `room` tokens (room for the
+    guessed word's own tokens); when it is full, reading starts again half a window
+    back, so a guess sees between half a window and a window of text.
+    """
+
+    def __init__(self, choice: TransformerChoice, text: str, room: int = MAX_WORD_TOKENS) -> None:
+        self.model = choice.model
+        self.ids = np.asarray(text_ids(choice.tokenizer, text), dtype=np.int64)  # <|endoftext|> in front
+        token_ends = np.cumsum([len(choice.tokenizer.token_bytes(int(i))) for i in self.ids[1:]])
+        self.token_ends = np.asarray(token_ends, dtype=np.int64)
+        self.byte_of_char = np.concatenate([[0], np.cumsum([len(c.encode("utf-8")) for c in text])])
+        self.limit = self.model.config.n_ctx - room
+        self.begin, self.end, self.state = 0, 0, None
+
+    def prompt_end(self, start: int) -> int:
+        """How many ids (<|endoftext|> included) end before character `start`."""
+        return 1 + int(np.searchsorted(self.token_ends, self.byte_of_char[start], side="right"))
+
+    def before(self, start: int) -> tuple[np.ndarray, tuple]:
+        """The prompt ids before character `start`, and the model's (last logits, KV cache) after them."""
+        end = self.prompt_end(start)
+        if self.state is None or end - self.begin > self.limit:
+            self.begin = max(0, end - self.limit // 2) if end > self.limit else 0
+            self.end, self.state = self.begin, (None, self.model.new_cache())
+        if end > self.end:
+            self.state = self.model.forward(self.ids[self.end:end], self.state[1])  # a new cache; the old is unchanged
+            self.end = end
+        return self.ids[self.begin:end], self.state
+
+
+def transformer_guesses(
+    choice: TransformerChoice, reader: Reader, target: Target, budget: int, lowercase: bool, k: int = TOP,
+) -> list[str]:
     """The transformer's k most probable next words after the text before the target."""
-    ids, _ = prompt_ids(choice, target.before, room=8)
-    if not ids:
-        ids = [choice.tokenizer.eot_id]
-    dist = next_word_distribution(choice.model, choice.tokenizer, ids, budget=budget, max_depth=8)
+    prompt, after = reader.before(target.start)
+    dist = next_word_distribution(choice.model, choice.tokenizer, prompt.tolist(), budget=budget,
+                                  max_depth=MAX_WORD_TOKENS, after_prompt=after)
     words: dict[str, float] = {}
     for word, p in dist.words.items():
         key = word.lower() if lowercase else word
@@ -133,12 +171,13 @@ def accuracy(
     """Both models' guesses at every target of `text`."""
     from tqdm import tqdm
 
-    found = targets(ngram, text, choice.model.config.n_ctx * PROMPT_CHARS_PER_TOKEN)
+    found = targets(ngram, text)
+    reader = Reader(choice, text)
     lowercase = ngram.tokenizer.lowercase
     ngram_hits, transformer_hits = Hits(), Hits()
     for target in tqdm(found, disable=not progress, unit="word", desc="guessing", leave=False):
         ngram_hits.add(ngram_guesses(ngram, target), target, lowercase)
-        transformer_hits.add(transformer_guesses(choice, target, budget, lowercase), target, lowercase)
+        transformer_hits.add(transformer_guesses(choice, reader, target, budget, lowercase), target, lowercase)
     return AccuracyReport(
         source, len(found), sum(t.is_word for t in found), f"{ngram.order}-gram over {ngram.tokenizer.name}",
         choice.description, ngram_hits, transformer_hits, budget,
