@@ -200,4 +200,7 @@ def render_accuracy(report: AccuracyReport, markdown: bool = False) -> str:
         f"transformer: {report.transformer_model} (next words expanded with a budget of {report.budget})",
         "",
         render_table(header, rows, right={1, 2, 3, 4}, markdown=markdown),
+        "",
+        "Note: the n-gram guesses from its sentence so far; the transformer from the text before the target "
+        "(between half its window and its window of tokens).",
     ])
