@@ -36,8 +36,10 @@ TOP = 5
 DEFAULT_BUDGET = 64
 MAX_WORD_TOKENS = 8  # a guessed word is spelled within this many tokens
 # Of the tokens that may begin or lengthen a word, only the likeliest are followed (`bench compare` follows
-# 4,096 first tokens to show a full distribution; five guesses need far fewer, and each costs Python time).
-FOLLOWED = 256
+# 4,096 first tokens and 256 to lengthen a word, to show a full distribution; five guesses need far fewer,
+# and each one followed costs Python time).
+FOLLOWED = 256  # first tokens followed
+LENGTHENED = 32  # tokens followed that lengthen an unfinished word
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def transformer_guesses(
 ) -> list[str]:
     """The transformer's k most probable next words after the text before the target."""
     prompt, after = reader.before(target.start)
-    dist = next_word_distribution(choice.model, choice.tokenizer, prompt.tolist(), budget=budget, per_step=FOLLOWED,
+    dist = next_word_distribution(choice.model, choice.tokenizer, prompt.tolist(), budget=budget, per_step=LENGTHENED,
                                   first_step=FOLLOWED, max_depth=MAX_WORD_TOKENS, after_prompt=after)
     words: dict[str, float] = {}
     for word, p in dist.words.items():
