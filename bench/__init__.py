@@ -12,6 +12,11 @@ The pieces:
               a row is its labels and a `corpora.units.Score`, where every unit is counted
   mixing      aligned BPE tokens and the interpolation λ·p_transformer + (1−λ)·p_ngram
   speed       build, load, latency and generation speed, side by side
+  wordspans   which whitespace word each model's token belongs to (per-word losses)
+  context     per-word perplexity against the words of context each model may see
+  breakdown   words bucketed by the context the trie has seen; who wins in each bucket
+  induction   random sequences shown twice: copying, and the heads that do it
+  accuracy    next-word accuracy, top-1 and top-5, of both models
   report      all of it in one folder: report.md, report.json and plots
   tables      aligned text and Markdown tables, for every table above
   cli         the `bench` command: arguments checked before any model loads

@@ -241,6 +241,9 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
               help="Transformer rows with its context cut to n-1 tokens: for the highest order only, every order, or none.")
 @click.option("--mix", "mix", type=click.FloatRange(0, 1), multiple=True,
               help="Also score λ·p_transformer + (1−λ)·p_ngram on aligned BPE tokens (repeatable); reports the best λ.")
+@click.option("--breakdown", "with_breakdown", is_flag=True,
+              help="Also split the words by the longest context the trie has seen before them, with both models' "
+                   "per-word perplexity in each bucket.")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
@@ -248,7 +251,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @json_option
 @friendly_errors
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
-               ngram_path, transformer_name, markdown, progress, as_json):
+               with_breakdown, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
 
     Rows for the n-gram at every order with add-1, Kneser-Ney and MLE, and for the
@@ -260,6 +263,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
       bench perplexity --max-words 20000
       bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
       bench perplexity --mix 0.5 --json
+      bench perplexity --breakdown --max-words 5000
     """
     from . import perplexity as ppl
 
@@ -271,6 +275,8 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
     text = evaluation_text(text_file, dataset, dataset_config, split, column, max_words)
     ngram = models.ngram_model(ngram_path, progress=progress)
     wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
+    if with_breakdown and ngram.tokenizer.name != "words":
+        raise UserError(f"--breakdown needs an n-gram over words, not {ngram.tokenizer.name} tokens")
     text = text or ppl.heldout_text(ngram, max_words or None)
     if text.truncated:
         models.notice(f"scoring the first {plural(text.units.words, 'word')} (--max-words); --max-words 0 scores all")
@@ -282,10 +288,18 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         from . import mixing
 
         mixing.add_mix_rows(report, ngram, transformer, text, list(mix), progress=progress)
+    split_up = None
+    if with_breakdown:
+        from . import breakdown as buckets
+
+        spelling = None if closed_vocab else ppl.SpellingModel.for_model(ngram)
+        split_up = buckets.breakdown(ngram, transformer, text.text, spelling, progress)
     if as_json:
-        echo_json(report.to_dict())
+        echo_json({**report.to_dict(), **({"breakdown": split_up.to_dict()} if split_up else {})})
     else:
         click.echo(ppl.render_report(report, markdown))
+        if split_up:
+            click.echo("\n" + buckets.render_breakdown(split_up, markdown))
 
 
 @main.command()
@@ -378,3 +392,169 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, a
     )
     path = reporting.write_report(result, output)
     click.echo(f"Wrote {path} and {plural(len(result.files) - 1, 'more file')} in {output}.")
+
+
+# ------------------------------------------------ experiments: where each model wins
+
+
+def check_plot_path(path: Path | None) -> None:
+    """Refuse a --plot that is a folder or ends in something other than .png, before any model loads."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"--plot {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise UserError(f"--plot {path}: give a file name ending in .png")
+    check_output_folder(path.parent if str(path.parent) else Path("."))
+
+
+def experiment_text(text_file: Path | None, max_words: int | None, ngram):
+    """--text FILE or the held-out split, cut at --max-words (0 = all), with the notice bench perplexity gives."""
+    from . import perplexity as ppl
+
+    text = evaluation_text(text_file, None, None, "test", "text", max_words) if text_file else None
+    text = text or ppl.heldout_text(ngram, max_words or None)
+    if text.truncated:
+        models.notice(f"scoring the first {plural(text.units.words, 'word')} (--max-words); --max-words 0 scores all")
+    return text
+
+
+@main.command()
+@click.option("--text", "text_file", type=click.Path(path_type=Path), help="Score this text file [default: the held-out split of the books].")
+@click.option("--max-words", type=click.IntRange(0), default=20_000, show_default=True, help="Score only the first N words (0 = all).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Also draw both curves into this PNG file.")
+@click.option("--closed-vocab", is_flag=True, help="Score the n-gram's unknown words as a free <unk>.")
+@click.option("--exact", is_flag=True,
+              help="One window per word for every cut (slow for long cuts); by default cuts of 16+ words share a "
+                   "window among c/8 words, each seeing c to 1.125c words.")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, transformer_name, markdown, progress, as_json):
+    """Per-word perplexity against how many preceding words each model may see.
+
+    The transformer with its context cut to the last 1, 2, 4, ..., 128 words and with
+    its full window; the Kneser-Ney n-gram at orders 2..N (n-1 words of context). Where
+    the n-gram's curve flattens and the transformer's keeps falling is what attention adds.
+
+    \b
+    Example:
+      bench context --max-words 5000
+      bench context --text book.txt --plot context.png --json
+    """
+    from . import context as ctx
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    check_plot_path(plot_path)
+    if text_file is not None:
+        evaluation_text(text_file, None, None, "test", "text", max_words or None)  # a bad file is refused before loading
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    text = experiment_text(text_file, max_words, ngram)
+    transformer = load_transformer(transformer_name)
+    report = ctx.context_sweep(ngram, transformer, text, open_vocab=not closed_vocab, exact=exact, progress=progress)
+    if plot_path is not None:
+        from . import plots
+
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        plots.context_curves(report, plot_path)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(ctx.render_context(report, markdown))
+        if plot_path is not None:
+            click.echo(f"Plot: {plot_path}")
+
+
+@main.command()
+@click.option("--length", type=click.IntRange(2), default=60, show_default=True, help="Random tokens in each copy.")
+@click.option("--repeats", type=click.IntRange(1), default=10, show_default=True, help="How many random sequences to average over.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random sequences.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="Also draw the induction score of every layer and head into this PNG file.")
+@click.option("--closed-vocab", is_flag=True, help="Score the n-gram's unknown words as a free <unk>.")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@json_option
+@friendly_errors
+def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transformer_name, markdown, as_json):
+    """In-context copying: random token sequences shown twice (Olsson et al. 2022).
+
+    Both models' loss on the first and on the second copy (the n-gram has never seen
+    the sequence and cannot copy it), and for the transformer an induction score per
+    layer and head: the mean attention from each token of the second copy to the token
+    after its earlier occurrence.
+
+    \b
+    Example:
+      bench induction
+      bench induction --length 100 --repeats 20 --plot induction.png --json
+    """
+    from . import induction as copying
+    from . import perplexity as ppl
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    check_plot_path(plot_path)
+    ngram = models.ngram_model(ngram_path)
+    transformer = load_transformer(transformer_name)
+    copying.check_fits(transformer, length)
+    spelling = None if closed_vocab else ppl.SpellingModel.for_model(ngram)
+    report = copying.induction(ngram, transformer, length, repeats, seed, spelling)
+    if plot_path is not None:
+        from . import plots
+
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        plots.induction_heatmap(report, plot_path)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(copying.render_induction(report, markdown))
+        if plot_path is not None:
+            click.echo(f"Plot: {plot_path}")
+
+
+@main.command()
+@click.option("--text", "text_file", type=click.Path(path_type=Path), help="Guess the words of this text file [default: the held-out split].")
+@click.option("--max-words", type=click.IntRange(0), default=2_000, show_default=True, help="Guess only in the first N words (0 = all).")
+@click.option("--budget", type=click.IntRange(1), default=64, show_default=True,
+              help="Unfinished words the transformer may continue by a token, per guess (more: closer to its true ranking, slower).")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdown, progress, as_json):
+    """Next-word accuracy, top-1 and top-5, of both models on the same text.
+
+    Every word and punctuation mark (cut as the n-gram cuts them) is a target; each
+    model guesses it from what came before (the n-gram: its sentence so far; the
+    transformer: as much text as fits its window).
+
+    \b
+    Example:
+      bench accuracy
+      bench accuracy --max-words 500 --json
+    """
+    from . import accuracy as guessing
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    if text_file is not None:
+        evaluation_text(text_file, None, None, "test", "text", max_words or None)  # a bad file is refused before loading
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"bench accuracy needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    text = experiment_text(text_file, max_words, ngram)
+    transformer = load_transformer(transformer_name)
+    report = guessing.accuracy(ngram, transformer, text.text, text.source, budget, progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(guessing.render_accuracy(report, markdown))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .compare import Comparison, show_word
 from .perplexity import PerplexityReport
 
@@ -82,3 +84,90 @@ def latency_vs_context(latency: dict, path: Path) -> Path:
     ax.set_ylabel("next-token latency, median (ms, log scale)")
     ax.set_title("Latency against context length (no cache: a fresh prompt each time)")
     return finish(fig, path, ax)
+
+
+# Colours: one per model, in every plot of these experiments.
+MODEL_COLOURS = {"n-gram": "tab:blue", "transformer": "tab:red"}
+
+
+def plain_log_axis(axis, ticks: list[float]) -> None:
+    """A log axis labelled with plain numbers at `ticks` (no 4×10³), no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def context_curves(report, path: Path) -> Path:
+    """Per-word perplexity against the words of context each model saw (`bench context`).
+
+    The transformer's full window is drawn as "all", one step right of its largest cut;
+    the n-gram's points are drawn above the transformer's line, so they are never hidden.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    cuts = [p for p in report.curve("transformer") if p.words is not None]
+    full = [p for p in report.curve("transformer") if p.words is None]
+    all_x = 2 * max([p.words for p in cuts] + [1])
+    xs = [p.words for p in cuts] + [all_x] * len(full)
+    ys = [p.row.score.per_word for p in cuts + full]
+    ax.plot(xs, ys, "-^", color=MODEL_COLOURS["transformer"], zorder=2, label="transformer, context cut to c words")
+    ngram = report.curve("n-gram")
+    ax.plot([p.words for p in ngram], [p.row.score.per_word for p in ngram], "--o", color=MODEL_COLOURS["n-gram"],
+            markersize=8, markerfacecolor="white", markeredgewidth=2, zorder=3, label="n-gram, Kneser-Ney (order c + 1)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ticks = sorted(set(xs) | {p.words for p in ngram})
+    plain_log_axis(ax.xaxis, ticks)
+    ax.set_xticks(ticks, [("all" if t == all_x and full else f"{t:,}") for t in ticks])
+    finite = [y for y in ys + [p.row.score.per_word for p in ngram] if y == y and y != float("inf")]
+    if finite:
+        low, high = min(finite), max(finite)
+        plain_log_axis(ax.yaxis, nice_ticks(low, high))
+        ax.set_ylim(low / 1.15, high * 1.15)
+    ax.set_xlabel("words of context the model may see (log scale)")
+    ax.set_ylabel("perplexity per word (log scale; lower is better)")
+    ax.set_title(f"Context against perplexity: {short_source(report.source)} ({report.units.words:,} words)", fontsize=10)
+    return finish(fig, path, ax)
+
+
+def nice_ticks(low: float, high: float) -> list[float]:
+    """Round numbers covering [low, high] for a readable log axis: 1-2-5 steps, or finer
+    steps when the range is too narrow for three of those."""
+    import math
+
+    inside: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8)):
+        ticks = [m * 10 ** e for e in range(math.floor(math.log10(max(low, 1e-9))), math.ceil(math.log10(max(high, 1e-9))) + 1)
+                 for m in mantissas]
+        inside = [t for t in ticks if low / 1.15 <= t <= high * 1.15]
+        if len(inside) >= 3:
+            break
+    return inside or [round(low, 1), round(high, 1)]
+
+
+def short_source(source: str, limit: int = 60) -> str:
+    """The text's name, shortened from the left so a title fits."""
+    return source if len(source) <= limit else "…" + source[-(limit - 1):]
+
+
+def induction_heatmap(report, path: Path) -> Path:
+    """The induction score of every layer and head (`bench induction`), with the value in each cell."""
+    plt = pyplot()
+    scores = report.scores
+    n_layer, n_head = scores.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n_head, 1.2 + 0.45 * n_layer))
+    image = ax.imshow(scores, vmin=0.0, vmax=max(1e-6, float(scores.max()), 0.5), cmap="viridis", aspect="auto")
+    for (layer, head), value in np.ndenumerate(scores):
+        ax.text(head, layer, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 * image.get_clim()[1] else "white")
+    ax.set_xticks(range(n_head), [str(h) for h in range(n_head)])
+    ax.set_yticks(range(n_layer), [str(l) for l in range(n_layer)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(image, ax=ax, label="induction score")
+    model = report.transformer_model.split(" ")[0]
+    ax.set_title(f"Induction scores of {model}\n{report.repeats} random sequences of {report.length} tokens, shown twice",
+                 fontsize=9)
+    return finish(fig, path)
