@@ -457,17 +457,23 @@ def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, tr
     text = experiment_text(text_file, max_words, ngram)
     transformer = load_transformer(transformer_name)
     report = ctx.context_sweep(ngram, transformer, text, open_vocab=not closed_vocab, exact=exact, progress=progress)
+    show_experiment(report, lambda r: ctx.render_context(r, markdown), as_json, plot_path, "context_curves")
+
+
+def show_experiment(report, render, as_json: bool, plot_path: Path | None, plot_name: str) -> None:
+    """Draw the experiment's plot if one was asked for (`bench.plots.<plot_name>`), then print
+    the report as JSON or as text."""
     if plot_path is not None:
         from . import plots
 
         plot_path.parent.mkdir(parents=True, exist_ok=True)
-        plots.context_curves(report, plot_path)
+        getattr(plots, plot_name)(report, plot_path)
     if as_json:
         echo_json(report.to_dict())
-    else:
-        click.echo(ctx.render_context(report, markdown))
-        if plot_path is not None:
-            click.echo(f"Plot: {plot_path}")
+        return
+    click.echo(render(report))
+    if plot_path is not None:
+        click.echo(f"Plot: {plot_path}")
 
 
 @main.command()
@@ -506,17 +512,7 @@ def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transf
     copying.check_fits(transformer, length)
     spelling = None if closed_vocab else ppl.SpellingModel.for_model(ngram)
     report = copying.induction(ngram, transformer, length, repeats, seed, spelling)
-    if plot_path is not None:
-        from . import plots
-
-        plot_path.parent.mkdir(parents=True, exist_ok=True)
-        plots.induction_heatmap(report, plot_path)
-    if as_json:
-        echo_json(report.to_dict())
-    else:
-        click.echo(copying.render_induction(report, markdown))
-        if plot_path is not None:
-            click.echo(f"Plot: {plot_path}")
+    show_experiment(report, lambda r: copying.render_induction(r, markdown), as_json, plot_path, "induction_heatmap")
 
 
 @main.command()
