@@ -91,13 +91,17 @@ def load_transformer(name: str) -> models.TransformerChoice:
 
 
 def check_ngram_path(path: Path | None) -> None:
-    """Refuse a --ngram that is not a file (None is the default model, built if missing)."""
+    """Refuse a --ngram that is not a model (None is the default model, built if missing).
+
+    A model is a folder of arrays (`ngram build -o NAME.ngram`) or a gzip JSON file."""
+    from ngram.arrays import is_array_model
+
     if path is None:
         return
     if not path.exists():
-        raise UserError(f"--ngram {path}: no such model file")
-    if path.is_dir():
-        raise UserError(f"--ngram {path} is a folder; give an n-gram model file (ngram build ... -o FILE)")
+        raise UserError(f"--ngram {path}: no such model")
+    if path.is_dir() and not is_array_model(path):
+        raise UserError(f"--ngram {path} is a folder but not an n-gram model (ngram build ... -o NAME.ngram makes one)")
 
 
 def check_corpus_folder(path: Path | None) -> None:

@@ -61,8 +61,8 @@ def test_a_bad_transformer_is_refused_by_its_own_name_before_anything_loads(args
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["compare", "x", "--ngram", "missing.json.gz"], "--ngram missing.json.gz: no such model file"),
-        (["compare", "x", "--ngram", "bench"], "--ngram bench is a folder"),
+        (["compare", "x", "--ngram", "missing.json.gz"], "--ngram missing.json.gz: no such model"),
+        (["compare", "x", "--ngram", "bench"], "--ngram bench is a folder but not an n-gram model"),
         (["perplexity", "--text", "missing.txt"], "text file not found: missing.txt"),
         (["report", "--no-speed", "--text", "missing.txt"], "text file not found: missing.txt"),
         (["perplexity", "--text", "README.md", "--dataset", "wikitext"], "not both"),
@@ -239,3 +239,15 @@ def test_the_speed_table_is_aligned():
 def test_version():
     out = invoke("--version")
     assert out.exit_code == 0 and out.output.strip().endswith(metadata.version("trie-vs-transformer"))
+
+
+def test_a_model_folder_is_a_valid_ngram(tmp_path):
+    """The native model is a folder of arrays: --ngram accepts it (and still refuses other folders)."""
+    from bench.cli import check_ngram_path
+    from corpora.common import UserError
+    from ngram import NgramModel, save_model
+
+    folder = save_model(NgramModel.from_sentences([["a", "b", "a", "b"]] * 3, order=2, min_count=1), tmp_path / "m.ngram")
+    check_ngram_path(folder)  # no error
+    with pytest.raises(UserError, match="not an n-gram model"):
+        check_ngram_path(tmp_path)
