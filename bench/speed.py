@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from corpora import UserError
 from ngram import NgramModel, load_model as load_ngram, save_model
+from ngram.io import model_bytes
 from transformer import generate
 from transformer.model import GPT2
 
@@ -227,7 +228,7 @@ def measure(
                 by_length = ngram_latency_by_length(model, text, LENGTHS, max(20, contexts // 5), seed)
             report.ngram.append({
                 "order": n, "build_seconds": built["seconds"], "build_tokens_per_second": built["tokens"] / built["seconds"],
-                "build_peak_mb": built["peak_mb"], "nodes": built["nodes"], "file_mb": Path(path).stat().st_size / 1e6,
+                "build_peak_mb": built["peak_mb"], "nodes": built["nodes"], "file_mb": model_bytes(path) / 1e6,
                 "load_seconds": loaded["seconds"], "loaded_mb": loaded["peak_mb"] - loaded["baseline_mb"],
                 "latency_median_ms": statistics.median(times) * 1e3, "latency_p95_ms": percentile(times, 95) * 1e3,
                 "generate_tokens_per_second": ngram_generation_rate(model, sample[0], generate_tokens, seed),

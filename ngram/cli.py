@@ -18,7 +18,7 @@ from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK
 from corpora.units import Score
 
 from .arrays import is_array_model
-from .io import GZIP_MAGIC, default_model_path, load_model, save_model
+from .io import GZIP_MAGIC, default_model_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
 from .show import render_subtree
@@ -50,10 +50,6 @@ def is_model_file(path: str) -> bool:
     except OSError:
         return False
 
-
-def folder_bytes(path: Path) -> int:
-    """Bytes on disk of a model: its file, or every file of its folder."""
-    return sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
 
 
 def model_and_text(args: tuple[str, ...], what: str) -> tuple[NgramModel, str]:
@@ -145,7 +141,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     started = time.perf_counter()
     model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress)
     path = save_model(model, output or default_model_path())
-    summary = {**model.stats(), "model": str(path), "file_bytes": folder_bytes(path), "seconds": round(time.perf_counter() - started, 2)}
+    summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         echo_json(summary)
         return
@@ -372,7 +368,7 @@ def stats(model_path, memory, as_json):
     path = model_path or default_model_path()
     started = time.perf_counter()
     model = load_model(path)
-    summary = {**model.stats(), "model": str(path), "file_bytes": folder_bytes(path), "load_seconds": round(time.perf_counter() - started, 3)}
+    summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "load_seconds": round(time.perf_counter() - started, 3)}
     if memory:
         summary["memory_bytes"] = model.trie.nbytes()
         summary["bytes_per_node"] = round(summary["memory_bytes"] / summary["nodes"], 1)

@@ -40,6 +40,12 @@ def default_model_path() -> Path:
     return Path(os.environ.get("NGRAM_MODEL") or cache_dir() / "ngram" / "default.ngram")
 
 
+def model_bytes(path: str | os.PathLike) -> int:
+    """Bytes on disk of a saved model: its file, or every file of its folder."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
+
+
 def is_json_path(path: str | os.PathLike) -> bool:
     return str(path).endswith(JSON_SUFFIX)
 
