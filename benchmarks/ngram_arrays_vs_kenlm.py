@@ -111,68 +111,70 @@ def timed(command: list[str], **kwargs) -> tuple[float, float, subprocess.Comple
 
 
 def predict_latency(work: Path) -> dict:
-    """In a fresh process: load time, and top-10 / full-distribution latency over held-out contexts."""
+    """In a fresh process: load time, top-10 / full-distribution latency over held-out contexts,
+    and scoring the held-out text the way `ngram perplexity` does."""
     from corpora.tokenizers import BOS, EOS, UNK
-    from ngram.array_smoothing import ArrayKneserNey
     from ngram.arrays import load_arrays
+    from ngram.score import positions
 
     started = time.perf_counter()
     trie, _ = load_arrays(work / "arrays")
     loaded = time.perf_counter() - started
-    bos = trie.token_id[BOS]
-    kn = ArrayKneserNey.of(trie, bos)
+    kn = kneser_ney(trie)
+    kn.unigram_by_id()
     ready = time.perf_counter() - started
     rng = np.random.default_rng(0)
     lines = (work / "heldout.txt").read_text(encoding="utf-8").splitlines()
     contexts = []
     for line in rng.choice(lines, size=2000):
-        ids = [bos, *[trie.token_id[t] for t in line.split()]]
-        end = int(rng.integers(1, len(ids) + 1))
-        contexts.append(ids[max(0, end - 4):end])
-    never = [trie.token_id[EOS], trie.token_id[UNK]]
+        words = [BOS, *line.split()]
+        end = int(rng.integers(1, len(words) + 1))
+        contexts.append(words[max(0, end - 4):end])
     for context in contexts[:200]:
-        kn.top_k(context, 10, never)
+        kn.top_k(context, 10, [EOS, UNK])
     top, full = [], []
     for context in contexts:
         t = time.perf_counter()
-        kn.top_k(context, 10, never)
+        kn.top_k(context, 10, [EOS, UNK])
         top.append(time.perf_counter() - t)
     for context in contexts[:500]:
         t = time.perf_counter()
         kn.distribution(context)
         full.append(time.perf_counter() - t)
-    # scoring the whole held-out text the way `ngram perplexity` does (ngram.smoothing.KneserNey.probs_many)
-    from ngram.score import positions
-    from ngram.smoothing import Counts, KneserNey
-
+    bos = trie.token_id[BOS]
     started = time.perf_counter()
-    method = KneserNey(Counts(trie, trie.order, trie.vocab, trie.count_statistics(bos)))
     sequences = [[bos, *[trie.token_id[t] for t in line.split()], trie.token_id[EOS]] for line in lines]
     history, targets = positions(sequences, trie.order - 1)
-    method.probs_many(history, targets)
+    kn.probs_many(history, targets)
     scoring = time.perf_counter() - started
     return {"load_s": loaded, "load_and_kn_s": ready, "top10_median_us": float(np.median(top)) * 1e6,
             "top10_p95_us": float(np.percentile(top, 95)) * 1e6, "full_median_us": float(np.median(full)) * 1e6,
             "score_s": scoring, "score_tokens": len(targets)}
 
 
+def kneser_ney(trie):
+    """Kneser-Ney over a bare array trie, with the discounts of its own count-of-counts."""
+    from corpora.tokenizers import BOS
+    from ngram.smoothing import Counts, KneserNey
+
+    return KneserNey(Counts(trie, trie.order, trie.vocab, trie.count_statistics(trie.token_id[BOS])))
+
+
 def agreement(work: Path, query: Path) -> dict:
     """Our ARPA export scored by KenLM's query, against our own Kneser-Ney on the same tokens."""
     from corpora.tokenizers import BOS, EOS
-    from ngram.array_smoothing import ArrayKneserNey
     from ngram.arpa import write_arpa
     from ngram.arrays import load_arrays
+    from ngram.score import positions
 
     trie, _ = load_arrays(work / "arrays")
     bos = trie.token_id[BOS]
-    kn = ArrayKneserNey.of(trie, bos)
+    kn = kneser_ney(trie)
     write_arpa(kn, work / "ours.arpa")
-    ours, tokens = 0.0, 0
-    for line in (work / "heldout.txt").read_text(encoding="utf-8").splitlines():
-        ids = [bos, *[trie.token_id[t] for t in line.split()], trie.token_id[EOS]]
-        for i in range(1, len(ids)):
-            ours += math.log10(kn.probability(ids[max(0, i - 4):i], ids[i]))
-            tokens += 1
+    lines = (work / "heldout.txt").read_text(encoding="utf-8").splitlines()
+    sequences = [[bos, *[trie.token_id[t] for t in line.split()], trie.token_id[EOS]] for line in lines]
+    probs = kn.probs_many(*positions(sequences, trie.order - 1))
+    ours, tokens = float(sum(math.log10(p) for p in probs.tolist())), len(probs)
     with open(work / "heldout.txt", encoding="utf-8") as text:
         out = subprocess.run([str(query), "-v", "sentence", str(work / "ours.arpa")], stdin=text,
                              capture_output=True, text=True, check=True).stdout

@@ -24,8 +24,8 @@ import numpy as np
 from corpora.common import UserError, atomic_write
 from corpora.tokenizers import BOS
 
-from .array_smoothing import ArrayKneserNey
 from .arrays import ArrayTrie, first_tokens, parents_of
+from .smoothing import KneserNey
 
 NO_PROBABILITY = -99.0  # what ARPA writes for <s>, which is never predicted
 
@@ -51,7 +51,7 @@ def suffix_links(trie: ArrayTrie) -> list[np.ndarray | None]:
     return links
 
 
-def kneser_ney_tables(kn: ArrayKneserNey) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def kneser_ney_tables(kn: KneserNey) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Every n-gram's interpolated probability, and every context's γ, for orders 1..kn.order.
 
     probs[k-1][i] = p(w | h) for the i-th n-gram of order k (h its first k-1 tokens);
@@ -59,20 +59,20 @@ def kneser_ney_tables(kn: ArrayKneserNey) -> tuple[list[np.ndarray], list[np.nda
     gammas[k-1][i] = γ of the i-th n-gram of order k as a context (1.0 where it has no
     counted continuations: it then hands its whole mass down).
     """
-    trie, order = kn.trie, kn.order
+    trie, order, bos_id = kn.counts.trie, kn.order, kn.counts.bos_id
     links = suffix_links(trie)
     firsts = first_tokens(trie)
-    probs = [kn.unigram.copy()]
+    probs = [kn.unigram_by_id().copy()]
     gammas: list[np.ndarray] = []
     for k in range(2, order + 1):
         parent = parents_of(trie, k)
         n_contexts = len(trie.levels[k - 2].ids)
-        raw = (k == order) | (firsts[k - 2] == kn.bos_id)  # by context
+        raw = (k == order) | (firsts[k - 2] == bos_id)  # by context
         level = trie.levels[k - 1]
         counts = np.where(raw[parent], level.counts, level.continuation if level.continuation is not None else level.counts)
         counts = counts.astype(np.float64)
         total = np.bincount(parent, weights=counts, minlength=n_contexts)
-        d = kn.discounts[k]
+        d = np.array(kn.discounts[k])
         n_r = [np.bincount(parent, weights=(counts == r) if r < 3 else (counts >= 3), minlength=n_contexts)
                for r in (1, 2, 3)]
         seen = total > 0
@@ -100,13 +100,13 @@ def ngram_text(trie: ArrayTrie, k: int) -> Iterator[str]:
         yield f"{parent_text[parent]} {vocab[token_id]}"
 
 
-def write_arpa(kn: ArrayKneserNey, path: str | os.PathLike, progress: Callable[[str], None] | None = None) -> Path:
+def write_arpa(kn: KneserNey, path: str | os.PathLike, progress: Callable[[str], None] | None = None) -> Path:
     """Write the model as an ARPA file (atomically). Every token of the vocabulary is a unigram.
 
     Probabilities and back-off weights are written with 7 significant digits (about
     1e-7 relative), more than KenLM keeps in its own binary format.
     """
-    trie, order = kn.trie, kn.order
+    trie, order = kn.counts.trie, kn.order
     probs, gammas = kneser_ney_tables(kn)
     path = Path(path)
     sizes = [len(trie.vocab)] + [len(trie.levels[k - 1].ids) for k in range(2, order + 1)]

@@ -500,6 +500,73 @@ class KneserNey(Smoothing):
         return p
 
 
+    # ------------------------------------------------ the exact top k, without the whole vocabulary
+    def unigram_by_id(self) -> np.ndarray:
+        """p_1 over the token ids (``<s>``: 0). It does not depend on the context: made once."""
+        if getattr(self, "_unigram", None) is None:
+            p = self.distribution([])  # the empty context reaches only the unigram level
+            self._unigram = np.insert(p, self.counts.bos_id, 0.0)
+            self._unigram_order = np.argsort(-self._unigram, kind="stable")
+        return self._unigram
+
+    def level_terms(self, context: Sequence[str]) -> list[tuple[np.ndarray, float, np.ndarray]]:
+        """(α_k over the children, γ(h), the children's token ids) of orders 2..K, lowest first,
+        where K is the longest context seen — the terms `probs` adds, order by order."""
+        terms = []
+        for k, node, raw in self._levels(context):
+            if k == 1:
+                continue
+            total, n1, n2, n3 = self.context_stats(node, raw)
+            if total == 0:
+                break
+            d1, d2, d3 = self.discounts[k]
+            ids, counts = self.counts.child_slice(node, raw)
+            counted = counts > 0
+            ids, counts = ids[counted], counts[counted].astype(np.int64)
+            alpha = (counts - np.array([0.0, d1, d2, d3])[np.minimum(counts, 3)]) / total
+            terms.append((alpha, (d1 * n1 + d2 * n2 + d3 * n3) / total, ids))
+        return terms
+
+    def top_k(self, context: Sequence[str], k: int, exclude: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
+        """The k most probable next tokens and their probabilities, exactly, best first
+        (ties by token id); ``<s>`` and `exclude` are never returned.
+
+        Unrolling the recursion, p(w | h) = G·p_1(w) + Σ_k W_k·α_k(w): α_k is the
+        discounted-count term of order k (zero unless w followed that context), W_k the
+        product of the γ's above order k, G the product of all of them. A word that
+        followed none of the contexts scores G·p_1(w), so the best of those are simply
+        the first in p_1's order. Every word that followed a longer context also followed
+        its shorter suffix, so the lowest order's children hold all the others, sorted by
+        id. The exact top k is the best of those two groups — no pass over the vocabulary.
+        """
+        unigram = self.unigram_by_id()
+        trie = self.counts.trie
+        never = np.zeros(len(unigram), dtype=bool)
+        never[[self.counts.bos_id, *(trie.token_id[t] for t in exclude if t in trie.token_id)]] = True
+        levels = self.level_terms(context)
+        weights = [1.0] * len(levels)  # W_k
+        for i in range(len(levels) - 2, -1, -1):
+            weights[i] = weights[i + 1] * levels[i + 1][1]
+        g = weights[0] * levels[0][1] if levels else 1.0  # G
+        if levels:
+            seen = levels[0][2]
+            scores = g * unigram[seen] + weights[0] * levels[0][0]
+            for (alpha, _, ids), w in zip(levels[1:], weights[1:]):
+                scores[np.searchsorted(seen, ids)] += w * alpha
+            keep = ~never[seen]
+            candidates, scores = seen[keep], scores[keep]
+        else:
+            seen = candidates = np.empty(0, dtype=np.int64)
+            scores = np.empty(0)
+        head = self._unigram_order[: k + len(seen) + int(never.sum())]
+        at = np.minimum(np.searchsorted(seen, head), max(len(seen) - 1, 0))
+        unseen = seen[at] != head if len(seen) else np.ones(len(head), dtype=bool)
+        others = head[unseen & ~never[head]][:k]
+        ids = np.concatenate([candidates, others])
+        probs = np.concatenate([scores, g * unigram[others]])
+        best = np.lexsort((ids, -probs))[:k]
+        return [trie.vocab[i] for i in ids[best].tolist()], probs[best]
+
 SMOOTHINGS: dict[str, type[Smoothing]] = {
     "kn": KneserNey,
     "addk": AddK,

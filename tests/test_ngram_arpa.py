@@ -7,10 +7,8 @@ import pytest
 
 from corpora.common import UserError
 from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer
-from ngram import NgramModel, counting
-from ngram.array_smoothing import ArrayKneserNey
+from ngram import NgramModel
 from ngram.arpa import read_arpa, write_arpa
-from ngram.arrays import ArrayTrie
 
 TRAIN = """It was the best of times, it was the worst of times, it was the age of wisdom.
 I want to be a sailor. I want to know the sea. I want to be free, and I want to see it.
@@ -46,13 +44,9 @@ def backoff_log10(table, context, word):
 @pytest.fixture(scope="module")
 def model_and_kn():
     tokenizer = get_tokenizer("words")
-    sentences = list(tokenizer.sentences(TRAIN))
-    model = NgramModel.from_sentences(sentences, order=4, tokenizer=tokenizer, min_count=1)
-    ids = {t: i for i, t in enumerate(model.vocab)}
-    encoded = [[ids[BOS], *[ids[t] for t in s], ids[EOS]] for s in sentences]
-    trie = ArrayTrie.from_counting(*counting.count_levels(encoded, 4, len(model.vocab)), model.vocab)
+    model = NgramModel.from_sentences(list(tokenizer.sentences(TRAIN)), order=4, tokenizer=tokenizer, min_count=1)
     dict_kn = model.smoothing("kn")
-    return model, dict_kn, ArrayKneserNey(trie, dict_kn.discounts, ids[BOS])
+    return model, dict_kn, dict_kn
 
 
 def test_arpa_scores_every_token_of_an_unseen_text_as_the_model(tmp_path, model_and_kn):
@@ -77,7 +71,7 @@ def test_arpa_header_counts_and_special_tokens(tmp_path, model_and_kn):
     assert len(tables[0]) == len(model.vocab)
     assert tables[0][(BOS,)][0] == -99.0 and (UNK,) in tables[0] and (EOS,) in tables[0]
     for k in range(2, 5):
-        assert len(tables[k - 1]) == len(kn.trie.levels[k - 1].ids)
+        assert len(tables[k - 1]) == len(kn.counts.trie.levels[k - 1].ids)
     # probabilities of each context's listed continuations never exceed 1 in total
     assert sum(10 ** lp for lp, _ in tables[0].values() if lp > -99) == pytest.approx(1.0, abs=1e-5)
 
