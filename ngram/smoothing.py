@@ -541,8 +541,7 @@ class KneserNey(Smoothing):
         """
         unigram = self.unigram_by_id()
         trie = self.counts.trie
-        never = np.zeros(len(unigram), dtype=bool)
-        never[[self.counts.bos_id, *(trie.token_id[t] for t in exclude if t in trie.token_id)]] = True
+        never = self.never_offered(tuple(exclude))
         levels = self.level_terms(context)
         weights = [1.0] * len(levels)  # W_k
         for i in range(len(levels) - 2, -1, -1):
@@ -558,14 +557,37 @@ class KneserNey(Smoothing):
         else:
             seen = candidates = np.empty(0, dtype=np.int64)
             scores = np.empty(0)
-        head = self._unigram_order[: k + len(seen) + int(never.sum())]
-        at = np.minimum(np.searchsorted(seen, head), max(len(seen) - 1, 0))
-        unseen = seen[at] != head if len(seen) else np.ones(len(head), dtype=bool)
-        others = head[unseen & ~never[head]][:k]
+        others = self.best_unseen(seen, never, k)
         ids = np.concatenate([candidates, others])
         probs = np.concatenate([scores, g * unigram[others]])
+        if len(ids) > 4 * k:  # keep the k best (and any ties with the k-th) before sorting them
+            cut = -np.partition(-probs, k - 1)[k - 1]
+            pick = probs >= cut
+            ids, probs = ids[pick], probs[pick]
         best = np.lexsort((ids, -probs))[:k]
         return [trie.vocab[i] for i in ids[best].tolist()], probs[best]
+
+    def best_unseen(self, seen: np.ndarray, never: np.ndarray, k: int) -> np.ndarray:
+        """The first k token ids in p_1's order that are neither in `seen` nor never offered."""
+        blocked = never.copy()
+        blocked[seen] = True
+        order = self._unigram_order
+        found, start, step = [], 0, 2 * k + 16
+        while sum(len(f) for f in found) < k and start < len(order):
+            chunk = order[start:start + step]
+            found.append(chunk[~blocked[chunk]])
+            start, step = start + step, step * 4
+        return np.concatenate(found)[:k] if found else np.empty(0, dtype=np.int64)
+
+    def never_offered(self, exclude: tuple) -> np.ndarray:
+        """A mask over token ids of what top_k never returns: <s> and `exclude` (made once per exclude)."""
+        cache = self.__dict__.setdefault("_never", {})
+        if exclude not in cache:
+            trie = self.counts.trie
+            mask = np.zeros(len(trie.vocab), dtype=bool)
+            mask[[self.counts.bos_id, *(trie.token_id[t] for t in exclude if t in trie.token_id)]] = True
+            cache[exclude] = mask
+        return cache[exclude]
 
 SMOOTHINGS: dict[str, type[Smoothing]] = {
     "kn": KneserNey,
