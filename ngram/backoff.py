@@ -21,7 +21,7 @@ import math
 import os
 from array import array
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -328,12 +328,12 @@ class ArpaBackoff(Smoothing):
         return 10.0 ** self.log10_many(history, targets)
 
 
-def per_token_log10(model: "NgramModel", text: str) -> list[tuple[str, float]]:
-    """(token, log10 p) for every token of `text` as the model scores it — sentences in <s> … </s>,
-    unknown words as <unk> — the list KenLM's ``query`` prints, to compare the two."""
+def per_token_log10(model: "NgramModel", sentences: Iterable[Sequence[str]]) -> list[tuple[str, float]]:
+    """(token, log10 p) for every token of tokenized `sentences` as the model scores them —
+    each in <s> … </s>, unknown words as <unk> — the list KenLM's ``query`` prints, to compare the two."""
     method = model.smoothing("kn")
     out = []
-    for sentence in model.tokenizer.sentences(text):
+    for sentence in sentences:
         mapped = [BOS, *model.to_vocab(sentence), EOS]
         for i in range(1, len(mapped)):
             out.append((mapped[i], math.log10(method.prob(mapped[max(0, i - model.order + 1):i], mapped[i]))))
