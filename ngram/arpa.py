@@ -14,8 +14,10 @@ order probability is that of its suffix ("b c" for "a b c"), found by `suffix_li
 """
 from __future__ import annotations
 
+import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -169,6 +171,13 @@ def write_rows(out, texts: Iterator[str], logp: np.ndarray, bo: np.ndarray | Non
 # ---------------------------------------------------------------------- reading
 
 
+def open_text(path: Path):
+    """The file as UTF-8 text, gunzipped on the fly if it is gzip (``.arpa.gz``, as KenLM also reads)."""
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8") if gzipped else path.open(encoding="utf-8")
+
+
 class ArpaReader:
     """The n-grams of an ARPA file, one at a time: (line number, order, words, log10 p, log10 back-off).
 
@@ -188,7 +197,7 @@ class ArpaReader:
         path, declared = self.path, self.declared
         seen: dict[int, int] = {}
         section, order = "start", 0
-        with path.open(encoding="utf-8") as handle:
+        with open_text(path) as handle:
             try:
                 for number, line in enumerate(handle, start=1):
                     line = line.strip()
@@ -216,6 +225,8 @@ class ArpaReader:
                         raise UserError(f"{path}, line {number}: unexpected line {line[:80]!r}")
             except UnicodeDecodeError:
                 raise UserError(f"{path} is not UTF-8 text: not an ARPA file") from None
+            except (EOFError, OSError, zlib.error):
+                raise UserError(f"{path} is truncated or corrupted (gzip data incomplete)") from None
         if section != "end":
             raise UserError(f"{path}: no \\end\\ line: the file is truncated")
         for k, n in declared.items():
