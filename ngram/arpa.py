@@ -203,7 +203,11 @@ class ArpaReader:
                     line = line.strip()
                     if not line:
                         continue
-                    if line == "\\data\\":
+                    if section == "ngrams" and line[0] != "\\":  # most lines: tested first
+                        words, logp, bo = self.ngram_line(line, order, number)
+                        seen[order] += 1
+                        yield number, order, words, logp, bo
+                    elif line == "\\data\\":
                         section = "data"
                     elif line == "\\end\\":
                         section = "end"
@@ -217,10 +221,6 @@ class ArpaReader:
                             raise UserError(f"{path}, line {number}: a section for an order the header does not declare")
                         order, section = int(k_text), "ngrams"
                         seen.setdefault(order, 0)
-                    elif section == "ngrams":
-                        words, logp, bo = self.ngram_line(line, order, number)
-                        seen[order] += 1
-                        yield number, order, words, logp, bo
                     else:
                         raise UserError(f"{path}, line {number}: unexpected line {line[:80]!r}")
             except UnicodeDecodeError:
@@ -243,16 +243,15 @@ class ArpaReader:
     def ngram_line(self, line: str, order: int, number: int) -> tuple[tuple[str, ...], float, float]:
         """'log10p w1 .. wK [log10bo]': the words, and the two numbers (back-off 0 if absent)."""
         fields = line.split()
+        n = len(fields)
         try:
             logp = float(fields[0])
-            words = tuple(fields[1:1 + order])
-            bo = float(fields[1 + order]) if len(fields) == order + 2 else 0.0
-        except (ValueError, IndexError):
+            bo = float(fields[-1]) if n == order + 2 else 0.0
+        except ValueError:
             raise UserError(f"{self.path}, line {number}: malformed {order}-gram line {line[:80]!r}") from None
-        if len(words) != order or len(fields) > order + 2 or not math.isfinite(logp) or logp > 0 \
-                or not math.isfinite(bo):
+        if not (order < n <= order + 2 and -math.inf < logp <= 0 and -math.inf < bo < math.inf):
             raise UserError(f"{self.path}, line {number}: malformed {order}-gram line {line[:80]!r}")
-        return words, logp, bo
+        return tuple(fields[1:order + 1]), logp, bo
 
 
 def read_arpa(path: str | os.PathLike) -> tuple[int, list[dict[tuple[str, ...], tuple[float, float]]]]:
