@@ -118,8 +118,8 @@ def main() -> None:
 @click.option("--data-files", multiple=True, help="Local files for --dataset text.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--from-arpa", "from_arpa", type=click.Path(path_type=Path),
-              help="Import an ARPA model (e.g. KenLM's lmplz output) instead of counting text; "
-              "its words must be --tokens' tokens.")
+              help="Import an ARPA model (e.g. KenLM's lmplz output, .arpa or .arpa.gz) instead of counting "
+              "text: its order and vocabulary come from the file, its words must be --tokens' tokens.")
 @json_option
 @friendly_errors
 def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, from_arpa, as_json):

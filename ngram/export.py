@@ -29,8 +29,9 @@ from .trie import CONTINUATION, COUNT
 if TYPE_CHECKING:
     from .model import NgramModel
 
-#: The format field of a JSON export that holds part of the trie (it cannot be loaded as a model).
-SUBTREE_FORMAT = "trie-vs-transformer/ngram-subtree"
+#: The format field of a JSON export that is a view of the trie, not a model to load: part of the
+#: trie, or the trie of an imported ARPA model (whose counts all read 0).
+VIEW_FORMAT = "trie-vs-transformer/ngram-trie-view"
 
 
 def arpa_size(model: "NgramModel") -> int:
@@ -116,8 +117,10 @@ def export_trie_json(model: "NgramModel", path: str | os.PathLike, context: str 
         document = json_document(model)
     else:
         trie = subtree_on_path(context_path(model.root, tokens, words), tokens, depth)
-        document = {**json_document(model, trie), "format": SUBTREE_FORMAT, "context": tokens, "depth": depth}
+        document = {**json_document(model, trie), "format": VIEW_FORMAT, "context": tokens, "depth": depth}
         del document["vocab"]  # a part of the trie is read by its tokens; the vocabulary would outweigh it
+    if model.trie.kind == ARPA_KIND:
+        document["format"] = VIEW_FORMAT  # its counts read 0: never to be loaded as a counted model
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     path = Path(path)
     with atomic_write(path) as handle:

@@ -12,7 +12,7 @@ from corpora.tokenizers import BOS, EOS, UNK
 from ngram import load_model
 from ngram.arpa import read_arpa
 from ngram.cli import main
-from ngram.export import SUBTREE_FORMAT
+from ngram.export import VIEW_FORMAT
 
 TEXT = (
     "I want to be a doctor. I want to know the truth. You want to be free.\n\n"
@@ -82,7 +82,7 @@ def test_trie_json_under_a_context_reads_like_the_trie(model_dir, tmp_path):
     document = json.loads(out.read_text(encoding="utf-8"))
     node = document["trie"]["I"]["want"]
     model = load_model(model_dir)
-    assert document["format"] == SUBTREE_FORMAT and document["context"] == ["I", "want"] and "vocab" not in document
+    assert document["format"] == VIEW_FORMAT and document["context"] == ["I", "want"] and "vocab" not in document
     assert node[""] == model.root["I"]["want"][""]
     assert list(node)[2:] == [t for t in model.root["I"]["want"] if t not in ("", "\0")]  # most frequent first
     assert list(document["trie"]) == ["", "\0", "I"]  # only the path down to the context
@@ -112,6 +112,9 @@ def test_from_arpa_model_predicts_scores_shows_and_generates(imported, model_dir
     assert len(theirs) == 1 and theirs[0]["setting"]["smoothing"] == "arpa"
     assert theirs[0]["per_token"] == pytest.approx(ours["per_token"], rel=1e-5)
     assert "Note: this model was imported from an ARPA file" in run("show", str(imported), "I want").output
+    view = tmp_path / "view.json.gz"
+    assert "note" in json.loads(run("export", str(imported), "--trie-json", str(view), "--json").stdout)
+    assert "not an n-gram model" in run("stats", str(view), ok=False).output  # counts of 0 never load as a model
     assert json.loads(run("generate", str(imported), "I want", "--seed", "1", "--json").stdout)["tokens"]
 
 
