@@ -208,3 +208,18 @@ def test_a_model_made_by_lmplz_scores_like_kenlm_query(tmp_path, tokenizer, shar
     for (word, expected), (token, got) in zip(kenlm, ours):
         assert (token == word) or (token == UNK), (word, token)
         assert got == pytest.approx(expected, abs=1e-4), word
+
+
+def test_a_saved_arpa_model_keeps_its_kind_and_refuses_a_damaged_header(tiny, tmp_path):
+    import json
+
+    _, imported, _ = tiny
+    folder = save_model(imported, tmp_path / "imported.ngram")
+    assert json.loads((folder / "header.json").read_text())["kind"] == ARPA_KIND
+    assert load_model(folder).smoothing().log10_prob(["I", "want"], "to") == imported.smoothing().log10_prob(["I", "want"], "to")
+    for kind, message in [("bogus", "unknown model kind"), ("counts", "list of arrays does not match")]:
+        header = json.loads((folder / "header.json").read_text())
+        header["kind"] = kind
+        (folder / "header.json").write_text(json.dumps(header))
+        with pytest.raises(UserError, match=message):
+            load_model(folder)
