@@ -84,6 +84,8 @@ def read_rows(reader: ArpaReader, bar=None) -> tuple[list[str], list[OrderRows]]
         while len(orders) < k:
             orders.append(OrderRows(len(orders) + 1))
         if k == 1:
+            if "\x00" in words[0]:  # the vocabulary is saved NUL-separated (`ngram.arrays.encode_vocab`)
+                raise UserError(f"{reader.path}, line {number}: a word holds a NUL character")
             if words[0] in token_id:
                 raise UserError(f"{reader.path}, line {number}: the 1-gram {words[0]!r} is listed twice")
             token_id[words[0]] = len(vocab)

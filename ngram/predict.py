@@ -183,7 +183,7 @@ def describe_match(shown: str, prediction: Prediction) -> str:
     count = prediction.context_count
     text = f"{prediction.matched_order}-gram, context seen {count:,} time{'' if count == 1 else 's'}"
     if prediction.smoothing == "arpa":  # an imported ARPA model lists n-grams but holds no counts
-        text = f"{prediction.matched_order}-gram, context listed in the ARPA model"
+        text = f"{prediction.matched_order}-gram" + (", context listed in the ARPA model" if prediction.matched_context else "")
     if BOS in prediction.matched_context:
         text += "; <s> is the start of a sentence"
     return text
