@@ -19,7 +19,7 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -178,8 +178,18 @@ def open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if gzipped else path.open(encoding="utf-8")
 
 
+class Batch(NamedTuple):
+    """Consecutive n-gram lines of one order, parsed and checked (`ArpaReader.batches`)."""
+
+    order: int
+    numbers: list[int]  # their line numbers
+    fields: list[list[str]]  # each line split: log10 p, the words, maybe the back-off
+    logp: np.ndarray  # log10 p
+    backoff: np.ndarray  # log10 back-off weight, 0 where the line has none
+
+
 class ArpaReader:
-    """The n-grams of an ARPA file, one at a time: (line number, order, words, log10 p, log10 back-off).
+    """The n-grams of an ARPA file: `batches` of up to 65,536 lines, or one at a time by iterating.
 
     Streams the file (nothing is kept but the header's counts), and refuses, with its
     line number, any line that is not what ARPA allows; at the end, an order whose
@@ -194,9 +204,19 @@ class ArpaReader:
             raise UserError(f"ARPA file not found: {self.path}")
 
     def __iter__(self) -> Iterator[tuple[int, int, tuple[str, ...], float, float]]:
+        """(line number, order, words, log10 p, log10 back-off) for every n-gram, in file order."""
+        for batch in self.batches():
+            k = batch.order
+            for number, fields, logp, bo in zip(batch.numbers, batch.fields, batch.logp.tolist(), batch.backoff.tolist()):
+                yield number, k, tuple(fields[1:k + 1]), logp, bo
+
+    def batches(self, size: int = 1 << 16) -> Iterator[Batch]:
+        """The n-gram lines, section by section, in batches of at most `size` (`parse_batch` parses them)."""
         path, declared = self.path, self.declared
         seen: dict[int, int] = {}
         section, order = "start", 0
+        numbers: list[int] = []
+        lines: list[str] = []
         with open_text(path) as handle:
             try:
                 for number, line in enumerate(handle, start=1):
@@ -204,10 +224,18 @@ class ArpaReader:
                     if not line:
                         continue
                     if section == "ngrams" and line[0] != "\\":  # most lines: tested first
-                        words, logp, bo = self.ngram_line(line, order, number)
-                        seen[order] += 1
-                        yield number, order, words, logp, bo
-                    elif line == "\\data\\":
+                        numbers.append(number)
+                        lines.append(line)
+                        if len(lines) == size:
+                            seen[order] += len(lines)
+                            yield self.parse_batch(order, numbers, lines)
+                            numbers, lines = [], []
+                        continue
+                    if lines:  # a section ends
+                        seen[order] += len(lines)
+                        yield self.parse_batch(order, numbers, lines)
+                        numbers, lines = [], []
+                    if line == "\\data\\":
                         section = "data"
                     elif line == "\\end\\":
                         section = "end"
@@ -232,6 +260,28 @@ class ArpaReader:
         for k, n in declared.items():
             if seen.get(k, 0) != n:
                 raise UserError(f"{path}: the header declares {n} {k}-grams, the file has {seen.get(k, 0)}")
+
+    def parse_batch(self, order: int, numbers: list[int], lines: list[str]) -> Batch:
+        """Many lines of one order at once: split, numbers converted and checked as whole arrays.
+
+        The same checks as `ngram_line`, the one-line reference; when any line fails
+        them, `ngram_line` reads the batch again to name the first bad line.
+        """
+        fields = [line.split() for line in lines]
+        n = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))
+        try:
+            logp = np.array([f[0] for f in fields], dtype=np.float64)
+            backoff = np.zeros(len(fields))
+            has = np.flatnonzero(n == order + 2)
+            backoff[has] = np.array([fields[i][-1] for i in has.tolist()], dtype=np.float64)
+            good = bool(np.all((n > order) & (n <= order + 2) & (logp <= 0) & (logp > -np.inf) & np.isfinite(backoff)))
+        except ValueError:
+            good = False
+        if not good:  # the reference names the first bad line (and reads any line numpy would not)
+            parsed = [self.ngram_line(line, order, number) for number, line in zip(numbers, lines)]
+            logp = np.array([p[1] for p in parsed], dtype=np.float64)
+            backoff = np.array([p[2] for p in parsed], dtype=np.float64)
+        return Batch(order, numbers, fields, logp, backoff)
 
     def declaration(self, line: str, number: int) -> tuple[int, int]:
         """'ngram K=N' of the \\data\\ section."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -52,24 +51,36 @@ def is_arpa_model(model: "NgramModel") -> bool:
 
 
 class OrderRows:
-    """The n-grams of one order as they are read: flat token ids, log10 p, back-off, line numbers.
-
-    Python `array`s, a few bytes an n-gram, so a large file is never held as tuples.
-    """
+    """The n-grams of one order as they are read: token ids, log10 p, back-off and line numbers,
+    kept as a list of NumPy chunks (a few bytes an n-gram, never a tuple each)."""
 
     def __init__(self, order: int) -> None:
         self.order = order
-        self.ids, self.logp, self.backoff, self.lines = array("i"), array("d"), array("d"), array("q")
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, ids: Sequence[int], logp: float, backoff: float, line: int) -> None:
-        self.ids.extend(ids)
-        self.logp.append(logp)
-        self.backoff.append(backoff)
-        self.lines.append(line)
+    def add(self, ids: Sequence[int], logp: np.ndarray, backoff: np.ndarray, lines: Sequence[int]) -> None:
+        """A batch: `ids` flat (order ids a row), and one value of the others a row."""
+        self.chunks.append((np.asarray(ids, dtype=np.int32), np.asarray(logp, dtype=np.float64),
+                            np.asarray(backoff, dtype=np.float64), np.asarray(lines, dtype=np.int64)))
+
+    def column(self, i: int, dtype) -> np.ndarray:
+        return np.concatenate([c[i] for c in self.chunks]) if self.chunks else np.zeros(0, dtype=dtype)
 
     def grams(self) -> np.ndarray:
         """The n-grams as an (n, order) array of token ids."""
-        return np.frombuffer(self.ids, dtype=np.int32).reshape(-1, self.order).astype(np.int64)
+        return self.column(0, np.int32).reshape(-1, self.order).astype(np.int64)
+
+    @property
+    def logp(self) -> np.ndarray:
+        return self.column(1, np.float64)
+
+    @property
+    def backoff(self) -> np.ndarray:
+        return self.column(2, np.float64)
+
+    @property
+    def lines(self) -> np.ndarray:
+        return self.column(3, np.int64)
 
 
 def read_rows(reader: ArpaReader, bar=None) -> tuple[list[str], list[OrderRows]]:
@@ -80,29 +91,46 @@ def read_rows(reader: ArpaReader, bar=None) -> tuple[list[str], list[OrderRows]]
     vocab: list[str] = []
     token_id: dict[str, int] = {}
     orders: list[OrderRows] = []
-    for number, k, words, logp, bo in reader:
+    for batch in reader.batches():
+        k = batch.order
         while len(orders) < k:
             orders.append(OrderRows(len(orders) + 1))
         if k == 1:
-            if "\x00" in words[0]:  # the vocabulary is saved NUL-separated (`ngram.arrays.encode_vocab`)
-                raise UserError(f"{reader.path}, line {number}: a word holds a NUL character")
-            if words[0] in token_id:
-                raise UserError(f"{reader.path}, line {number}: the 1-gram {words[0]!r} is listed twice")
-            token_id[words[0]] = len(vocab)
-            vocab.append(words[0])
-            ids: Sequence[int] = (token_id[words[0]],)
+            ids = [add_word(vocab, token_id, fields[1], reader.path, number)
+                   for number, fields in zip(batch.numbers, batch.fields)]
         else:
             try:
-                ids = [token_id[w] for w in words]
-            except KeyError as missing:
-                raise UserError(f"{reader.path}, line {number}: the word {missing.args[0]!r} of the {k}-gram "
-                                f"{' '.join(words)!r} is not among the 1-grams") from None
-        orders[k - 1].add(ids, logp, bo, number)
-        if bar is not None and number % 65536 == 0:
-            bar.update(65536)
+                ids = [token_id[w] for fields in batch.fields for w in fields[1:k + 1]]
+            except KeyError:
+                ids = []
+                unknown_word(batch, token_id, reader.path)
+        orders[k - 1].add(ids, batch.logp, batch.backoff, batch.numbers)
+        if bar is not None:
+            bar.update(len(batch.numbers))
     while len(orders) < max(reader.declared, default=0):
         orders.append(OrderRows(len(orders) + 1))
     return vocab, orders
+
+
+def add_word(vocab: list[str], token_id: dict[str, int], word: str, path: Path, number: int) -> int:
+    """A 1-gram's word into the vocabulary; its id. Listed twice, or holding a NUL: refused."""
+    if "\x00" in word:  # the vocabulary is saved NUL-separated (`ngram.arrays.encode_vocab`)
+        raise UserError(f"{path}, line {number}: a word holds a NUL character")
+    if word in token_id:
+        raise UserError(f"{path}, line {number}: the 1-gram {word!r} is listed twice")
+    token_id[word] = len(vocab)
+    vocab.append(word)
+    return token_id[word]
+
+
+def unknown_word(batch, token_id: dict[str, int], path: Path) -> None:
+    """Name the first line of `batch` holding a word that is not among the 1-grams (raises)."""
+    k = batch.order
+    for number, fields in zip(batch.numbers, batch.fields):
+        for word in fields[1:k + 1]:
+            if word not in token_id:
+                raise UserError(f"{path}, line {number}: the word {word!r} of the {k}-gram "
+                                f"{' '.join(fields[1:k + 1])!r} is not among the 1-grams")
 
 
 def check_specials(path: Path, vocab: list[str], orders: list[OrderRows]) -> None:
@@ -116,7 +144,7 @@ def check_specials(path: Path, vocab: list[str], orders: list[OrderRows]) -> Non
                         "both sentence markers")
     if UNK not in vocab:
         vocab.append(UNK)
-        orders[0].add([len(vocab) - 1], MISSING_UNK_LOG10, 0.0, 0)
+        orders[0].add([len(vocab) - 1], [MISSING_UNK_LOG10], [0.0], [0])
 
 
 def lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -142,13 +170,13 @@ def arpa_to_trie(path: str | os.PathLike, bar=None) -> ArrayTrie:
     keys: list[np.ndarray] = []  # per order: sorted (context index × |V| + token id), as ArrayTrie.level_keys
     for rows in orders:
         k = rows.order
-        grams = rows.grams()
+        grams, lines = rows.grams(), rows.lines
         parent = context_indices(grams, keys, size)
         missing = np.flatnonzero(parent < 0)
         if len(missing):
             i = int(missing[0])
             words = [vocab[t] for t in grams[i].tolist()]
-            raise UserError(f"{reader.path}, line {rows.lines[i]}: the {k}-gram {' '.join(words)!r} has no "
+            raise UserError(f"{reader.path}, line {lines[i]}: the {k}-gram {' '.join(words)!r} has no "
                             f"entry for its context {' '.join(words[:-1])!r}; an ARPA model must list every "
                             f"n-gram's first {k - 1} word{'s' if k > 2 else ''} as a {k - 1}-gram")
         key = parent * size + grams[:, -1]
@@ -158,7 +186,7 @@ def arpa_to_trie(path: str | os.PathLike, bar=None) -> ArrayTrie:
         if len(twice):
             i = int(by_key[twice[0] + 1])
             words = " ".join(vocab[t] for t in grams[i].tolist())
-            raise UserError(f"{reader.path}, line {rows.lines[i]}: the {k}-gram {words!r} is listed twice")
+            raise UserError(f"{reader.path}, line {lines[i]}: the {k}-gram {words!r} is listed twice")
         if levels:
             levels[-1].first_child = np.searchsorted(parent[by_key], np.arange(len(levels[-1].ids) + 1)).astype(INDEX_DTYPE)
         n = len(key)
@@ -166,8 +194,8 @@ def arpa_to_trie(path: str | os.PathLike, bar=None) -> ArrayTrie:
             ids=grams[by_key, -1].astype(ID_DTYPE),
             counts=np.zeros(n, dtype=COUNT_DTYPE),
             continuation=np.zeros(n, dtype=COUNT_DTYPE),
-            logprob=np.asarray(rows.logp, dtype=np.float64)[by_key].astype(PROB_DTYPE),
-            backoff=np.asarray(rows.backoff, dtype=np.float64)[by_key].astype(PROB_DTYPE),
+            logprob=rows.logp[by_key].astype(PROB_DTYPE),
+            backoff=rows.backoff[by_key].astype(PROB_DTYPE),
         ))
         keys.append(key)
     top = levels[-1]

@@ -223,3 +223,19 @@ def test_a_saved_arpa_model_keeps_its_kind_and_refuses_a_damaged_header(tiny, tm
         (folder / "header.json").write_text(json.dumps(header))
         with pytest.raises(UserError, match=message):
             load_model(folder)
+
+
+def test_batched_parsing_equals_the_one_line_reference(tiny):
+    """`parse_batch` (whole arrays) gives what `ngram_line` gives line by line, across batch edges."""
+    from ngram.arpa import ArpaReader
+
+    _, _, path = tiny
+    reader = ArpaReader(path)
+    got, expected = [], []
+    for batch in reader.batches(size=7):
+        assert len(batch.numbers) <= 7
+        for number, fields, logp, bo in zip(batch.numbers, batch.fields, batch.logp.tolist(), batch.backoff.tolist()):
+            got.append((number, tuple(fields[1:batch.order + 1]), logp, bo))
+            expected.append((number, *reader.ngram_line(" ".join(fields), batch.order, number)))
+    assert got == expected and len(got) == sum(reader.declared.values())
+    assert [row for row in ArpaReader(path)] == [row for row in ArpaReader(path)]  # iterating twice reads twice
