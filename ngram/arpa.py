@@ -11,6 +11,10 @@ whole interpolated probability, α(h w) + γ(h)·p(w | h'), and for an unseen w 
 gives γ(h)·p(w | h') — so the back-off weight of h is γ(h). `kneser_ney_tables` computes
 both for every n-gram of the trie at once, one order after another: each n-gram's lower
 order probability is that of its suffix ("b c" for "a b c"), found by `suffix_links`.
+
+Reading: `ArpaReader` streams a file (plain or gzip) in checked batches, naming the line
+of any fault; `read_arpa` collects it into dicts (small files, tests), and
+`ngram.backoff.import_arpa` turns it into a model (``ngram build --from-arpa``).
 """
 from __future__ import annotations
 
