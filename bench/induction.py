@@ -28,6 +28,8 @@ from corpora import UserError
 from corpora.tokenizers import BOS, EOS
 from ngram import NgramModel
 from ngram.score import probability_method, sequence_logprobs
+from transformer import copying
+from transformer.copying import copy_means
 from transformer.inspection import attention_maps
 from transformer.score import token_logprobs
 
@@ -48,12 +50,9 @@ def ordinary_ids(tokenizer, vocab_size: int) -> np.ndarray:
 
 
 def repeated_sequences(tokenizer, vocab_size: int, length: int, repeats: int, seed: int) -> np.ndarray:
-    """(repeats, 1 + 2·length) ids: <|endoftext|>, then `length` random tokens twice."""
-    rng = np.random.default_rng(seed)
-    pool = ordinary_ids(tokenizer, vocab_size)
-    halves = pool[rng.integers(0, len(pool), size=(repeats, length))]
-    front = np.full((repeats, 1), tokenizer.eot_id, dtype=np.int64)
-    return np.concatenate([front, halves, halves], axis=1)
+    """(repeats, 1 + 2·length) ids: <|endoftext|>, then `length` random tokens of the
+    tokenizer's own (`ordinary_ids`) twice (`transformer.copying`)."""
+    return copying.repeated_sequences(ordinary_ids(tokenizer, vocab_size), tokenizer.eot_id, length, repeats, seed)
 
 
 def induction_scores(maps: np.ndarray, length: int) -> np.ndarray:
@@ -70,11 +69,6 @@ def uniform_score(length: int) -> float:
     """The induction score of a head that spreads its attention evenly over every earlier position (and itself)."""
     queries = np.arange(length + 1, 2 * length + 1)
     return float(np.mean(1.0 / (queries + 1)))
-
-
-def copy_means(losses: np.ndarray, length: int) -> tuple[float, float]:
-    """Mean loss over the first copy's targets (1..L) and the second's (L+1..2L), from per-target losses."""
-    return float(losses[:length].mean()), float(losses[length:2 * length].mean())
 
 
 def ngram_copy_losses(model: NgramModel, text: str, split_at: int, spelling: SpellingModel | None) -> tuple[float, float]:
