@@ -18,6 +18,8 @@ from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK
 from corpora.units import Score
 
 from .arrays import is_array_model
+from .build import announce_saving
+from .chunked import parse_memory
 from .io import GZIP_MAGIC, default_model_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
@@ -116,9 +118,11 @@ def main() -> None:
 @click.option("--column", default="text", show_default=True, help="The dataset column holding text.")
 @click.option("--data-files", multiple=True, help="Local files for --dataset text.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--memory", metavar="SIZE", help="Count in chunks within this much working memory (e.g. 2G, 512M), "
+              "merging sorted runs on disk, for corpora too large to count at once.  [default: count in memory]")
 @json_option
 @friendly_errors
-def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, as_json):
+def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, as_json):
     """Build a model from every .txt file under SOURCE (the last 5% of each held out).
 
     \b
@@ -127,8 +131,10 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
       ngram build corpora/ -o trigram.ngram --order 3 --lowercase
       ngram build corpora/ -o gpt2-tokens.ngram --tokens gpt2
       ngram build corpora/ -o small.json.gz --order 2   # gzip JSON, for a browser
+      ngram build big-corpus/ -o big.ngram --memory 2G  # bounded memory, like lmplz -S
     """
     check_build_arguments(order, min_count, heldout_fraction)
+    budget = parse_memory(memory) if memory is not None else None
     if output is not None and output.is_dir() and not is_array_model(output):
         raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
     if dataset:
@@ -139,7 +145,8 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     else:
         corpus = source
     started = time.perf_counter()
-    model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress)
+    model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress, memory=budget)
+    announce_saving(progress, budget)
     path = save_model(model, output or default_model_path())
     summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
