@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from corpora import Corpus, UserError, dataset_documents
+from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
 from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK
@@ -138,8 +138,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     if output is not None and output.is_dir() and not is_array_model(output):
         raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
     if dataset:
-        documents = dataset_documents(dataset, dataset_config, split, column, data_files or None)
-        corpus: Corpus | Path = Corpus(documents, heldout_fraction, location=f"datasets:{documents[0].name}")
+        corpus: Corpus | Path = dataset_corpus(dataset, dataset_config, split, column, data_files or None, heldout_fraction)
     elif source is None:
         raise UserError("give a folder of .txt files (e.g. corpora/) or --dataset NAME")
     else:

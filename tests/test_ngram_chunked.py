@@ -179,3 +179,41 @@ def test_ctrl_c_in_a_chunked_phase_keeps_the_old_model_and_leaves_nothing(phase,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["books", "m.ngram", "tmp"]
     gc.collect()
     assert list(work_tmp.iterdir()) == []
+
+
+# ---------------------------------------------------------------- streamed datasets
+
+
+def test_a_local_text_dataset_streams_in_documents_with_their_heldout_tails(tmp_path):
+    from corpora import dataset_corpus
+
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"line number {i}\n" for i in range(100)), encoding="utf-8")
+    corpus = dataset_corpus("text", data_files=[str(path)], heldout_fraction=0.1, document_chars=300)
+    train = list(corpus.train_texts())
+    described = corpus.describe()["documents"]
+    assert len(train) == len(described) > 3  # rows grouped into several documents
+    assert described[0]["name"] == "text/train#0" and all(d["split_at"] < d["chars"] for d in described)
+    held = list(corpus.heldout_texts())
+    assert "".join(t + h for t, h in zip(train, held)).count("line number") == 100
+
+
+def test_build_from_a_local_text_dataset_offline_chunked_or_not(tmp_path, work_tmp):
+    path = tmp_path / "lines.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    common = ["--dataset", "text", "--data-files", str(path), "--order", "3", "--no-progress", "--json"]
+    a = json.loads(run("build", "-o", str(tmp_path / "a.ngram"), *common).stdout)
+    b = json.loads(run("build", "-o", str(tmp_path / "b.ngram"), "--memory", "64K", *common).stdout)
+    assert a["documents"] == b["documents"] == 1 and a["training_tokens"] == b["training_tokens"] > 1000
+    assert folder_files(tmp_path / "a.ngram").keys() == folder_files(tmp_path / "b.ngram").keys()
+    header = json.loads((tmp_path / "b.ngram" / "header.json").read_text())
+    assert header["metadata"]["corpus"]["location"] == "datasets:text/train"
+
+
+def test_a_hub_dataset_offline_is_one_line(tmp_path):
+    result = run("build", "--dataset", "surely-not-a-cached/dataset-xyz", "-o", str(tmp_path / "m.ngram"),
+                 "--no-progress", ok=False)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: could not read dataset surely-not-a-cached/dataset-xyz")
+    assert not (tmp_path / "m.ngram").exists()
