@@ -112,6 +112,28 @@ def read_documents(source: str | Path) -> list[Document]:
     return documents
 
 
+def stream_corpus(source: str | Path, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> "StreamedCorpus":
+    """`load_corpus` that reads one file at a time while the corpus is read (for builds in
+    bounded memory): the same documents, in the same order, with the same record."""
+    from .fetch import ensure_books  # local import: fetching is rarely needed
+
+    source = Path(source)
+    paths = text_files_under(source)
+    if not paths and (source / "manifest.tsv").is_file():
+        ensure_books(source)
+        paths = text_files_under(source)
+    if not paths:
+        raise UserError(f"no .txt files found in {source}")
+
+    def documents() -> Iterator[Document]:
+        for path in paths:
+            doc = read_text_file(path)
+            if doc is not None and doc.text.strip():
+                yield doc
+
+    return StreamedCorpus(documents, heldout_fraction, location=str(source.resolve()))
+
+
 def split_point(text: str, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> int:
     """Character offset where the held-out tail of `text` starts.
 

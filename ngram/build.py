@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from corpora import Corpus, UserError, load_corpus
+from corpora.documents import stream_corpus
 from corpora.tokenizers import BOS, EOS, UNK, Tokenizer
 
 from . import chunked, counting
@@ -41,9 +42,12 @@ def check_build_options(order: int, min_count: int | None) -> None:
         raise UserError(f"min-count must be at least 1, got {min_count}")
 
 
-def open_corpus(source: str | Path | Corpus, heldout_fraction: float) -> Corpus:
-    """The corpus to build from: given, or read from a folder with the held-out split."""
-    return source if isinstance(source, Corpus) else load_corpus(source, heldout_fraction)
+def open_corpus(source: str | Path | Corpus, heldout_fraction: float, lazy: bool = False) -> Corpus:
+    """The corpus to build from: given, or read from a folder with the held-out split
+    (with `lazy`, one file at a time as it is tokenized)."""
+    if isinstance(source, Corpus):
+        return source
+    return stream_corpus(source, heldout_fraction) if lazy else load_corpus(source, heldout_fraction)
 
 
 def tokenize_corpus(corpus: Corpus, tokenizer: Tokenizer, progress: bool,

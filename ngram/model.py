@@ -88,7 +88,7 @@ class NgramModel:
         """
         tokenizer = get_tokenizer(tokens, lowercase)
         building.check_build_options(order, min_count)
-        corpus = building.open_corpus(source, heldout_fraction)
+        corpus = building.open_corpus(source, heldout_fraction, lazy=memory is not None)
         sentences = building.tokenize_corpus(corpus, tokenizer, progress, lazy=memory is not None)
         min_count = tokenizer.default_min_count if min_count is None else min_count
         built = building.count_sentences(sentences, order, min_count, progress, memory)
