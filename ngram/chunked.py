@@ -31,7 +31,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def sum_equal_keys(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np
     """Sort keys and add up the counts of equal ones: the core step of both counting and merging."""
     if len(keys) == 0:
         return keys, counts.astype(np.int64)
-    order = np.argsort(keys)
+    order = np.argsort(keys, kind="stable")  # timsort: concatenated sorted runs merge in O(n log runs)
     keys, counts = keys[order], counts[order]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
     return keys[starts], np.add.reduceat(counts.astype(np.int64), starts)
@@ -281,17 +281,33 @@ def write_runs(stream: np.ndarray, table: np.ndarray, order: int, vocab_size: in
         end = min(start + positions, len(stream))
         window = table[np.asarray(stream[start: end + order - 1]) + MARKS]
         rows = window_rows(window, end - start, order, pad)
-        rows = rows[rows[:, 0] != pad]
         name = f"run{number:06d}"
-        for k in range(1, order + 1):
-            grams = rows[rows[:, k - 1] != pad, :k]
-            keys, counts = sum_equal_keys(as_keys(grams), np.ones(len(grams), np.int32))
+        for k, (keys, counts) in enumerate(chunk_levels(rows[rows[:, 0] != pad], pad), start=1):
             np.save(folder / f"{name}.k{k}.keys.npy", key_rows(keys, k), allow_pickle=False)
             np.save(folder / f"{name}.k{k}.counts.npy", counts.astype(np.int32), allow_pickle=False)
             runs.rows_by_first[k - 1] += np.bincount(key_rows(keys, k)[:, 0], minlength=vocab_size + 1)
         runs.names.append(name)
         bar.update()
     return runs
+
+
+def chunk_levels(rows: np.ndarray, pad: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every order's distinct k-grams of a chunk, sorted, with their counts: one sort for all.
+
+    Sorting the full rows (padding, the largest id, after a sentence end) sorts every
+    prefix too, so the k-grams are runs of rows sharing their first k columns — the idea of
+    `counting.count_levels`, here over one chunk.
+    """
+    order = rows.shape[1]
+    rows = rows[np.argsort(as_keys(rows), kind="stable")]
+    differs = np.ones(rows.shape, dtype=bool)
+    differs[1:] = rows[1:] != rows[:-1]
+    new_prefix = np.logical_or.accumulate(differs, axis=1)
+    for k in range(1, order + 1):
+        starts = np.flatnonzero(new_prefix[:, k - 1])
+        sizes = np.diff(np.append(starts, len(rows)))
+        real = rows[starts, k - 1] != pad
+        yield as_keys(rows[starts[real], :k]), sizes[real]
 
 
 Boundary = tuple[int, int]  # (first token, second token); second -1: the first token's own unigram
