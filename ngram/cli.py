@@ -119,7 +119,7 @@ def main() -> None:
 @click.option("--data-files", multiple=True, help="Local files for --dataset text.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--memory", metavar="SIZE", help="Count in chunks within this much working memory (e.g. 2G, 512M), "
-              "merging sorted runs on disk, for corpora too large to count at once.  [default: count in memory]")
+              "merging sorted runs on disk (in $TMPDIR), for corpora too large to count at once.  [default: count in memory]")
 @json_option
 @friendly_errors
 def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, as_json):
