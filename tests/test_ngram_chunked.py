@@ -217,3 +217,30 @@ def test_a_hub_dataset_offline_is_one_line(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: could not read dataset surely-not-a-cached/dataset-xyz")
     assert not (tmp_path / "m.ngram").exists()
+
+
+# ---------------------------------------------------------------- the scale run's sampled text
+
+
+def test_sampled_text_only_continues_contexts_the_model_has_seen():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from ngram_scale import Sampler, sentences_text
+
+    from ngram import NgramModel
+
+    model = NgramModel.from_sentences([s.split() for s in TEXT.replace(".", " .\n").splitlines() if s.strip()], 3)
+    sampler = Sampler(model, streams=16, seed=1)
+    steps = np.stack([sampler.step() for _ in range(60)], axis=1)
+    for row in steps.tolist():
+        context = ["<s>"]
+        for token_id in row:
+            token = model.vocab[token_id]
+            node = model.root
+            for seen in context[-2:]:  # the longest context of a trigram model, always seen here
+                node = node[seen]
+            assert token != "<s>" and token in node, (context, token)
+            context = ["<s>"] if token == "</s>" else [*context, token]
+    text = sentences_text(steps[0].tolist(), model.vocab, sampler.eos, sampler.unk)
+    assert "</s>" not in text and "<unk>" not in text and text.count("\n\n") == (steps[0] == sampler.eos).sum()
