@@ -44,7 +44,7 @@ def assert_same_build(expected: build.Built, got: build.Built) -> None:
     assert timeless(got.info) == timeless(expected.info)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), order=st.integers(1, 5), min_count=st.integers(1, 2),
        memory=st.sampled_from([30_000, 60_000, 10**7]))
 def test_chunked_counting_is_the_in_memory_counting(seed, order, min_count, memory):
