@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from corpora.common import UserError
+from corpora.tokenizers import BOS, EOS, UNK
 
 from .arrays import COUNT_DTYPE, ID_DTYPE, INDEX_DTYPE, ArrayTrie, Level
 
@@ -210,7 +211,9 @@ def flush_stream(writer: NpyAppender, pending: list[int], frequencies: np.ndarra
     writer.append(batch)
     seen = np.bincount(batch[batch >= 0])
     if len(seen) > len(frequencies):
-        frequencies = np.concatenate((frequencies, np.zeros(max(len(seen), 2 * len(frequencies)) - len(frequencies), np.int64)))
+        grown = np.zeros(max(len(seen), 2 * len(frequencies)), np.int64)
+        grown[: len(frequencies)] = frequencies
+        frequencies = grown
     frequencies[: len(seen)] += seen
     return frequencies
 
@@ -480,7 +483,8 @@ def continuation_band(runs: Runs, files: LevelFiles, low: Boundary, high: Bounda
     """
     for k in range(1, runs.order):
         keys = as_keys(key_rows(runs.load(f"k{k}.keys.npy"), k)[starts[k - 1]: ends[k - 1]])
-        suffix_keys, suffix_counts = sum_equal_keys(*slice_runs(runs.suffix_names, runs.keys, runs.counts, low, high, k))
+        suffixes = slice_runs(runs.suffix_names, runs.keys, runs.counts, low, high, k)
+        suffix_keys, suffix_counts = sum_equal_keys(*suffixes)
         continuation = np.zeros(len(keys), COUNT_DTYPE)
         continuation[np.searchsorted(keys, suffix_keys)] = suffix_counts
         writers[k - 1].append(continuation)
@@ -505,19 +509,32 @@ class Counted:
 def count_stream(stream: TokenStream, vocab: Sequence[str], order: int, memory: int, folder: Path,
                  stages) -> Counted:
     """Steps 2-4 over a token stream written by `write_token_stream`, under `memory` bytes."""
-    ids = {token: i for i, token in enumerate(vocab[:3])}
-    from corpora.tokenizers import BOS, EOS, UNK
-
-    unk, bos, eos = ids[UNK], ids[BOS], ids[EOS]
-    table = final_ids(stream, vocab, unk, bos, eos)
-    data = load_plain(stream.path)
-    positions = chunk_positions(memory, order)
-    chunks = max(1, -(-len(data) // positions))
-    with stages.begin("Counting chunks", chunks, "chunk") as bar:
-        runs = write_runs(data, table, order, len(vocab), positions, folder, bar)
+    bos = vocab.index(BOS)
+    table = final_ids(stream, vocab, vocab.index(UNK), bos, vocab.index(EOS))
+    runs = count_chunks(load_plain(stream.path), table, order, len(vocab), memory, folder, stages)
     edges = band_edges(runs, memory)
-    files = LevelFiles(folder, order, len(vocab))
-    raw = [np.zeros(6, np.int64) for _ in range(order)]
+    files, band_starts, raw = merge_runs(runs, edges, len(vocab), stages)
+    cont = count_continuations(runs, files, edges, band_starts, bos, stages)
+    trie = open_levels(folder, vocab, order, stream.positions)
+    return Counted(trie, statistics_of(files.sizes, raw, cont), len(runs.names), len(edges) - 1)
+
+
+def count_chunks(data: np.ndarray, table: np.ndarray, order: int, vocab_size: int, memory: int, folder: Path,
+                 stages) -> Runs:
+    """Stage "Counting chunks": the stream cut to fit `memory`, each chunk a sorted run."""
+    positions = chunk_positions(memory, order)
+    with stages.begin("Counting chunks", max(1, -(-len(data) // positions)), "chunk") as bar:
+        return write_runs(data, table, order, vocab_size, positions, folder, bar)
+
+
+def merge_runs(runs: Runs, edges: list[Boundary], vocab_size: int, stages) -> tuple[LevelFiles, list, list]:
+    """Stage "Merging sorted runs": band by band into the final arrays; the runs deleted after.
+
+    Returns the level files, where each band starts in every order, and each order's
+    count-of-counts of raw counts.
+    """
+    files = LevelFiles(runs.folder, runs.order, vocab_size)
+    raw = [np.zeros(6, np.int64) for _ in range(runs.order)]
     band_starts = []
     with stages.begin("Merging sorted runs", len(edges) - 1, "band") as bar:
         for low, high in zip(edges, edges[1:]):
@@ -526,11 +543,18 @@ def count_stream(stream: TokenStream, vocab: Sequence[str], order: int, memory: 
             bar.update()
         files.close()
     runs.forget("run")
-    cont = [np.zeros(6, np.int64) for _ in range(order)]
-    writers = [NpyAppender(folder / f"k{k}.continuation.npy", COUNT_DTYPE) for k in range(1, order)]
+    return files, band_starts, raw
+
+
+def count_continuations(runs: Runs, files: LevelFiles, edges: list[Boundary], band_starts: list, bos: int,
+                        stages) -> list[np.ndarray]:
+    """Stage "Computing continuation counts and statistics": the continuation arrays, band by
+    band, and each order's count-of-counts for Kneser-Ney; the suffix runs deleted after."""
+    cont = [np.zeros(6, np.int64) for _ in range(runs.order)]
+    writers = [NpyAppender(runs.folder / f"k{k}.continuation.npy", COUNT_DTYPE) for k in range(1, runs.order)]
     band_ends = band_starts[1:] + [list(files.sizes)]
     with stages.begin("Computing continuation counts and statistics", len(band_starts), "band") as bar:
-        for (low, high), starts, ends in zip(zip(edges, edges[1:]), band_starts, band_ends):
+        for low, high, starts, ends in zip(edges, edges[1:], band_starts, band_ends):
             continuation_band(runs, files, low, high, starts, ends, bos, cont, writers)
             runs.mapped.clear()
             bar.update()
@@ -538,11 +562,9 @@ def count_stream(stream: TokenStream, vocab: Sequence[str], order: int, memory: 
         writer.close()
     runs.forget("suffix")
     runs.mapped.clear()
-    for k in range(1, order):
-        (folder / f"k{k}.keys.npy").unlink()
-    trie = open_levels(folder, vocab, order, stream.positions)
-    statistics = statistics_of(files.sizes, raw, cont)
-    return Counted(trie, statistics, chunks, len(edges) - 1)
+    for k in range(1, runs.order):
+        (runs.folder / f"k{k}.keys.npy").unlink()  # the k-grams kept for this stage only
+    return cont
 
 
 def open_levels(folder: Path, vocab: Sequence[str], order: int, total: int) -> ArrayTrie:

@@ -69,8 +69,9 @@ def test_tiny_budgets_make_many_runs_and_bands_and_still_the_dict_trie(tmp_path)
     root, _ = counting.build_trie([[1, *[expected.vocab.index(t) for t in s], 2] for s in sentences],
                                   expected.vocab, 4, bos_id=1)
     assert counted.trie.to_dict() == root  # the readable reference: the nested-dict trie
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("run", "suffix", "stream"))) == [
-        "stream.npy"]  # the runs are deleted once merged
+    level_files = {f"k{k}.{name}.npy" for k in range(1, 5) for name in ("ids", "counts")} | {
+        f"k{k}.{name}.npy" for k in range(1, 4) for name in ("continuation", "first_child")}
+    assert {p.name for p in tmp_path.iterdir()} == level_files | {"stream.npy"}  # runs deleted once merged
 
 
 def test_continuation_counts_add_up_over_chunks():
