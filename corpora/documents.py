@@ -131,7 +131,7 @@ def stream_corpus(source: str | Path, heldout_fraction: float = DEFAULT_HELDOUT_
             if doc is not None and doc.text.strip():
                 yield doc
 
-    return StreamedCorpus(documents, heldout_fraction, location=str(source.resolve()))
+    return StreamedCorpus(documents, heldout_fraction, location=str(source.resolve()), expected=len(paths))
 
 
 def split_point(text: str, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> int:
@@ -324,9 +324,11 @@ class StreamedCorpus(Corpus):
     and split as it goes by, which `describe` then reports (so describe after reading).
     """
 
-    def __init__(self, open_documents, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION, location: str = "") -> None:
+    def __init__(self, open_documents, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION, location: str = "",
+                 expected: int | None = None) -> None:
         super().__init__([], heldout_fraction, location)
         self.open_documents = open_documents
+        self.expected = expected  # how many documents will come, if known (for a progress bar)
         self.seen: list[dict] = []
 
     def train_texts(self) -> Iterator[str]:

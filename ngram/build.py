@@ -64,7 +64,7 @@ def tokenize_corpus(corpus: Corpus, tokenizer: Tokenizer, progress: bool,
 
 def iter_sentences(corpus: Corpus, tokenizer: Tokenizer, stages: counting.Stages) -> Iterator[list[str]]:
     """Stage 1: tokenize document by document, a bar counting the documents."""
-    total = len(corpus.documents) if corpus.documents else None
+    total = len(corpus.documents) or getattr(corpus, "expected", None)
     with stages.begin("Tokenizing", total, "doc") as bar:
         for text in corpus.train_texts():
             yield from tokenizer.sentences(text)
