@@ -112,6 +112,28 @@ def read_documents(source: str | Path) -> list[Document]:
     return documents
 
 
+def stream_corpus(source: str | Path, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> "StreamedCorpus":
+    """`load_corpus` that reads one file at a time while the corpus is read (for builds in
+    bounded memory): the same documents, in the same order, with the same record."""
+    from .fetch import ensure_books  # local import: fetching is rarely needed
+
+    source = Path(source)
+    paths = text_files_under(source)
+    if not paths and (source / "manifest.tsv").is_file():
+        ensure_books(source)
+        paths = text_files_under(source)
+    if not paths:
+        raise UserError(f"no .txt files found in {source}")
+
+    def documents() -> Iterator[Document]:
+        for path in paths:
+            doc = read_text_file(path)
+            if doc is not None and doc.text.strip():
+                yield doc
+
+    return StreamedCorpus(documents, heldout_fraction, location=str(source.resolve()), expected=len(paths))
+
+
 def split_point(text: str, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> int:
     """Character offset where the held-out tail of `text` starts.
 
@@ -209,7 +231,34 @@ def dataset_documents(
     `name="text"` with `data_files` reads local text files line by line; any other
     name is a Hugging Face dataset (needs network or a local cache), streamed.
     The rows of `column` are joined with newlines into one document, which then gets
-    the usual held-out split at its end.
+    the usual held-out split at its end. For large datasets use `dataset_corpus`,
+    which never holds the whole text.
+    """
+    lines = list(dataset_rows(name, config, split, column, data_files, streaming))
+    text = normalise_text("\n".join(lines))
+    if not text.strip():
+        raise UserError(f"dataset {name} ({split}, column {column!r}) holds no text")
+    label = dataset_label(name, config, split)
+    return [Document(name=label, text=text, source=f"datasets:{label}")]
+
+
+def dataset_label(name: str, config: str | None, split: str) -> str:
+    return "/".join(x for x in (name, config, split) if x)
+
+
+def dataset_rows(
+    name: str,
+    config: str | None = None,
+    split: str = "train",
+    column: str = "text",
+    data_files: Iterable[str] | None = None,
+    streaming: bool = True,
+) -> Iterator[str]:
+    """The texts of `column`, row by row, read through `datasets` (streamed: nothing held whole).
+
+    Every failure of `datasets` — offline with no cache, a name that does not exist, a
+    missing column — becomes one UserError line, whether it happens on opening or while
+    the rows stream in.
     """
     try:
         import datasets  # slow to import, so only when asked for
@@ -217,14 +266,85 @@ def dataset_documents(
         raise UserError("the datasets library is not installed") from err
     files = list(data_files) if data_files else None
     try:
-        rows = datasets.load_dataset(name, config, split=split, data_files=files, streaming=streaming)
-        lines = [row[column] for row in rows]
+        rows = iter(datasets.load_dataset(name, config, split=split, data_files=files, streaming=streaming))
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            yield row[column]
     except KeyError as err:
         raise UserError(f"dataset {name} has no column {column!r}") from err
     except Exception as err:  # datasets raises many kinds; report them in one line
-        raise UserError(f"could not read dataset {name}: {str(err).splitlines()[0]}") from err
-    text = normalise_text("\n".join(lines))
-    if not text.strip():
-        raise UserError(f"dataset {name} ({split}, column {column!r}) holds no text")
-    label = "/".join(x for x in (name, config, split) if x)
-    return [Document(name=label, text=text, source=f"datasets:{label}")]
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UserError(f"could not read dataset {name} (offline? Hugging Face datasets need the network "
+                        f"or a local cache): {first}") from err
+
+
+DATASET_DOCUMENT_CHARS = 1 << 20
+
+
+def dataset_corpus(
+    name: str,
+    config: str | None = None,
+    split: str = "train",
+    column: str = "text",
+    data_files: Iterable[str] | None = None,
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
+    document_chars: int = DATASET_DOCUMENT_CHARS,
+) -> "StreamedCorpus":
+    """A dataset as a corpus read while it streams: rows grouped into documents of about
+    `document_chars` characters, each with the usual held-out tail.
+
+    A streamed dataset's length is unknown until its end, so "the last 5% of the
+    dataset" cannot be set aside as it goes by; the last 5% of every group can.
+    """
+    label = dataset_label(name, config, split)
+
+    def documents() -> Iterator[Document]:
+        lines: list[str] = []
+        size, number = 0, 0
+        for line in dataset_rows(name, config, split, column, data_files):
+            lines.append(line)
+            size += len(line) + 1
+            if size >= document_chars:
+                yield Document(f"{label}#{number}", normalise_text("\n".join(lines)), f"datasets:{label}")
+                lines, size, number = [], 0, number + 1
+        text = normalise_text("\n".join(lines))
+        if text.strip() or number == 0:
+            yield Document(f"{label}#{number}", text, f"datasets:{label}")
+
+    return StreamedCorpus(documents, heldout_fraction, location=f"datasets:{label}")
+
+
+class StreamedCorpus(Corpus):
+    """A Corpus whose documents are made on demand, one at a time, never all held.
+
+    `documents` stays empty; reading `train_texts` records each document's name, hash
+    and split as it goes by, which `describe` then reports (so describe after reading).
+    """
+
+    def __init__(self, open_documents, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION, location: str = "",
+                 expected: int | None = None) -> None:
+        super().__init__([], heldout_fraction, location)
+        self.open_documents = open_documents
+        self.expected = expected  # how many documents will come, if known (for a progress bar)
+        self.seen: list[dict] = []
+
+    def train_texts(self) -> Iterator[str]:
+        self.seen = []
+        for doc in self.open_documents():
+            cut = split_point(doc.text, self.heldout_fraction)
+            self.seen.append({"name": doc.name, "sha256": doc.sha256, "chars": len(doc.text), "split_at": cut})
+            yield doc.text[:cut]
+        if not any(entry["chars"] for entry in self.seen):
+            raise UserError(f"{self.location} holds no text")
+
+    def heldout_texts(self) -> Iterator[str]:
+        for doc in self.open_documents():
+            yield doc.text[split_point(doc.text, self.heldout_fraction):]
+
+    def describe(self) -> dict:
+        described = super().describe()
+        described["documents"] = list(self.seen)
+        return described

@@ -5,17 +5,19 @@ Progress bars (tqdm) are imported only when a build shows one.
 """
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from corpora import Corpus, UserError, load_corpus
+from corpora.documents import stream_corpus
 from corpora.tokenizers import BOS, EOS, UNK, Tokenizer
 
-from . import counting
+from . import chunked, counting
 from .arrays import ArrayTrie
 from .smoothing import describe_fallback, kn_discount_fallbacks
 
@@ -40,22 +42,33 @@ def check_build_options(order: int, min_count: int | None) -> None:
         raise UserError(f"min-count must be at least 1, got {min_count}")
 
 
-def open_corpus(source: str | Path | Corpus, heldout_fraction: float) -> Corpus:
-    """The corpus to build from: given, or read from a folder with the held-out split."""
-    return source if isinstance(source, Corpus) else load_corpus(source, heldout_fraction)
+def open_corpus(source: str | Path | Corpus, heldout_fraction: float, lazy: bool = False) -> Corpus:
+    """The corpus to build from: given, or read from a folder with the held-out split
+    (with `lazy`, one file at a time as it is tokenized)."""
+    if isinstance(source, Corpus):
+        return source
+    return stream_corpus(source, heldout_fraction) if lazy else load_corpus(source, heldout_fraction)
 
 
-def tokenize_corpus(corpus: Corpus, tokenizer: Tokenizer, progress: bool) -> list[list[str]]:
-    """The token sequences of the building part of every document (held-out tails left out)."""
-    texts = list(corpus.train_texts())
-    if progress:
-        from tqdm import tqdm  # only when a bar is shown: importing ngram imports no tqdm
+def tokenize_corpus(corpus: Corpus, tokenizer: Tokenizer, progress: bool,
+                    lazy: bool = False) -> Iterable[list[str]]:
+    """The token sequences of the building part of every document (held-out tails left out).
 
-        texts = tqdm(texts, desc="tokenizing", unit="doc", leave=False)
-    sentences: list[list[str]] = []
-    for text in texts:
-        sentences.extend(tokenizer.sentences(text))
-    return sentences
+    A list, or with `lazy` a generator that reads one document at a time, so a chunked
+    build never holds more than one document's tokens (and a streamed dataset never
+    sits in memory whole).
+    """
+    sentences = iter_sentences(corpus, tokenizer, counting.Stages.for_build(lazy, progress))
+    return sentences if lazy else list(sentences)
+
+
+def iter_sentences(corpus: Corpus, tokenizer: Tokenizer, stages: counting.Stages) -> Iterator[list[str]]:
+    """Stage 1: tokenize document by document, a bar counting the documents."""
+    total = len(corpus.documents) or getattr(corpus, "expected", None)
+    with stages.begin("Tokenizing", total, "doc") as bar:
+        for text in corpus.train_texts():
+            yield from tokenizer.sentences(text)
+            bar.update()
 
 
 def build_vocabulary(frequencies: Counter, min_count: int) -> list[str]:
@@ -67,7 +80,8 @@ def build_vocabulary(frequencies: Counter, min_count: int) -> list[str]:
     return [*SPECIALS, *kept]
 
 
-def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: int, progress: bool = False) -> Built:
+def count_sentences(sentences: Iterable[Sequence[str]], order: int, min_count: int, progress: bool = False,
+                    memory: str | int | None = None, work_dir: str | Path | None = None) -> Built:
     """Count every n-gram of `sentences` (each wrapped in ``<s>`` … ``</s>``) into an array trie.
 
     `counting.count_levels` sorts every position's n-gram once and reads the counts off
@@ -75,33 +89,84 @@ def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: i
     `counting.build_trie` builds the same trie as nested dicts, and `trie.insert_sentence`
     by walking it — the readable references the tests compare with.
 
+    With a `memory` budget (bytes, or ``"2G"``) the counting is done in chunks written as
+    sorted runs to `work_dir` and merged (`ngram.chunked`): the same arrays, to the bit,
+    with working memory bounded by the budget whatever the corpus size.
+
     Tokens seen fewer than `min_count` times become ``<unk>``. Kneser-Ney discounts that
     must fall back (too few n-grams of some count) are warned about and recorded.
     """
     check_build_options(order, min_count)
+    if memory is not None:
+        return count_sentences_chunked(sentences, order, min_count, memory, progress, work_dir)
+    stages = counting.Stages.for_build(False, progress)
     started = time.perf_counter()
+    sentences = list(sentences)
     frequencies = Counter(token for sentence in sentences for token in sentence)
-    if not frequencies:
-        raise UserError("the corpus has no tokens to build from")
-    vocab = build_vocabulary(frequencies, min_count)
+    vocab = vocabulary_of(frequencies, min_count)
     ids = {token: i for i, token in enumerate(vocab)}
     unk, bos, eos = ids[UNK], ids[BOS], ids[EOS]
     encoded = [[bos, *[ids.get(t, unk) for t in sentence], eos] for sentence in sentences]
-    bar = counting.step_bar(2, f"counting {order}-grams", progress)
-    rows, levels = counting.count_levels(encoded, order, len(vocab))
-    bar.update()
-    trie = ArrayTrie.from_counting(rows, levels, vocab)
-    del rows, levels
-    statistics = trie.count_statistics(bos)
-    bar.update()
-    bar.close()
+    with stages.begin("Counting n-grams", 1) as bar:
+        rows, levels = counting.count_levels(encoded, order, len(vocab))
+        trie = ArrayTrie.from_counting(rows, levels, vocab)
+        del rows, levels
+        bar.update()
+    with stages.begin("Computing statistics", 1) as bar:
+        statistics = trie.count_statistics(bos)
+        bar.update()
+    info = build_info(started, sum(frequencies.values()), len(encoded), min_count, statistics, order)
+    return Built(trie, vocab, statistics, info)
+
+
+def count_sentences_chunked(sentences: Iterable[Sequence[str]], order: int, min_count: int, memory: str | int,
+                            progress: bool, work_dir: str | Path | None = None) -> Built:
+    """`count_sentences` under a memory budget: stream to disk, sorted runs, merge (`ngram.chunked`).
+
+    The work folder holds the token stream, the runs and, at the end, the merged arrays
+    that the returned trie memory-maps; it is removed when the trie is, or at once if
+    the build fails or is interrupted.
+    """
+    budget = chunked.parse_memory(memory)
+    chunked.chunk_positions(budget, order)  # a hopeless budget is refused before any reading
+    stages = counting.Stages.for_build(True, progress)
+    started = time.perf_counter()
+    folder = chunked.work_folder(work_dir)
+    try:
+        stream = chunked.write_token_stream(sentences, folder / "stream.npy")
+        frequencies = Counter(dict(zip(stream.tokens, stream.frequencies.tolist())))
+        vocab = vocabulary_of(frequencies, min_count)
+        counted = chunked.count_stream(stream, vocab, order, budget, folder, stages)
+        (folder / "stream.npy").unlink()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    chunked.remove_with(counted.trie, folder)
+    info = build_info(started, sum(frequencies.values()), stream.sentences, min_count, counted.statistics, order)
+    return Built(counted.trie, vocab, counted.statistics, info)
+
+
+def vocabulary_of(frequencies: Counter, min_count: int) -> list[str]:
+    """`build_vocabulary`, refusing a corpus without tokens."""
+    if not frequencies:
+        raise UserError("the corpus has no tokens to build from")
+    return build_vocabulary(frequencies, min_count)
+
+
+def build_info(started: float, tokens: int, sentences: int, min_count: int, statistics: dict, order: int) -> dict:
+    """What a model records about its build; Kneser-Ney discount fallbacks are warned about."""
     info = {
         "build_seconds": round(time.perf_counter() - started, 2),
-        "training_tokens": sum(frequencies.values()),
-        "training_sentences": len(encoded),
+        "training_tokens": tokens,
+        "training_sentences": sentences,
         "min_count": min_count,
         "kn_discount_fallbacks": kn_discount_fallbacks(statistics, order),
     }
     for fallback in info["kn_discount_fallbacks"]:
-        warnings.warn(describe_fallback(fallback), stacklevel=3)
-    return Built(trie, vocab, statistics, info)
+        warnings.warn(describe_fallback(fallback), stacklevel=4)
+    return info
+
+
+def announce_saving(progress: bool, memory: str | int | None) -> None:
+    """The last stage's banner (saving happens in `ngram.io`, after the build returns)."""
+    counting.Stages.for_build(memory is not None, progress).banner("Saving")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from corpora import Corpus, UserError, dataset_documents
+from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
 from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK, get_tokenizer
@@ -19,6 +19,8 @@ from corpora.units import Score
 
 from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
+from .build import announce_saving
+from .chunked import parse_memory
 from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
@@ -117,12 +119,14 @@ def main() -> None:
 @click.option("--column", default="text", show_default=True, help="The dataset column holding text.")
 @click.option("--data-files", multiple=True, help="Local files for --dataset text.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--memory", metavar="SIZE", help="Count in chunks within this much working memory (e.g. 2G, 512M), "
+              "merging sorted runs on disk (in $TMPDIR), for corpora too large to count at once.  [default: count in memory]")
 @click.option("--from-arpa", "from_arpa", type=click.Path(path_type=Path),
               help="Import an ARPA model (e.g. KenLM's lmplz output, .arpa or .arpa.gz) instead of counting "
               "text: its order and vocabulary come from the file, its words must be --tokens' tokens.")
 @json_option
 @friendly_errors
-def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, from_arpa, as_json):
+def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, from_arpa, as_json):
     """Build a model from every .txt file under SOURCE (the last 5% of each held out).
 
     \b
@@ -131,22 +135,24 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
       ngram build corpora/ -o trigram.ngram --order 3 --lowercase
       ngram build corpora/ -o gpt2-tokens.ngram --tokens gpt2
       ngram build corpora/ -o small.json.gz --order 2   # gzip JSON, for a browser
+      ngram build big-corpus/ -o big.ngram --memory 2G  # bounded memory, like lmplz -S
       ngram build --from-arpa kenlm.arpa -o kenlm.ngram  # probabilities, not counts
     """
     if from_arpa is not None:
         return build_from_arpa(from_arpa, source, dataset, output, tokens, lowercase, progress, as_json)
     check_build_arguments(order, min_count, heldout_fraction)
+    budget = parse_memory(memory) if memory is not None else None
     if output is not None and output.is_dir() and not is_array_model(output):
         raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
     if dataset:
-        documents = dataset_documents(dataset, dataset_config, split, column, data_files or None)
-        corpus: Corpus | Path = Corpus(documents, heldout_fraction, location=f"datasets:{documents[0].name}")
+        corpus: Corpus | Path = dataset_corpus(dataset, dataset_config, split, column, data_files or None, heldout_fraction)
     elif source is None:
         raise UserError("give a folder of .txt files (e.g. corpora/) or --dataset NAME")
     else:
         corpus = source
     started = time.perf_counter()
-    model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress)
+    model = NgramModel.build(corpus, order, tokens, lowercase, min_count, heldout_fraction, progress=progress, memory=budget)
+    announce_saving(progress, budget)
     path = save_model(model, output or default_model_path())
     summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:

@@ -14,6 +14,7 @@ that this module builds exactly the same trie. Here the counting is done in bulk
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -88,13 +89,50 @@ class _NoBar:
         pass
 
 
-def step_bar(total: int, desc: str, shown: bool):
+def step_bar(total: int | None, desc: str, shown: bool, unit: str = "step"):
     """A tqdm bar of `total` steps if `shown`; tqdm is imported only then (not by `import ngram`)."""
     if not shown:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step")
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+
+IN_MEMORY_STAGES = ("Tokenizing", "Counting n-grams", "Computing statistics", "Saving")
+CHUNKED_STAGES = ("Tokenizing", "Counting chunks", "Merging sorted runs",
+                  "Computing continuation counts and statistics", "Saving")
+
+
+class Stages:
+    """Numbered build stages, as ``lmplz`` prints them: ``=== 2/5 Merging sorted runs ===``.
+
+    Each stage gets a banner on stderr and a progress bar (both off when not `shown`),
+    so a long build always says which phase it is in and how far it has got.
+    """
+
+    def __init__(self, names: Sequence[str], shown: bool) -> None:
+        self.names, self.shown = tuple(names), shown
+
+    @classmethod
+    def for_build(cls, chunked: bool, shown: bool) -> "Stages":
+        return cls(CHUNKED_STAGES if chunked else IN_MEMORY_STAGES, shown)
+
+    def banner(self, name: str) -> None:
+        """Print ``=== i/n name ===`` (stderr, so --json output stays clean)."""
+        if self.shown:
+            import sys
+
+            print(f"=== {self.names.index(name) + 1}/{len(self.names)} {name} ===", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def begin(self, name: str, total: int | None = None, unit: str = "step"):
+        """The banner, then a bar of `total` steps (closed when the stage ends)."""
+        self.banner(name)
+        bar = step_bar(total, name.lower(), self.shown, unit)
+        try:
+            yield bar
+        finally:
+            bar.close()
 
 
 def count_levels(sentences: Sequence[Sequence[int]], order: int, pad: int) -> tuple[np.ndarray, list[Level]]:

@@ -76,18 +76,23 @@ class NgramModel:
         min_count: int | None = None,
         heldout_fraction: float = 0.05,
         progress: bool = True,
+        memory: str | int | None = None,
     ) -> "NgramModel":
         """Build a model from a folder of .txt files (or a Corpus), held-out split excluded.
 
         `tokens` is ``words``, ``chars``, ``gpt2`` or ``bpe:DIR`` (see ``corpora.tokenizers``).
         Tokens seen fewer than `min_count` times in the building text become ``<unk>``
-        (default: 2, or 1 with BPE tokens).
+        (default: 2, or 1 with BPE tokens). With a `memory` budget (``"2G"``) the text is
+        read one document at a time and counted in chunks (`ngram.chunked`): the same
+        model, in bounded memory.
         """
         tokenizer = get_tokenizer(tokens, lowercase)
         building.check_build_options(order, min_count)
-        corpus = building.open_corpus(source, heldout_fraction)
-        sentences = building.tokenize_corpus(corpus, tokenizer, progress)
-        return cls.from_sentences(sentences, order, tokenizer, min_count, corpus.describe(), progress)
+        corpus = building.open_corpus(source, heldout_fraction, lazy=memory is not None)
+        sentences = building.tokenize_corpus(corpus, tokenizer, progress, lazy=memory is not None)
+        min_count = tokenizer.default_min_count if min_count is None else min_count
+        built = building.count_sentences(sentences, order, min_count, progress, memory)
+        return cls(built.trie, order, tokenizer, built.vocab, corpus.describe(), built.info, built.statistics)
 
     @classmethod
     def from_sentences(
