@@ -101,6 +101,14 @@ HOSTILE_VALUES: list[Any] = [
 ]
 
 
+#: Values that look almost right in a safetensors entry (the header's own hostile cases).
+ENTRY_VALUES: dict[str, list[Any]] = {
+    "shape": [["2", "3"], [2.0, 3.0], [True, 8], [-1, -8], [[2], 3], [2**40, 2**40, 2**40], [0], [], [1] * 20, [8, 0]],
+    "data_offsets": [[10**12, 10**12], [0, 2**64], [5, 3], [0, 32], ["0", "32"], [0.0, 32.0], [-32, 0], [0], [0, 0, 0]],
+    "dtype": ["F64", "I32", "F16", "BF16", ["F32"], "f32", "", "F8_E4M3"],
+}
+
+
 def dumps_with_raw(value: Any) -> str:
     """json.dumps, then each Raw placeholder replaced by its raw text."""
     raws: list[str] = []
@@ -203,7 +211,7 @@ def corrupt_safetensors(path: Path, rng: random.Random) -> str:
     header = json.loads(data[8:8 + length])
     body = data[8 + length:]
     names = [n for n in header if n != "__metadata__"]
-    kind = rng.choice(["entry", "entry", "entry", "offsets", "length", "bytes", "nan", "deep"])
+    kind = rng.choice(["entry"] * 5 + ["offsets", "offsets", "length", "bytes", "nan", "deep"])
     what = ""
     if kind == "entry":
         name = rng.choice(names)
@@ -212,12 +220,15 @@ def corrupt_safetensors(path: Path, rng: random.Random) -> str:
             header[name] = rng.choice(HOSTILE_VALUES)
             what = f"entry {name} = {short(header[name])}"
         else:
-            header[name][field_name] = rng.choice(HOSTILE_VALUES + [[10**12, 10**12], "F64", "I32", [3, 7]])
+            pool = ENTRY_VALUES[field_name] if rng.random() < 0.6 else HOSTILE_VALUES
+            header[name][field_name] = rng.choice(pool)
             what = f"{name}.{field_name} = {short(header[name][field_name])}"
     elif kind == "offsets":
         a, b = rng.sample(names, 2)
         how = rng.choice(["alias", "shift", "swap"])
-        if how == "alias":
+        if how == "alias":  # onto a tensor of the same size, so only the overlap check can tell
+            size = lambda n: header[n]["data_offsets"][1] - header[n]["data_offsets"][0]  # noqa: E731
+            b = rng.choice([n for n in names if n != a and size(n) == size(a)] or [b])
             header[b]["data_offsets"] = list(header[a]["data_offsets"])
         elif how == "shift":
             delta = rng.choice([-8, -4, 4, 8, len(body), 10**15])
