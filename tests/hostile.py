@@ -473,14 +473,35 @@ def ngram_variants(o: Originals, n: int, seed: int, formats: str = "both") -> li
         else:
             model = fresh_copy(o.ngram_json, o.root / "v-ngram" / f"{i}.json.gz")
             label = corrupt_ngram_json(model, rng)
-        if i % 5 == 4:
-            args = ["perplexity", str(model), str(o.text), "--smoothing", "kn", "--no-progress", "--json"]
-            check = sane_perplexity
-        else:
-            args = ["predict", str(model), "the cat", "-k", "5", "--json"]
-            check = sane_ngram_prediction
+        args, check = ngram_commands()[i % len(ngram_commands())]
+        args = [str(model) if a == "MODEL" else str(o.text) if a == "TEXT" else a for a in args]
         out.append(Variant("n-gram model (`ngram predict`, `ngram perplexity`)", label, "ngram", args, check))
     return out
+
+
+def sane_generation(out: Any) -> bool:
+    return isinstance(out["tokens"], list) and all(isinstance(t, str) for t in out["tokens"])
+
+
+def sane_completions(out: Any) -> bool:
+    return all(is_probability(c["probability"]) for c in out) and sum(c["probability"] for c in out) <= 1 + 1e-6
+
+
+def sane_stats(out: Any) -> bool:
+    return all(isinstance(n, int) and n >= 0 for n in out["ngrams_per_order"].values())
+
+
+def ngram_commands() -> list[tuple[list[str], Callable[[Any], bool]]]:
+    """The `ngram` commands each corrupted model is read by (in turn): MODEL and TEXT are filled in."""
+    return [
+    (["predict", "MODEL", "the cat", "-k", "5", "--json"], sane_ngram_prediction),
+    (["predict", "MODEL", "the cat", "-k", "5", "--json"], sane_ngram_prediction),
+    (["perplexity", "MODEL", "TEXT", "--smoothing", "kn", "--no-progress", "--json"], sane_perplexity),
+    (["predict", "MODEL", "a dog", "--smoothing", "addk", "--json"], sane_ngram_prediction),
+    (["generate", "MODEL", "the cat", "-n", "5", "--seed", "1", "--json"], sane_generation),
+    (["complete", "MODEL", "the cat", "--json"], sane_completions),
+    (["stats", "MODEL", "--json"], sane_stats),
+    ]
 
 
 def arpa_variants(o: Originals, n: int, seed: int) -> list[Variant]:
