@@ -60,7 +60,7 @@ def cap_line(message: str, limit: int = MAX_LINE) -> str:
     A merges line of 1 MB quoted in an error would otherwise print 1 MB to the terminal;
     newlines inside a quoted value would break the "one line" promise.
 
-    Example: cap_line("a\\nb" + "c" * 500, 10) == "a b ccccc…"
+    Example: cap_line("a\\nbc" + "c" * 500, 10) == "a bcccccc…"
     """
     line = " ".join(str(message).splitlines())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -68,7 +68,9 @@ def cap_line(message: str, limit: int = MAX_LINE) -> str:
 
 def short_repr(value: Any, limit: int = 60) -> str:
     """repr(value) for an error message, cut to `limit` characters (huge values stay readable)."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, int) and abs(value) >= 10**40:  # str() of a 5,000-digit int raises
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    text = repr(value)
     return cap_line(text, limit)
 
 

@@ -475,7 +475,8 @@ def ngram_variants(o: Originals, n: int, seed: int, formats: str = "both") -> li
             label = corrupt_ngram_json(model, rng)
         args, check = ngram_commands()[i % len(ngram_commands())]
         args = [str(model) if a == "MODEL" else str(o.text) if a == "TEXT" else a for a in args]
-        out.append(Variant("n-gram model (`ngram predict`, `ngram perplexity`)", label, "ngram", args, check))
+        kind = "array folder" if model.is_dir() else "gzip JSON"
+        out.append(Variant(f"n-gram model, {kind} (`ngram predict`, ...)", label, "ngram", args, check))
     return out
 
 
