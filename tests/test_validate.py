@@ -36,7 +36,8 @@ def test_cap_line_keeps_one_short_line():
     assert cap_line("a\nbc" + "c" * 500, 10) == "a bcccccc…"
 
 
-@pytest.mark.parametrize("value", [2.9, 2.0, True, "2", None, [2], 10**400, 10**5000])
+@pytest.mark.parametrize("value", [2.9, 2.0, True, "2", None, [2], 10**400, 10**5000],
+                         ids=["2.9", "2.0", "True", "str", "None", "list", "10**400", "10**5000"])
 def test_check_int_refuses_what_is_not_a_whole_number_in_range(value):
     with pytest.raises(UserError, match="n_layer must be"):
         check_int("n_layer", value, 1, 256)
