@@ -365,18 +365,27 @@ def training_data_caveats(ngram: NgramModel, choice: TransformerChoice) -> list[
 
 
 def training_record(folder: Path) -> dict | None:
-    import json
+    """A model folder's training.json, or None if it is absent or unreadable (checked by
+    `corpora.validate.read_json_file`: a damaged record only loses the note it feeds)."""
+    from corpora.validate import read_json_file
 
     path = Path(folder) / "training.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = read_json_file(path, 10_000_000, what="training record")
+    except (OSError, UserError):
         return None
+    return record if isinstance(record, dict) else None
 
 
-def split_signature(record: dict) -> tuple:
-    """The documents (by hash) and held-out fraction a model was trained with."""
-    docs = tuple(sorted((d.get("sha256", ""), d.get("split_at", -1)) for d in record.get("documents", [])))
+def split_signature(record: object) -> tuple:
+    """The documents (by hash) and held-out fraction a model was trained with (a record of
+    the wrong shape has no signature, so it matches nothing real)."""
+    documents = record.get("documents", []) if isinstance(record, dict) else None
+    if not isinstance(documents, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("sha256", ""), str) and isinstance(d.get("split_at", -1), int)
+            for d in documents):
+        return (), None
+    docs = tuple(sorted((d.get("sha256", ""), d.get("split_at", -1)) for d in documents))
     return docs, record.get("heldout_fraction")

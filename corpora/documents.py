@@ -7,6 +7,7 @@ so anyone can see, and re-create, exactly which text was held out.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .common import UserError
+from .validate import MAX_TEXT_BYTES, read_limited_bytes
 
 DEFAULT_HELDOUT_FRACTION = 0.05
 
@@ -56,23 +58,25 @@ def decode_bytes(data: bytes, name: str) -> str | None:
 def read_text_file(path: str | Path) -> Document | None:
     """Read one text file as a Document (None if it is binary)."""
     path = Path(path)
-    text = decode_bytes(path.read_bytes(), str(path))
+    text = decode_bytes(read_limited_bytes(path, MAX_TEXT_BYTES, "text file"), str(path))
     if text is None:
         return None
     return Document(name=path.name, text=normalise_text(text), source=str(path))
 
 
-def read_text_argument(path: str | Path) -> str:
+def read_text_argument(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
     """A text file the user named (to score, say): UTF-8 (or Windows-1252) with LF endings.
 
-    Missing files, folders, binary files and empty files are one-line UserErrors.
+    Missing files, folders, binary files and empty files are one-line UserErrors; so are
+    named pipes and devices (a pipe would block forever, /dev/zero never ends) and files
+    over `max_bytes`, which are refused before a byte is read.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"text file not found: {path}")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a text file")
-    data = path.read_bytes()
+    data = read_limited_bytes(path, max_bytes, "text file")
     if b"\x00" in data[:65536]:
         raise UserError(f"{path} looks binary (it has NUL bytes), not text")
     text = normalise_text(decode_bytes(data, str(path)) or "")
@@ -201,6 +205,7 @@ def corpus_from_record(record: dict) -> Corpus:
     A model built from a `datasets` source records a location ``datasets:NAME``, which
     is no path: it is refused by the first check, like a folder that has gone.
     """
+    check_corpus_record(record)
     location = record.get("location", "")
     if not location or not Path(location).exists():
         raise UserError(
@@ -210,12 +215,35 @@ def corpus_from_record(record: dict) -> Corpus:
     base = Path(location)
     documents = []
     for entry in record["documents"]:
-        matches = [base] if base.is_file() else sorted(base.rglob(entry["name"]))
+        matches = [base] if base.is_file() else sorted(base.rglob(glob.escape(entry["name"])))
         doc = next((d for d in map(read_text_file, matches) if d and d.sha256 == entry["sha256"]), None)
         if doc is None:
             raise UserError(f"{entry['name']} in {location} has changed or gone since the model was built")
         documents.append(doc)
     return Corpus(documents, record["heldout_fraction"], location=location)
+
+
+def check_corpus_record(record: object) -> None:
+    """A corpus record as a model file holds it (`Corpus.describe`), checked for type before
+    use: the location a string, the fraction in [0, 1), each document a plain file name
+    (no folders: the name is searched for below the location) with its sha256."""
+    documents = record.get("documents") if isinstance(record, dict) else None
+    fraction = record.get("heldout_fraction") if isinstance(record, dict) else None
+    well_formed = (
+        isinstance(record, dict)
+        and isinstance(record.get("location", ""), str)
+        and isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0.0 <= fraction < 1.0
+        and isinstance(documents, list)
+        and all(isinstance(d, dict) and isinstance(d.get("sha256"), str) and is_plain_name(d.get("name"))
+                for d in documents)
+    )
+    if not well_formed:
+        raise UserError("the model's record of its corpus is malformed (location, held-out fraction, documents)")
+
+
+def is_plain_name(name: object) -> bool:
+    """A file name without folders (what `Document.name` is), so no search can leave the location."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
 def dataset_documents(

@@ -15,6 +15,7 @@ from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
 from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK, get_tokenizer
+from corpora.validate import check_finite_values
 from corpora.units import Score
 
 from .arrays import ARPA_KIND, is_array_model
@@ -211,6 +212,8 @@ def predict(args, k, smoothing, example, as_json):
     """
     model, context = model_and_text(args, "context")
     prediction = model.predict(context, k=k, smoothing=smoothing, example=example)
+    check_finite_values([c.probability for c in prediction.candidates]  # never print NaN as a probability
+                        + [prediction.end_of_sentence, prediction.unknown_word], "the prediction")
     if as_json:
         echo_json(prediction.to_dict())
         return

@@ -19,9 +19,11 @@ import zlib
 from pathlib import Path
 
 from corpora import UserError, atomic_write, cache_dir
+from corpora.documents import check_corpus_record
 
 from corpora.runtime import gc_paused
 from corpora.tokenizers import tokenizer_from_config
+from corpora.validate import available_memory_bytes, is_int, json_with_depth_limit, read_limited_bytes
 
 from .arrays import HEADER, ArrayTrie, is_array_model, load_arrays, save_arrays
 from .model import NgramModel
@@ -33,6 +35,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 JSON_SUFFIX = ".json.gz"
+
+#: Limits for a gzip-JSON model: its file, and the JSON inside once unpacked (a few
+#: kilobytes of gzip can unpack to gigabytes; the unpacking stops at the limit).
+MAX_JSON_MODEL_BYTES = 2 * 1024**3
+MAX_ORDER = 64
+MAX_COUNT = 2**62  # counts are stored as 64-bit integers
 
 
 def default_model_path() -> Path:
@@ -104,17 +112,27 @@ def load_model(path: str | os.PathLike | None = None) -> NgramModel:
         raise UserError(f"no model at {path}{hint}")
     if path.is_dir():
         return load_folder(path)
-    raw = path.read_bytes()
+    raw = read_limited_bytes(path, MAX_JSON_MODEL_BYTES, "model file")
     if not raw.startswith(GZIP_MAGIC):
         raise UserError(f"{path} is not an n-gram model file (expected gzip-compressed JSON)")
-    try:
-        with gc_paused():
-            document = json.loads(gzip.decompress(raw))
-    except (EOFError, OSError, zlib.error):
-        raise UserError(f"{path} is truncated or corrupted (gzip data incomplete)") from None
-    except (UnicodeDecodeError, ValueError):
-        raise UserError(f"{path} is corrupted (not valid JSON inside)") from None
+    text = gunzip_limited(raw, min(MAX_JSON_MODEL_BYTES, available_memory_bytes() // 8), path)
+    with gc_paused():
+        document = json_with_depth_limit(text, MAX_ORDER + 8, f"{path} (inside the gzip)")
     return model_from_document(document, path)
+
+
+def gunzip_limited(raw: bytes, max_bytes: int, path: Path) -> bytes:
+    """The bytes inside gzip data, refusing to unpack more than `max_bytes` (a gzip bomb)."""
+    unpacker = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # 16+: expect a gzip header
+    try:
+        data = unpacker.decompress(raw, max_bytes + 1)
+    except zlib.error:
+        raise UserError(f"{path} is truncated or corrupted (gzip data incomplete)") from None
+    if len(data) > max_bytes:
+        raise UserError(f"{path} unpacks to more than {max_bytes:,} bytes; refusing to read it")
+    if not unpacker.eof:
+        raise UserError(f"{path} is truncated or corrupted (gzip data incomplete)")
+    return data
 
 
 def load_folder(path: Path) -> NgramModel:
@@ -126,12 +144,52 @@ def load_folder(path: Path) -> NgramModel:
         raise UserError(f"{path} holds arrays but not an n-gram model of this toolkit's version {VERSION}")
     if metadata.get("order") != trie.order or metadata.get("vocab_size") != len(trie.vocab):
         raise UserError(f"{path}: the header's order or vocabulary size does not match its arrays")
-    try:
-        tokenizer = tokenizer_from_config(metadata.get("tokenizer", {}))
-    except UserError as err:
-        raise UserError(f"{path}: {err}") from None
+    check_metadata(metadata, path)
+    check_statistics(metadata.get("statistics"), trie, path)
+    tokenizer = tokenizer_of(metadata, path)
     return NgramModel(trie, trie.order, tokenizer, trie.vocab, metadata.get("corpus"), metadata.get("info"),
                       metadata.get("statistics"))
+
+
+def tokenizer_of(metadata: dict, path: Path | str):
+    """The tokenizer a model's metadata names, with the model's path in any error."""
+    try:
+        return tokenizer_from_config(metadata.get("tokenizer", {}))
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
+
+
+def check_metadata(metadata: dict, path: Path | str) -> None:
+    """The metadata fields every command reads have the types they are read as: the
+    tokenizer an object, the corpus record and info objects (or absent)."""
+    if not isinstance(metadata.get("tokenizer", {}), dict):
+        raise UserError(f"{path}: the tokenizer entry is not an object; the model is damaged")
+    for key in ("corpus", "info", "statistics"):
+        if not isinstance(metadata.get(key) or {}, dict):
+            raise UserError(f"{path}: the {key} entry is not an object; the model is damaged")
+    corpus = metadata.get("corpus")
+    if corpus:
+        try:
+            check_corpus_record(corpus)
+        except UserError as err:
+            raise UserError(f"{path}: {err}; the model is damaged") from None
+
+
+def check_statistics(statistics: object, trie: ArrayTrie, path: Path | str) -> None:
+    """Statistics a model carries (Kneser-Ney's discounts come from them): n-grams per order
+    equal to the arrays' lengths, every count-of-counts table four counts >= 0.
+    Absent statistics are fine: they are then computed from the trie."""
+    if not statistics:
+        return
+    ngrams = statistics.get("ngrams")
+    if ngrams != [len(level.ids) for level in trie.levels]:
+        raise UserError(f"{path}: the statistics' n-gram counts do not match the trie; the model is damaged")
+    for k in range(1, trie.order + 1):
+        for table in (f"raw{k}", f"cont{k}") if k < trie.order else (f"raw{k}",):
+            value = statistics.get(table)
+            if (not isinstance(value, list) or len(value) != 4
+                    or not all(is_int(n) and 0 <= n <= MAX_COUNT for n in value)):
+                raise UserError(f"{path}: the statistics table {table} is malformed; the model is damaged")
 
 
 def model_from_document(document: object, path: Path | str = "model") -> NgramModel:
@@ -143,18 +201,21 @@ def model_from_document(document: object, path: Path | str = "model") -> NgramMo
             f"{path} is model format version {document.get('version')}; this toolkit reads version {VERSION}"
         )
     order, vocab, root = document.get("order"), document.get("vocab"), document.get("trie")
-    if not isinstance(order, int) or order < 1 or not isinstance(vocab, list) or not isinstance(root, dict):
+    if not is_int(order) or not isinstance(vocab, list) or not isinstance(root, dict):
         raise UserError(f"{path} is corrupted (order, vocabulary or trie missing)")
+    if not 1 <= order <= MAX_ORDER:
+        raise UserError(f"{path}: order {order} is out of range (1..{MAX_ORDER})")
     if document.get("reserved_keys") != {"count": COUNT, "continuation": CONTINUATION}:
         raise UserError(f"{path} uses other reserved trie keys than this toolkit")
-    try:
-        tokenizer = tokenizer_from_config(document.get("tokenizer", {}))
-    except UserError as err:
-        raise UserError(f"{path}: {err}") from None
+    check_vocabulary(vocab, path)
+    check_metadata(document, path)
+    check_trie_nodes(root, set(vocab), order, path)
+    tokenizer = tokenizer_of(document, path)
     try:
         trie = ArrayTrie.from_dict(root, vocab, order)
-    except (TypeError, ValueError, KeyError, AttributeError):
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
         raise UserError(f"{path} is corrupted (the trie's nodes are not what an n-gram model holds)") from None
+    check_statistics(document.get("statistics"), trie, path)
     return NgramModel(
         trie,
         order=order,
@@ -164,3 +225,42 @@ def model_from_document(document: object, path: Path | str = "model") -> NgramMo
         info=document.get("info"),
         statistics=document.get("statistics"),
     )
+
+
+def check_vocabulary(vocab: list, path: Path | str) -> None:
+    """A model's vocabulary: distinct, non-empty strings."""
+    if not all(isinstance(token, str) and token for token in vocab) or len(set(vocab)) != len(vocab):
+        raise UserError(f"{path}: the vocabulary is not a list of distinct tokens; the model is damaged")
+
+
+def check_trie_nodes(root: dict, vocab: set, order: int, path: Path | str) -> None:
+    """Every node of a nested-dict trie, walked without recursion before any array is built.
+
+    A node above the deepest order is an object with a count and a continuation count
+    (whole numbers, not bools) and children keyed by vocabulary tokens; a deepest-order
+    child is a bare count >= 1. A child's count never exceeds its parent's: every
+    occurrence of "h w" is an occurrence of "h". One bad node makes one error line.
+    """
+    def bad(why: str) -> UserError:
+        return UserError(f"{path} is corrupted (the trie {why})")
+
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count, continuation = node.get(COUNT), node.get(CONTINUATION)
+        if not (is_int(count) and 0 <= count <= MAX_COUNT and is_int(continuation) and 0 <= continuation <= count):
+            raise bad("has a node whose count or continuation count is not a whole number in range")
+        for token, child in node.items():
+            if token in (COUNT, CONTINUATION):
+                continue
+            if token not in vocab:
+                raise bad(f"holds the token {token[:40]!r}, which is not in the vocabulary")
+            if depth + 1 == order:
+                if not (is_int(child) and 1 <= child <= count):
+                    raise bad(f"has a count of order {order} that is not a whole number from 1 to its parent's count")
+            elif not isinstance(child, dict):
+                raise bad(f"has a node of order {depth + 1} that is not an object")
+            else:
+                stack.append((child, depth + 1))
+                if not 1 <= (child.get(COUNT) if is_int(child.get(COUNT)) else 0) <= count:
+                    raise bad(f"has a count of order {depth + 1} that is not from 1 to its parent's count")

@@ -24,6 +24,7 @@ import click
 from corpora.common import UserError
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
+from corpora.validate import check_finite_values
 from corpora.tokenizers.bpe import GPT2_TOKENIZER_DIR, BPETokenizer, gpt2_tokenizer, tokenizer_label
 
 from .config import GPT2Config
@@ -222,6 +223,7 @@ def predict(prompt, model_name, k, as_json):
     ids = in_window(encode_prompt(tokenizer, prompt), config.n_ctx)
     label = tokenizer_label(tokenizer, owner_name(name, folder))
     best = top_next_tokens(model, ids, k)
+    check_finite_values((p for _, p in best), "the forward pass")  # never print NaN as a probability
     rows = [{"id": i, "token": token_text(tokenizer, i), "probability": p} for i, p in best]
     if as_json:
         echo_json({"prompt": prompt, "model": name, "tokenizer": label, "prompt_ids": ids, "next": rows})

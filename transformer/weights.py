@@ -49,10 +49,8 @@ system pages the weights in as they are used, and several processes share one co
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import struct
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from corpora.common import UserError
+from corpora.validate import check_finite_array, safetensors_header
 
 from .config import GPT2Config
 
@@ -148,23 +147,14 @@ def canonical_name(name: str) -> str:
 
 
 def read_safetensors_header(path: Path) -> tuple[dict, int]:
-    """Return (header dict without __metadata__, byte offset where tensor data starts)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        first = handle.read(8)
-        if len(first) < 8:
-            raise UserError(f"{path} is not a safetensors file (it is only {size} bytes)")
-        (header_len,) = struct.unpack("<Q", first)
-        if header_len > size - 8 or header_len > 100_000_000:
-            raise UserError(f"{path} is truncated or not a safetensors file (bad header length)")
-        try:
-            header = json.loads(handle.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UserError(f"{path} is not a safetensors file (unreadable header)") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{path} is not a safetensors file (header is not a JSON object)")
-    header.pop("__metadata__", None)
-    return header, 8 + header_len
+    """Return (header dict without __metadata__, byte offset where tensor data starts).
+
+    Every entry is checked first (`corpora.validate.safetensors_header`); the dict maps
+    each name to its checked dtype, shape and data_offsets.
+    """
+    entries, data_start = safetensors_header(path)
+    header = {e.name: {"dtype": e.dtype, "shape": list(e.shape), "data_offsets": [e.begin, e.end]} for e in entries}
+    return header, data_start
 
 
 def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -172,45 +162,40 @@ def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
+RAW_TYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+
+
 def map_tensors(path: str | Path) -> dict[str, np.ndarray]:
     """Memory-map every tensor of a safetensors file as a read-only numpy array.
 
     float32 tensors are zero-copy views of the file; float16/bfloat16 ones are
-    converted to float32 (a copy). A file too short for its header's offsets raises
-    a UserError naming the first tensor that does not fit.
+    converted to float32 (a copy). The header is fully checked before any array is
+    made (types, byte ranges inside the data, no overlaps; see `safetensors_header`),
+    so a damaged file raises a UserError naming the first bad tensor.
     """
     path = Path(path)
-    header, data_start = read_safetensors_header(path)
-    data_size = path.stat().st_size - data_start
-    raw_types = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+    entries, data_start = safetensors_header(path)
     arrays: dict[str, np.ndarray] = {}
-    for name, info in sorted(header.items(), key=lambda item: item[1].get("data_offsets", [0])[0]):
-        try:
-            dtype_name, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise UserError(f"{path}: tensor {name!r} has a malformed header entry") from None
-        if dtype_name not in raw_types:
-            raise UserError(f"{path}: tensor {name!r} has dtype {dtype_name}; expected F32, F16 or BF16")
-        dtype = raw_types[dtype_name]
-        count = int(np.prod(shape, dtype=np.int64))
-        if end - begin != count * dtype.itemsize:
-            raise UserError(f"{path}: tensor {name!r} byte range does not match its shape {list(shape)}")
-        if end > data_size:
-            raise UserError(
-                f"{path} is truncated: tensor {name!r} needs bytes up to {data_start + end:,} "
-                f"but the file has {data_start + data_size:,}"
-            )
-        if count == 0:
-            arrays[name] = np.zeros(shape, np.float32)
+    for entry in entries:
+        if entry.end == entry.begin:
+            arrays[entry.name] = np.zeros(entry.shape, np.float32)
             continue
-        raw = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
-        if dtype_name == "F16":
-            arrays[name] = raw.astype(np.float32)
-        elif dtype_name == "BF16":
-            arrays[name] = _bf16_to_f32(raw)
+        raw = np.memmap(path, dtype=RAW_TYPES[entry.dtype], mode="r", offset=data_start + entry.begin,
+                        shape=entry.shape)
+        if entry.dtype == "F16":
+            arrays[entry.name] = raw.astype(np.float32)
+        elif entry.dtype == "BF16":
+            arrays[entry.name] = _bf16_to_f32(raw)
         else:
-            arrays[name] = raw
+            arrays[entry.name] = raw
     return arrays
+
+
+def check_finite(tensors: dict[str, np.ndarray], source: str) -> None:
+    """Refuse NaN or infinite weights at load, naming the tensor (one pass per tensor;
+    otherwise they would come out as NaN probabilities printed as results)."""
+    for name, array in tensors.items():
+        check_finite_array(array, f"tensor {name!r}", source)
 
 
 # ------------------------------------------------------------------------- assembling
@@ -224,6 +209,8 @@ def check_tensors(tensors: dict[str, np.ndarray], config: GPT2Config, source: st
         name = canonical_name(raw_name)
         if IGNORED.match(name):
             continue
+        if name in found:
+            raise UserError(f"{source}: tensor {name!r} is stored twice (with and without 'transformer.')")
         if name not in expected:
             raise UserError(
                 f"{source}: unexpected tensor {raw_name!r} for a config with "
@@ -276,7 +263,9 @@ def load_params(folder: str | Path, config: GPT2Config | None = None) -> tuple[G
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise UserError(f"no {WEIGHTS_FILE} in {folder} (only safetensors weights are read; no pickle)")
+    config.check_fits_in_memory()
     tensors = check_tensors(map_tensors(weights), config, str(weights))
+    check_finite(tensors, str(weights))
     return config, assemble_params(tensors, config)
 
 

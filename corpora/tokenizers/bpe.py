@@ -39,6 +39,7 @@ from typing import AbstractSet, Iterable, Literal, Sequence
 import regex
 
 from ..common import UserError, atomic_write
+from ..validate import cap_line, is_int, read_json_file, read_limited_bytes, short_repr
 from .special import ENDOFTEXT
 
 __all__ = [
@@ -547,23 +548,33 @@ def tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:
 # ---------------------------------------------------------------------------
 
 
+#: Limits for the two tokenizer files: far above GPT-2's (1 MB, 50,257 tokens of at most
+#: 128 symbols), far below what would hurt.
+MAX_VOCAB_BYTES = 200_000_000
+MAX_MERGES_BYTES = 200_000_000
+MAX_MERGE_LINE = 2_000
+
+
 def read_vocab(path: str | Path) -> dict[str, int]:
-    """Read a vocabulary JSON file (`encoder.json` / `vocab.json`): symbols → id."""
+    """Read a vocabulary JSON file (`encoder.json` / `vocab.json`): symbols → id.
+
+    The ids must be the whole numbers 0 .. n-1, each used once, so that no id (say
+    10¹²) can make the decoding table huge.
+    """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
+    data = read_json_file(path, MAX_VOCAB_BYTES, what="vocabulary file")
     if not isinstance(data, dict) or not data:
         raise UserError(f"{path} must hold a JSON object mapping tokens to ids")
     seen: dict[int, str] = {}
     for token, token_id in data.items():
-        if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
-            raise UserError(f"{path}: token {token!r} has id {token_id!r}; ids must be integers >= 0")
+        if not is_int(token_id) or token_id < 0:
+            raise UserError(cap_line(f"{path}: token {token!r} has id {short_repr(token_id)}; "
+                                     "ids must be integers >= 0"))
+        if token_id >= len(data):
+            raise UserError(cap_line(f"{path}: token {token!r} has id {short_repr(token_id)}, but the "
+                                     f"{len(data):,} tokens must have the ids 0 to {len(data) - 1:,}"))
         if token_id in seen:
-            raise UserError(f"{path}: tokens {seen[token_id]!r} and {token!r} share id {token_id}")
+            raise UserError(cap_line(f"{path}: tokens {seen[token_id]!r} and {token!r} share id {token_id}"))
         seen[token_id] = token
     return data
 
@@ -571,11 +582,12 @@ def read_vocab(path: str | Path) -> dict[str, int]:
 def read_merges(path: str | Path) -> list[tuple[str, str]]:
     """Read a merges file (`vocab.bpe` / `merges.txt`): one `left right` pair a line.
 
-    A first line starting with "#version" and blank lines are skipped.
+    A first line starting with "#version" and blank lines are skipped. A line longer
+    than MAX_MERGE_LINE characters is refused (no real merge is that long).
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = read_limited_bytes(path, MAX_MERGES_BYTES, "merges file").decode("utf-8").split("\n")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
     merges: list[tuple[str, str]] = []
@@ -583,9 +595,13 @@ def read_merges(path: str | Path) -> list[tuple[str, str]]:
         line = line.rstrip("\r")
         if not line or (number == 1 and line.startswith("#version")):
             continue
+        if len(line) > MAX_MERGE_LINE:
+            raise UserError(f"{path}, line {number}: {len(line):,} characters long; a merge is two tokens "
+                            f"(at most {MAX_MERGE_LINE:,} characters)")
         parts = line.split(" ")
         if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise UserError(f"{path}, line {number}: expected two tokens separated by one space, got {line!r}")
+            raise UserError(cap_line(f"{path}, line {number}: expected two tokens separated by one space, "
+                                     f"got {line!r}"))
         merges.append((parts[0], parts[1]))
     return merges
 
@@ -595,10 +611,10 @@ def check_merges(merges: Sequence[tuple[str, str]], vocab: dict[str, int], where
     for number, (first, second) in enumerate(merges, start=1):
         for token in (first, second, first + second):
             if token not in vocab:
-                raise UserError(
+                raise UserError(cap_line(
                     f"{where}: merge {number} ({first} {second}) refers to {token!r}, "
                     "which is not in the vocabulary; are the two files from the same tokenizer?"
-                )
+                ))
     symbols = set(bytes_to_unicode().values())
     missing = sorted(symbols - vocab.keys())
     if missing:

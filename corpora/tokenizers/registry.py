@@ -27,8 +27,23 @@ def get_tokenizer(name: str = "words", lowercase: bool = False) -> Tokenizer:
 
 
 def tokenizer_from_config(config: dict) -> Tokenizer:
-    """Rebuild the tokenizer a model was saved with."""
+    """Rebuild the tokenizer a model was saved with (its saved fields checked for type first:
+    the config comes from a model file, which may be damaged)."""
+    check_tokenizer_config(config)
     name = config.get("name", "words")
     if name in ("gpt2", "bpe"):
         return BPETokens.from_config(config)
     return get_tokenizer(name, bool(config.get("lowercase", False)))
+
+
+def check_tokenizer_config(config: object) -> None:
+    """A saved tokenizer config: an object whose name and folder are strings, lowercase a bool."""
+    well_formed = (
+        isinstance(config, dict)
+        and isinstance(config.get("name", "words"), str)
+        and isinstance(config.get("lowercase", False), bool)
+        and isinstance(config.get("folder") or "", str)
+        and isinstance(config.get("fingerprint") or "", str)
+    )
+    if not well_formed:
+        raise UserError("the saved tokenizer settings are malformed (name, folder, lowercase); the model is damaged")
