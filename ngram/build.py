@@ -17,7 +17,7 @@ from corpora.tokenizers import BOS, EOS, UNK, Tokenizer
 
 from . import counting
 from .arrays import ArrayTrie
-from .smoothing import describe_fallback, kn_discount_fallbacks
+from .smoothing import attach_kn_tables, describe_fallback, kn_discount_fallbacks
 
 SPECIALS = (UNK, BOS, EOS)
 
@@ -93,6 +93,7 @@ def count_sentences(sentences: Sequence[Sequence[str]], order: int, min_count: i
     trie = ArrayTrie.from_counting(rows, levels, vocab)
     del rows, levels
     statistics = trie.count_statistics(bos)
+    attach_kn_tables(trie, statistics, bos)  # Kneser-Ney's c(h •) and γ(h) of every context, saved with the trie
     bar.update()
     bar.close()
     info = {

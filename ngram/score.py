@@ -15,7 +15,7 @@ from corpora import UserError
 from corpora.tokenizers import BOS, EOS, UNK
 from corpora.units import Score, TextUnits
 
-from .smoothing import Smoothing
+from .smoothing import Smoothing, sequences_flat
 
 if TYPE_CHECKING:
     from .model import NgramModel
@@ -51,7 +51,7 @@ def sequence_logprobs(method: Smoothing, mapped: Sequence[str]) -> np.ndarray:
     each token sees at most the `method.order` - 1 tokens before it.
     """
     ids = method.counts.trie.token_id
-    return logs(method.probs_many(*positions([[ids[t] for t in mapped]], method.order - 1)))
+    return logs(method.probs_flat(*sequences_flat([[ids[t] for t in mapped]])))
 
 
 def logs(p: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def score_text(
         oov += sum(1 for a, b in zip(sentence, mapped[1:]) if b == UNK and a != UNK)
         sequences.append([ids[t] for t in mapped])
     nll, tokens, zeros = 0.0, 0, 0
-    for logp in logs(method.probs_many(*positions(sequences, method.order - 1))).tolist():
+    for logp in logs(method.probs_flat(*sequences_flat(sequences))).tolist():
         if logp == -math.inf:
             zeros += 1
         else:

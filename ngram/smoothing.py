@@ -18,6 +18,8 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_left
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 from corpora.common import UserError
 from corpora.tokenizers import BOS
 
-from .arrays import ArrayNode, ArrayTrie
+from .arrays import KN_DISCOUNTS, ArrayNode, ArrayTrie, first_tokens, kn_array_name
 
 
 
@@ -90,6 +92,41 @@ class Counts:
         ids = ids[keep].astype(np.int64)
         return ids - (ids > self.bos_id), counts[keep].astype(np.float64)
 
+    def unigram_index(self) -> np.ndarray:
+        """For every token id, its entry in the unigram level (-1 if never counted), plus a last
+        entry -1 so that the separator -1 of `ngram_nodes` maps to "not found". Made once."""
+        if getattr(self, "_unigram_index", None) is None:
+            level = self.trie.levels[0]
+            index = np.full(len(self.vocab) + 1, -1, dtype=np.int64)
+            index[np.asarray(level.ids, dtype=np.int64)] = np.arange(len(level.ids))
+            self._unigram_index = index
+            self._unigram_list = index.tolist()
+        return self._unigram_index
+
+    def find_node(self, token_ids: Sequence[int | None]) -> int | None:
+        """The node index of a context of token ids (depth len(token_ids) >= 1), or None if unseen.
+
+        `ArrayTrie.find_ids` in plain Python over the arrays, for the few lookups of one
+        prediction: a table for the first token, then a binary search (`bisect`) in each
+        children range — no NumPy call, whose fixed cost would dominate on ranges this small.
+        """
+        if None in token_ids or len(token_ids) > self.trie.order:
+            return None
+        self.unigram_index()
+        node = self._unigram_list[token_ids[0]]
+        if node < 0:
+            return None
+        for depth, token_id in enumerate(token_ids[1:], start=1):
+            ids = self.trie.levels[depth].ids
+            first = self.trie.levels[depth - 1].first_child
+            start, end = int(first[node]), int(first[node + 1])
+            if not 0 <= start <= end <= len(ids):
+                self.trie.children_range(depth, node)  # raises the "damaged" error
+            node = bisect_left(ids, token_id, start, end)
+            if node == end or ids[node] != token_id:
+                return None
+        return node
+
 
 def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
     """How often `token` followed the context `node`: real count, or continuation count."""
@@ -100,6 +137,61 @@ def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
 def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
     """The last `order - 1` tokens of a context (all of it if shorter)."""
     return tuple(context[max(0, len(context) - (order - 1)):]) if order > 1 else ()
+
+
+def ngram_nodes(trie: ArrayTrie, flat: np.ndarray, longest: int, unigram_index: np.ndarray) -> list[np.ndarray]:
+    """Every n-gram of a text found in the trie at once: nodes[m][s] is the index (in order m)
+    of the m tokens flat[s:s+m], or -1 if that n-gram was never counted, m = 0 … `longest`.
+
+    `flat` is token ids with -1 between sequences: an n-gram across one is never found.
+    An m-gram is its (m-1)-gram prefix plus one token, so each order is one vectorised
+    binary search (`ArrayTrie.level_keys`) for the starts whose prefix was found, made
+    with the wanted keys sorted: NumPy's search then starts where the last one ended,
+    reading the big key array in one sweep (about five times faster than in text order).
+    nodes[0] is the root (0) everywhere.
+    """
+    n = len(flat)
+    nodes = [np.zeros(n, dtype=np.int64), unigram_index[flat]]
+    for m in range(2, min(longest, trie.order) + 1):
+        keys = trie.level_keys(m)
+        found = np.full(n, -1, dtype=np.int64)
+        starts = np.flatnonzero(nodes[m - 1][: max(n - m + 1, 0)] >= 0)
+        token = flat[starts + m - 1]
+        starts, token = starts[token >= 0], token[token >= 0]
+        wanted = nodes[m - 1][starts] * len(trie.vocab) + token
+        by_key = np.argsort(wanted)
+        starts, wanted = starts[by_key], wanted[by_key]
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        hit = keys[at] == wanted if len(keys) else np.zeros(len(wanted), dtype=bool)
+        found[starts[hit]] = at[hit]
+        nodes.append(found)
+    return nodes
+
+
+def rows_as_sequences(history: np.ndarray, targets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """`probs_many`'s rows (history right-aligned, -1 before the text starts) as one flat
+    sequence of ids with -1 after every row, and where each row's target sits in it."""
+    n = len(targets)
+    window = np.full((n, width + 2), -1, dtype=np.int64)
+    kept = min(width, history.shape[1])
+    if kept:
+        window[:, width - kept:width] = history[:, history.shape[1] - kept:]
+    window[:, width] = targets
+    return window.ravel(), np.arange(n, dtype=np.int64) * (width + 2) + width
+
+
+def sequences_flat(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences as one flat array with -1 after each, and the positions to score: every
+    position but each sequence's first (the ``<s>`` every sequence starts with)."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    tokens = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    flat = np.full(len(tokens) + len(sequences), -1, dtype=np.int64)
+    flat[np.arange(len(tokens)) + np.repeat(np.arange(len(sequences)), lengths)] = tokens  # one -1 after each
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    scored = np.ones(len(flat), dtype=bool)
+    scored[starts] = False
+    scored[flat < 0] = False
+    return flat, np.flatnonzero(scored)
 
 
 class Smoothing:
@@ -153,6 +245,20 @@ class Smoothing:
         vocab = self.counts.vocab
         return np.array([self.prob([vocab[t] for t in row if t >= 0], vocab[target])
                          for row, target in zip(history.tolist(), targets.tolist())], dtype=np.float64)
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        """p(flat[i] | the tokens before it back to the last -1) for each position i in `at`
+        (`sequences_flat` makes them); `nodes` (from `ngram_nodes`) is for Kneser-Ney's."""
+        width = self.order - 1
+        history = np.full((len(at), width), -1, dtype=np.int64)
+        inside = np.ones(len(at), dtype=bool)
+        for j in range(1, width + 1):  # column width - j holds the token j places back, until a -1
+            back = at - j
+            inside &= back >= 0
+            token = np.where(inside, flat[np.maximum(back, 0)], -1)
+            inside &= token >= 0
+            history[inside, width - j] = token[inside]
+        return self.probs_many(history, flat[at])
 
     def contexts_many(self, history: np.ndarray, length: int) -> np.ndarray:
         """The node (index at depth `length`) of each row's last `length` tokens; -1 if unseen
@@ -394,6 +500,79 @@ def describe_fallback(fallback: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------- Kneser-Ney's per-context tables
+# γ(h) and c(h •) depend only on the context h, so they are computed once for every context
+# node of every order, in a few vectorised passes, and saved beside the trie's arrays
+# (`kn{d}.total`, `kn{d}.gamma` for contexts of d tokens, `kn.discounts`): scoring and the
+# top k then gather them instead of counting a node's children at every call.
+
+
+def kn_child_counts(trie: ArrayTrie, depth: int, order: int, bos_id: int, firsts: list[np.ndarray]) -> np.ndarray:
+    """The count Kneser-Ney of `order` reads for each n-gram of order depth+1 as a continuation of
+    its context: real at the top order or after a context starting with ``<s>``, else the
+    continuation count; ``<s>`` as a next token (a root child) counts 0."""
+    level = trie.levels[depth]
+    if depth + 1 == order or level.continuation is None:
+        counts = np.asarray(level.counts, dtype=np.int64)
+    elif depth == 0:
+        counts = np.asarray(level.continuation, dtype=np.int64)
+    else:
+        counts = np.where(firsts[depth] == bos_id, level.counts, level.continuation).astype(np.int64)
+    if depth == 0:
+        counts = np.where(np.asarray(level.ids) == bos_id, 0, counts)
+    return counts
+
+
+def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of values[bounds[i]:bounds[i+1]] for every i, exactly, in integers (empty ranges: 0)."""
+    running = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+    bounds = np.asarray(bounds, dtype=np.int64)
+    return running[bounds[1:]] - running[bounds[:-1]]
+
+
+def kn_context_tables(trie: ArrayTrie, order: int, discounts: dict, bos_id: int) -> dict[str, np.ndarray]:
+    """c(h •) and γ(h) of every context node of Kneser-Ney at `order`, as named arrays.
+
+    ``kn{d}.total[i]`` and ``kn{d}.gamma[i]`` belong to the i-th node of d tokens (d = 0: the
+    root, one entry); ``kn.discounts`` holds the D1, D2, D3+ of orders 1..order they were made
+    with, so a reader can check they still apply. γ is computed with exactly the operations of
+    `KneserNey.context_gamma` (a node without counted continuations gets 0: nothing reads it).
+    """
+    firsts = first_tokens(trie)
+    tables = {KN_DISCOUNTS: np.array([discounts[k] for k in range(1, order + 1)], dtype=np.float64).ravel()}
+    for depth in range(order):
+        counts = kn_child_counts(trie, depth, order, bos_id, firsts)
+        bounds = [0, len(counts)] if depth == 0 else trie.levels[depth - 1].first_child
+        total = segment_sums(counts, bounds)
+        n1, n2, n3 = (segment_sums(counts == r if r < 3 else counts >= 3, bounds) for r in (1, 2, 3))
+        d1, d2, d3 = discounts[depth + 1]
+        seen = total > 0
+        gamma = np.zeros(len(total))
+        gamma[seen] = (d1 * n1[seen] + d2 * n2[seen] + d3 * n3[seen]) / total[seen].astype(np.float64)
+        tables[kn_array_name(depth, "total")] = total
+        tables[kn_array_name(depth, "gamma")] = gamma
+    return tables
+
+
+def stored_tables_fit(tables: dict, trie: ArrayTrie, order: int, discounts: dict) -> bool:
+    """Whether saved Kneser-Ney tables were made for this order and these discounts (else: recompute)."""
+    stored = tables.get(KN_DISCOUNTS)
+    if stored is None or len(stored) != 3 * order:
+        return False
+    if stored.tolist() != [d for k in range(1, order + 1) for d in discounts[k]]:
+        return False
+    sizes = [1] + [len(trie.levels[d - 1].ids) for d in range(1, order)]
+    return all(kn_array_name(d, name) in tables and len(tables[kn_array_name(d, name)]) == sizes[d]
+               for d in range(order) for name in ("total", "gamma"))
+
+
+def attach_kn_tables(trie: ArrayTrie, count_of_counts: dict, bos_id: int) -> None:
+    """Compute the Kneser-Ney tables of the trie's own order and keep them on it, to be saved
+    with it (`ngram build` calls this once; a model saved without them computes them on first use)."""
+    discounts = {k: kn_discounts(count_of_counts.get(discount_table(k, trie.order), [])) for k in range(1, trie.order + 1)}
+    trie.kn_tables = kn_context_tables(trie, trie.order, discounts, bos_id)
+
+
 class KneserNey(Smoothing):
     """Interpolated modified Kneser-Ney.
 
@@ -405,6 +584,9 @@ class KneserNey(Smoothing):
     with ``<s>``, which have no left context and keep their real count. Below unigrams is
     the uniform distribution, so every token — ``<unk>`` too — gets some probability and
     every distribution sums to 1. A context never seen hands its whole mass down.
+
+    c(h •) and γ(h) of every context come from `tables` (made at build time and saved with
+    the model; `ngram.kneser_ney_reference` is the formula computed as it reads).
     """
 
     name = "kn"
@@ -420,17 +602,48 @@ class KneserNey(Smoothing):
         if self.order != counts.order:  # the model's own order was reported when it was built
             for fallback in self.fallbacks:
                 warnings.warn(describe_fallback(fallback), stacklevel=3)
+        self._tables: list[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def _levels(self, context: Sequence[str]):
-        """Yield (order k, context node, raw?) from unigrams up, while contexts are seen."""
-        for k in range(1, self.order + 1):
-            h = usable_context(context, k)
-            if len(h) < k - 1:
-                return
-            node = self.counts.context_node(h)
-            if node is None:
-                return
-            yield k, node, k == self.order or (len(h) > 0 and h[0] == BOS)
+    def tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(c(h •), γ(h)) over the context nodes of 0, 1, …, order-1 tokens.
+
+        The model's saved tables when they were made for this order and these discounts;
+        otherwise (a lower order, or a model saved before the tables existed) they are
+        computed here once, in memory — about a second for the default 5-gram.
+        """
+        if self._tables is None:
+            trie = self.counts.trie
+            named = trie.kn_tables
+            if not stored_tables_fit(named, trie, self.order, self.discounts):
+                named = kn_context_tables(trie, self.order, self.discounts, self.counts.bos_id)
+            self._tables = [(named[kn_array_name(d, "total")], named[kn_array_name(d, "gamma")])
+                            for d in range(self.order)]
+        return self._tables
+
+    # ------------------------------------------------ one context: the recursion, bottom up
+    def context_chain(self, context: Sequence[str]) -> list[tuple[int, int, bool]]:
+        """(d, node, raw?) for every context the recursion climbs through, from the root up:
+        the last d tokens of `context`, d = 0, 1, …, stopping at the first one that is too
+        short, was never seen, or was seen with nothing counted after it.
+
+        raw says whether that level reads real counts (the top order, or a context starting
+        with ``<s>``) or continuation counts.
+        """
+        h = usable_context(context, self.order)
+        token_ids = [self.counts.trie.token_id.get(t) for t in h]
+        totals = self.tables()
+        chain = []
+        for d in range(len(h) + 1):
+            node = 0 if d == 0 else self.counts.find_node(token_ids[len(h) - d:])
+            if node is None or totals[d][0][node] == 0:
+                break
+            chain.append((d, node, d + 1 == self.order or (d > 0 and h[len(h) - d] == BOS)))
+        return chain
+
+    def level_stats(self, d: int, node: int) -> tuple[float, float]:
+        """c(h •) and γ(h) of context node `node` of d tokens, as Python floats."""
+        total, gamma = self.tables()[d]
+        return float(total[node]), float(gamma[node])
 
     def prob(self, context: Sequence[str], token: str) -> float:
         return self.probs(context, [token])[0]
@@ -442,62 +655,80 @@ class KneserNey(Smoothing):
             raise KeyError(f"{unknown[0]!r} is not in the vocabulary")
         p = [1.0 / len(self.counts.predictable)] * len(tokens)
         token_ids = [self.counts.trie.token_id[t] for t in tokens]
-        for k, node, raw in self._levels(context):
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d1, d2, d3 = self.discounts[k]
-            gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
+        for d, node, raw in self.context_chain(context):
+            total, gamma = self.level_stats(d, node)
+            d1, d2, d3 = self.discounts[d + 1]
             discount = (0.0, d1, d2, d3)  # by count 0, 1, 2, 3+
-            counts = self.counts.counts_of(node, token_ids, raw)  # c(h w) for each token
+            counts = self.counts.counts_of(ArrayNode(self.counts.trie, d, node), token_ids, raw)  # c(h w)
             p = [
                 (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
                 for c, below in zip(counts, p)
             ]
         return p
 
-    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """`probs` for many positions at once: the same recursion, each order for every row.
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        size = len(self.counts.predictable)
+        p = np.full(size, 1.0 / size)
+        for d, node, raw in self.context_chain(context):
+            total, gamma = self.level_stats(d, node)
+            discount = np.array(self.discounts[d + 1])
+            ids, cnt = self.counts.child_arrays(ArrayNode(self.counts.trie, d, node), raw)
+            p = gamma * p
+            p[ids] += (cnt - discount[np.minimum(cnt, 3).astype(np.int64) - 1]) / total
+        return p
 
-        A row stops climbing where `_levels` stops: at the first order whose context it
-        has too few tokens for, never saw, or saw with nothing counted after it.
+    # ------------------------------------------------ many positions at once (scoring a text)
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """`probs` for many positions at once: each row made a short sequence of its own."""
+        flat, at = rows_as_sequences(history, targets, self.order - 1)
+        return self.probs_flat(flat, at)
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        """p(flat[i] | the tokens before it back to the last -1) for each i in `at`: the
+        recursion of `probs`, one order at a time for every position, with no Python loop
+        over positions or contexts.
+
+        `ngram_nodes` finds every n-gram of the text in the trie once; the context of d
+        tokens before position i is then the d-gram starting at i - d, and c(h w) the count
+        of the (d+1)-gram starting there. c(h •) and γ(h) are gathered from `tables`. A
+        position stops climbing where `context_chain` stops: at the first context it has
+        too few tokens for, never saw, or saw with nothing counted after it.
         """
-        n = len(targets)
-        p = np.full(n, 1.0 / len(self.counts.predictable))
-        climbing = np.ones(n, dtype=bool)
-        bos = self.counts.bos_id
-        for k in range(1, self.order + 1):
-            nodes = self.contexts_many(history, k - 1)
-            climbing &= nodes >= 0
-            starts_with_bos = history[:, history.shape[1] - (k - 1)] == bos if k > 1 else np.zeros(n, dtype=bool)
-            raw = (k == self.order) | starts_with_bos
-            total, n1, n2, n3 = self.stats_many(k - 1, np.where(climbing, nodes, -1), raw)
-            climbing &= total > 0
-            rows = np.flatnonzero(climbing)
+        trie = self.counts.trie
+        nodes = nodes if nodes is not None else ngram_nodes(trie, flat, self.order, self.counts.unigram_index())
+        p = np.full(len(at), 1.0 / len(self.counts.predictable))
+        rows = np.arange(len(at))  # the positions still climbing
+        for d, (totals, gammas) in enumerate(self.tables()):
+            start = at[rows] - d
+            context = nodes[d][np.maximum(start, 0)]
+            total = totals[np.maximum(context, 0)]
+            keep = (start >= 0) & (context >= 0) & (total > 0)  # enough tokens, seen, something counted after
+            rows, start, context, total = rows[keep], start[keep], context[keep], total[keep]
             if not len(rows):
                 break
-            c = self.counts_many(history, k - 1, targets, raw, rows)
-            d1, d2, d3 = self.discounts[k]
-            t = total[rows]
-            gamma = (d1 * n1[rows] + d2 * n2[rows] + d3 * n3[rows]) / t
+            raw = d + 1 == self.order or (d > 0 and flat[start] == self.counts.bos_id)
+            c = self.ngram_counts(d, nodes[d + 1][start], raw)
+            d1, d2, d3 = self.discounts[d + 1]
+            t = total.astype(np.float64)
+            gamma = gammas[context]
             discount = np.array([0.0, d1, d2, d3])[np.minimum(c, 3).astype(np.int64)]
             below = p[rows]
             p[rows] = np.where(c > 0, (c - discount) / t + gamma * below, gamma * below)
         return p
 
-    def distribution(self, context: Sequence[str]) -> np.ndarray:
-        size = len(self.counts.predictable)
-        p = np.full(size, 1.0 / size)
-        for k, node, raw in self._levels(context):
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d = np.array(self.discounts[k])
-            ids, cnt = self.counts.child_arrays(node, raw)
-            gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
-            p = gamma * p
-            p[ids] += (cnt - d[np.minimum(cnt, 3).astype(np.int64) - 1]) / total
-        return p
+    def ngram_counts(self, d: int, found: np.ndarray, raw: np.ndarray | bool) -> np.ndarray:
+        """c(h w) as floats for (d+1)-grams at indices `found` of their level (-1: never seen, 0)."""
+        level = self.counts.trie.levels[d]
+        c = np.zeros(len(found))
+        hit = np.flatnonzero(found >= 0)
+        if level.continuation is None or raw is True:
+            c[hit] = level.counts[found[hit]]
+            return c
+        real = hit[raw[hit]] if raw is not False else hit[:0]
+        c[real] = level.counts[found[real]]
+        cont = hit[~raw[hit]] if raw is not False else hit
+        c[cont] = level.continuation[found[cont]]
+        return c
 
 
     # ------------------------------------------------ the exact top k, without the whole vocabulary
@@ -513,18 +744,16 @@ class KneserNey(Smoothing):
         """(α_k over the children, γ(h), the children's token ids) of orders 2..K, lowest first,
         where K is the longest context seen — the terms `probs` adds, order by order."""
         terms = []
-        for k, node, raw in self._levels(context):
-            if k == 1:
+        for d, index, raw in self.context_chain(context):
+            if d == 0:
                 continue
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d1, d2, d3 = self.discounts[k]
-            ids, counts = self.counts.child_slice(node, raw)
+            total, gamma = self.level_stats(d, index)
+            d1, d2, d3 = self.discounts[d + 1]
+            ids, counts = self.counts.child_slice(ArrayNode(self.counts.trie, d, index), raw)
             counted = counts > 0
             ids, counts = ids[counted], counts[counted].astype(np.int64)
             alpha = (counts - np.array([0.0, d1, d2, d3])[np.minimum(counts, 3)]) / total
-            terms.append((alpha, (d1 * n1 + d2 * n2 + d3 * n3) / total, ids))
+            terms.append((alpha, gamma, ids))
         return terms
 
     def top_k(self, context: Sequence[str], k: int, exclude: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
