@@ -18,6 +18,7 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from bisect import bisect_left
 from itertools import chain
 from typing import Sequence
@@ -732,6 +733,10 @@ class KneserNey(Smoothing):
 
 
     # ------------------------------------------------ the exact top k, without the whole vocabulary
+    #: A context with at most this many followers has them all scored exactly; longer lists are
+    #: read best first (`ranked_followers`), only as far as the threshold test needs.
+    SMALL = 64
+
     def unigram_by_id(self) -> np.ndarray:
         """p_1 over the token ids (``<s>``: 0). It does not depend on the context: made once."""
         if getattr(self, "_unigram", None) is None:
@@ -740,21 +745,23 @@ class KneserNey(Smoothing):
             self._unigram_order = np.argsort(-self._unigram, kind="stable")
         return self._unigram
 
-    def level_terms(self, context: Sequence[str]) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        """(α_k over the children, γ(h), the children's token ids) of orders 2..K, lowest first,
-        where K is the longest context seen — the terms `probs` adds, order by order."""
+    def level_terms(self, context: Sequence[str]) -> list[Followers]:
+        """The followers of each context of orders 2..K, lowest first, where K is the longest
+        context seen — the terms `probs` adds, order by order (views: nothing is copied)."""
         terms = []
         for d, index, raw in self.context_chain(context):
-            if d == 0:
-                continue
-            total, gamma = self.level_stats(d, index)
-            d1, d2, d3 = self.discounts[d + 1]
-            ids, counts = self.counts.child_slice(ArrayNode(self.counts.trie, d, index), raw)
-            counted = counts > 0
-            ids, counts = ids[counted], counts[counted].astype(np.int64)
-            alpha = (counts - np.array([0.0, d1, d2, d3])[np.minimum(counts, 3)]) / total
-            terms.append((alpha, gamma, ids))
+            if d > 0:
+                total, gamma = self.level_stats(d, index)
+                ids, counts = self.counts.child_slice(ArrayNode(self.counts.trie, d, index), raw)
+                terms.append(Followers(d, index, ids, counts, total, gamma, self.discount_array(d + 1)))
         return terms
+
+    def discount_array(self, k: int) -> np.ndarray:
+        """D(c) of order k by count c = 0, 1, 2, 3+, as an array to index (made once)."""
+        made = self.__dict__.setdefault("_discount_arrays", {})
+        if k not in made:
+            made[k] = np.array([0.0, *self.discounts[k]])
+        return made[k]
 
     def top_k(self, context: Sequence[str], k: int, exclude: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
         """The k most probable next tokens and their probabilities, exactly, best first
@@ -762,51 +769,100 @@ class KneserNey(Smoothing):
 
         Unrolling the recursion, p(w | h) = G·p_1(w) + Σ_k W_k·α_k(w): α_k is the
         discounted-count term of order k (zero unless w followed that context), W_k the
-        product of the γ's above order k, G the product of all of them. A word that
-        followed none of the contexts scores G·p_1(w), so the best of those are simply
-        the first in p_1's order. Every word that followed a longer context also followed
-        its shorter suffix, so the lowest order's children hold all the others, sorted by
-        id. The exact top k is the best of those two groups — no pass over the vocabulary.
+        product of the γ's above order k, G the product of all of them. Every word that
+        followed a longer context also followed its shorter suffixes, so the followers
+        shrink as k grows: from the first order with few followers up, every follower is
+        scored exactly (`exact_scores`). Any other word w gets only the terms of the
+        orders below, whose follower lists are long; those are read best first, beside
+        p_1's order, until the k-th best score found beats what any unread word could
+        still reach (`threshold_search`, Fagin's threshold algorithm). No pass over the
+        vocabulary; the reference is ranking `distribution`.
         """
         unigram = self.unigram_by_id()
-        trie = self.counts.trie
-        never = self.never_offered(tuple(exclude))
         levels = self.level_terms(context)
         weights = [1.0] * len(levels)  # W_k
         for i in range(len(levels) - 2, -1, -1):
-            weights[i] = weights[i + 1] * levels[i + 1][1]
-        g = weights[0] * levels[0][1] if levels else 1.0  # G
-        if levels:
-            seen = levels[0][2]
-            scores = g * unigram[seen] + weights[0] * levels[0][0]
-            for (alpha, _, ids), w in zip(levels[1:], weights[1:]):
-                scores[np.searchsorted(seen, ids)] += w * alpha
-            keep = ~never[seen]
-            candidates, scores = seen[keep], scores[keep]
-        else:
-            seen = candidates = np.empty(0, dtype=np.int64)
-            scores = np.empty(0)
-        others = self.best_unseen(seen, never, k)
-        ids = np.concatenate([candidates, others])
-        probs = np.concatenate([scores, g * unigram[others]])
-        if len(ids) > 4 * k:  # keep the k best (and any ties with the k-th) before sorting them
-            cut = -np.partition(-probs, k - 1)[k - 1]
-            pick = probs >= cut
-            ids, probs = ids[pick], probs[pick]
-        best = np.lexsort((ids, -probs))[:k]
-        return [trie.vocab[i] for i in ids[best].tolist()], probs[best]
+            weights[i] = weights[i + 1] * levels[i + 1].gamma
+        g = weights[0] * levels[0].gamma if levels else 1.0  # G
+        small = next((i for i, level in enumerate(levels) if len(level.ids) <= self.SMALL), len(levels))
+        blocked = self.never_offered(tuple(exclude)).copy()
+        ids, scores = self.exact_scores(levels, weights, g, small)
+        keep = ~blocked[ids]
+        blocked[ids] = True
+        more_ids, more_scores = self.threshold_search(levels[:small], weights[:small], g, blocked, k)
+        ids = np.concatenate([ids[keep], more_ids])
+        scores = np.concatenate([scores[keep], more_scores])
+        best = np.lexsort((ids, -scores))[:k]
+        return [self.counts.trie.vocab[i] for i in ids[best].tolist()], scores[best]
 
-    def best_unseen(self, seen: np.ndarray, never: np.ndarray, k: int) -> np.ndarray:
-        """The first k token ids in p_1's order that are neither in `seen` nor never offered."""
-        blocked = never.copy()
-        blocked[seen] = True
-        order = self._unigram_order
-        found, start, step = [], 0, 2 * k + 16
-        while sum(len(f) for f in found) < k and start < len(order):
-            chunk = order[start:start + step]
-            found.append(chunk[~blocked[chunk]])
-            start, step = start + step, step * 4
-        return np.concatenate(found)[:k] if found else np.empty(0, dtype=np.int64)
+    def exact_scores(self, levels: list[Followers], weights: list[float], g: float, small: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and exact p(w | h) of every follower of the first context with few followers
+        (order `small` + 2), adding the terms order by order, lowest first, as `probs` does."""
+        if small == len(levels):
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        ids = levels[small].ids
+        scores = g * self._unigram[ids]
+        for i, (level, w) in enumerate(zip(levels, weights)):
+            if i < small:  # a long list: find these ids in it
+                level.add_terms(ids, w, scores)
+            else:  # a shorter list: its ids are among these
+                scores[np.searchsorted(ids, level.ids)] += w * level.alpha(slice(None))
+        return ids.astype(np.int64), scores
+
+    def threshold_search(self, long: list[Followers], weights: list[float], g: float, blocked: np.ndarray,
+                         k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best words not yet scored nor blocked, by G·p_1(w) + Σ W_k α_k(w) over the
+        orders with long follower lists, exactly: at least the k best of them.
+
+        Reads p_1's order and each long list best first, in growing blocks, scoring every
+        new word in full; stops when the k-th best found is above the threshold — G times
+        the next p_1 plus each W_k times the most α_k an unread follower can have.
+        """
+        unigram, order = self._unigram, self._unigram_order
+        ranked = [self.ranked_followers(level) for level in long]
+        found_ids, found_scores = [], []
+        start, size = 0, 2 * k + 8
+        while True:
+            end = start + size
+            fresh = []
+            for block in (order[start:end], *(r[0][start:end] for r in ranked)):
+                fresh.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
+                blocked[fresh[-1]] = True
+            candidates = np.concatenate(fresh)
+            scores = g * unigram[candidates]
+            for level, w in zip(long, weights):
+                level.add_terms(candidates, w, scores)
+            found_ids.append(candidates)
+            found_scores.append(scores)
+            threshold = g * unigram[order[end]] if end < len(order) else 0.0
+            for (ids, counts), level, w in zip(ranked, long, weights):
+                if end < len(ids):
+                    threshold += w * self.alpha_bound(level, int(counts[end]))
+            best = np.concatenate(found_scores)
+            if threshold == 0.0 or (len(best) >= k and -np.partition(-best, k - 1)[k - 1] > threshold):
+                return np.concatenate(found_ids), best
+            start, size = end, size * 4
+
+    def alpha_bound(self, level: Followers, count: int) -> float:
+        """The largest α a follower with count at most `count` can have at this level:
+        max over 1 <= c <= count of (c - D(c)) / c(h •) (D need not make it grow with c)."""
+        _, d1, d2, d3 = level.discount.tolist()
+        return max([1 - d1] + ([2 - d2] if count >= 2 else []) + ([count - d3] if count >= 3 else [])) / level.total
+
+    def ranked_followers(self, level: Followers) -> tuple[np.ndarray, np.ndarray]:
+        """A long follower list's ids and counts, highest count first (ties by id).
+
+        Sorted on first use and kept (for up to 4,096 contexts): long lists belong to
+        frequent contexts, which come back often.
+        """
+        cache = self.__dict__.setdefault("_ranked", {})
+        key = (level.depth, level.index)
+        if key not in cache:
+            if len(cache) >= 4096:
+                cache.clear()
+            by_count = np.argsort(-level.counts, kind="stable")
+            cache[key] = (level.ids[by_count].astype(np.int64), level.counts[by_count])
+        return cache[key]
 
     def never_offered(self, exclude: tuple) -> np.ndarray:
         """A mask over token ids of what top_k never returns: <s> and `exclude` (made once per exclude)."""
@@ -817,6 +873,35 @@ class KneserNey(Smoothing):
             mask[[self.counts.bos_id, *(trie.token_id[t] for t in exclude if t in trie.token_id)]] = True
             cache[exclude] = mask
         return cache[exclude]
+
+
+@dataclass
+class Followers:
+    """What followed one context of `KneserNey.top_k`: the node (d tokens, index), the
+    followers' token ids (sorted) and the counts Kneser-Ney reads, c(h •), γ(h), and the
+    discounts by count 0, 1, 2, 3+."""
+
+    depth: int
+    index: int
+    ids: np.ndarray
+    counts: np.ndarray
+    total: float
+    gamma: float
+    discount: np.ndarray  # D(c) by count c = 0, 1, 2, 3+
+
+    def alpha(self, at: slice | np.ndarray) -> np.ndarray:
+        """α(w) = (c - D(c)) / c(h •) of the followers at `at` (0 where c = 0)."""
+        counts = self.counts[at]
+        return (counts - self.discount[np.minimum(counts, 3)]) / self.total
+
+    def add_terms(self, ids: np.ndarray, weight: float, scores: np.ndarray) -> None:
+        """scores[i] += weight · α(ids[i]) for the ids that followed this context."""
+        if not len(self.ids):
+            return
+        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        hit = self.ids[at] == ids
+        scores[hit] += weight * self.alpha(at[hit])
+
 
 SMOOTHINGS: dict[str, type[Smoothing]] = {
     "kn": KneserNey,
