@@ -117,10 +117,10 @@ class Counts:
         node = self._unigram_list[token_ids[0]]
         if node < 0:
             return None
-        for depth, token_id in enumerate(token_ids[1:], start=1):
-            ids = self.trie.levels[depth].ids
-            first = self.trie.levels[depth - 1].first_child
-            start, end = int(first[node]), int(first[node + 1])
+        levels = self.trie.levels
+        for depth in range(1, len(token_ids)):
+            ids, token_id = levels[depth].ids, token_ids[depth]
+            start, end = levels[depth - 1].first_child[node:node + 2].tolist()
             if not 0 <= start <= end <= len(ids):
                 self.trie.children_range(depth, node)  # raises the "damaged" error
             node = bisect_left(ids, token_id, start, end)
@@ -241,7 +241,7 @@ class Smoothing:
         Row i of `history` holds the token ids before `targets[i]`, right-aligned, -1
         where the text had not started: ``[[-1, -1, <s>], [-1, <s>, It], ...]``. This
         plain version asks `prob` row by row; the smoothings used for perplexity look
-        every context up at once instead (`ArrayTrie.find_many`).
+        every n-gram up at once instead (`probs_flat`, `ngram_nodes`).
         """
         vocab = self.counts.vocab
         return np.array([self.prob([vocab[t] for t in row if t >= 0], vocab[target])
@@ -261,56 +261,37 @@ class Smoothing:
             history[inside, width - j] = token[inside]
         return self.probs_many(history, flat[at])
 
-    def contexts_many(self, history: np.ndarray, length: int) -> np.ndarray:
-        """The node (index at depth `length`) of each row's last `length` tokens; -1 if unseen
-        or if the row has fewer tokens."""
-        if length == 0:
-            return np.zeros(len(history), dtype=np.int64)
-        h = history[:, history.shape[1] - length:]
-        nodes = np.full(len(history), -1, dtype=np.int64)  # a row with fewer tokens is not a context of this length
-        full = (h >= 0).all(axis=1)
-        if length <= self.counts.trie.order - 1 and full.any():
-            nodes[full] = self.counts.trie.find_many(h[full])
-        return nodes
+    def raw_totals(self, depth: int) -> np.ndarray:
+        """c(h •) in real counts of every context node of `depth` tokens (the root: ``<s>`` left
+        out), as `context_stats` gives it: one vectorised pass per depth, made on first use."""
+        made = self.counts.__dict__.setdefault("_raw_totals", {})  # shared by every smoothing of these counts
+        if depth not in made:
+            trie = self.counts.trie
+            counts = np.asarray(trie.levels[depth].counts, dtype=np.int64)
+            if depth == 0:
+                counts = np.where(np.asarray(trie.levels[0].ids) == self.counts.bos_id, 0, counts)
+            bounds = [0, len(counts)] if depth == 0 else trie.levels[depth - 1].first_child
+            made[depth] = segment_sums(counts, bounds)
+        return made[depth]
 
-    def stats_many(self, depth: int, nodes: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, ...]:
-        """`context_stats` (total, n1, n2, n3+) of each row's node; rows with node -1 get zeros."""
-        out = np.zeros((len(nodes), 4))
-        seen = np.flatnonzero(nodes >= 0)
-        pairs = nodes[seen] * 2 + raw[seen]
-        unique, inverse = np.unique(pairs, return_inverse=True)
-        table = np.array([self.context_stats(ArrayNode(self.counts.trie, depth, int(u) // 2), bool(u % 2))
-                          for u in unique.tolist()], dtype=np.float64).reshape(-1, 4)
-        out[seen] = table[inverse]
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
-
-    def counts_many(self, history: np.ndarray, length: int, targets: np.ndarray, raw: np.ndarray,
-                    rows: np.ndarray) -> np.ndarray:
-        """c(h w) of the n-gram (last `length` tokens, target), real or continuation count, for `rows`."""
+    def raw_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """For MLE and add-k: c(h •) and c(h w) in real counts at each position's context of this
+        order — its last order - 1 tokens, or all of them where the sequence so far is shorter,
+        as `raw_context` reads it — with every n-gram looked up at once (`ngram_nodes`)."""
         trie = self.counts.trie
-        grams = np.column_stack([history[rows, history.shape[1] - length:], targets[rows]]) if length else targets[rows, None]
-        found = trie.find_many(grams)
-        level = trie.levels[length]
-        counts = np.zeros(len(rows))
-        hit = found >= 0
-        real = level.counts[found[hit]]
-        kept = real if level.continuation is None else np.where(raw[rows][hit], real, level.continuation[found[hit]])
-        counts[hit] = kept
-        return counts
-
-    def raw_many(self, history: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For MLE and add-k: c(h •) and c(h w) at this order's context (as `raw_context` finds it)."""
-        n = len(targets)
-        length = np.minimum((history >= 0).sum(axis=1), self.order - 1)
-        total, count = np.zeros(n), np.zeros(n)
-        always = np.ones(n, dtype=bool)
-        for L in np.unique(length).tolist():
+        nodes = nodes if nodes is not None else ngram_nodes(trie, flat, self.order, self.counts.unigram_index())
+        last_separator = np.maximum.accumulate(np.where(flat < 0, np.arange(len(flat)), -1))
+        length = np.minimum(at - last_separator[at] - 1, self.order - 1)  # tokens of context used
+        total, count = np.zeros(len(at)), np.zeros(len(at))
+        for L in range(self.order):
             rows = np.flatnonzero(length == L)
-            nodes = self.contexts_many(history[rows], L)
-            total[rows] = self.stats_many(L, nodes, always[rows])[0]
-            seen = rows[nodes >= 0]
-            if len(seen):
-                count[seen] = self.counts_many(history, L, targets, always, seen)
+            start = at[rows] - L
+            context = nodes[L][start]
+            rows, start, context = rows[context >= 0], start[context >= 0], context[context >= 0]
+            total[rows] = self.raw_totals(L)[context]
+            gram = nodes[L + 1][start]
+            count[rows[gram >= 0]] = trie.levels[L].counts[gram[gram >= 0]]
         return total, count
 
     def raw_context(self, context: Sequence[str]) -> tuple[dict | None, float]:
@@ -333,7 +314,10 @@ class MLE(Smoothing):
         return child_count(self.counts, node, token, raw=True) / total
 
     def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        total, count = self.raw_many(history, targets)
+        return self.probs_flat(*rows_as_sequences(history, targets, self.order - 1))
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        total, count = self.raw_flat(flat, at, nodes)
         return np.where(total > 0, count / np.where(total > 0, total, 1.0), 0.0)
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -362,7 +346,10 @@ class AddK(Smoothing):
         return (c + self.k) / (total + self.k * len(self.counts.predictable))
 
     def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        total, count = self.raw_many(history, targets)
+        return self.probs_flat(*rows_as_sequences(history, targets, self.order - 1))
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        total, count = self.raw_flat(flat, at, nodes)
         return (count + self.k) / (total + self.k * len(self.counts.predictable))
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -610,13 +597,15 @@ class KneserNey(Smoothing):
 
         The model's saved tables when they were made for this order and these discounts;
         otherwise (a lower order, or a model saved before the tables existed) they are
-        computed here once, in memory — about a second for the default 5-gram.
+        computed here once, in memory: a second or two for the default 5-gram.
         """
         if self._tables is None:
             trie = self.counts.trie
             named = trie.kn_tables
             if not stored_tables_fit(named, trie, self.order, self.discounts):
                 named = kn_context_tables(trie, self.order, self.discounts, self.counts.bos_id)
+                if self.order == trie.order:  # kept on the trie: saving the model again saves them too
+                    trie.kn_tables = named
             self._tables = [(named[kn_array_name(d, "total")], named[kn_array_name(d, "gamma")])
                             for d in range(self.order)]
         return self._tables
@@ -742,7 +731,8 @@ class KneserNey(Smoothing):
         if getattr(self, "_unigram", None) is None:
             p = self.distribution([])  # the empty context reaches only the unigram level
             self._unigram = np.insert(p, self.counts.bos_id, 0.0)
-            self._unigram_order = np.argsort(-self._unigram, kind="stable")
+            # in the trie's id dtype: NumPy would convert a whole follower list to search it otherwise
+            self._unigram_order = np.argsort(-self._unigram, kind="stable").astype(self.counts.trie.levels[0].ids.dtype)
         return self._unigram
 
     def level_terms(self, context: Sequence[str]) -> list[Followers]:
@@ -772,76 +762,65 @@ class KneserNey(Smoothing):
         product of the γ's above order k, G the product of all of them. Every word that
         followed a longer context also followed its shorter suffixes, so the followers
         shrink as k grows: from the first order with few followers up, every follower is
-        scored exactly (`exact_scores`). Any other word w gets only the terms of the
-        orders below, whose follower lists are long; those are read best first, beside
-        p_1's order, until the k-th best score found beats what any unread word could
-        still reach (`threshold_search`, Fagin's threshold algorithm). No pass over the
-        vocabulary; the reference is ranking `distribution`.
+        scored. Any other word w gets only the terms of the orders below, whose follower
+        lists are long; those are read best first, beside p_1's order, until the k-th best
+        score found beats what any unread word could still reach (`threshold_search`,
+        Fagin's threshold algorithm). No pass over the vocabulary or a long list; the
+        reference is ranking `distribution`.
         """
-        unigram = self.unigram_by_id()
+        self.unigram_by_id()
         levels = self.level_terms(context)
         weights = [1.0] * len(levels)  # W_k
         for i in range(len(levels) - 2, -1, -1):
             weights[i] = weights[i + 1] * levels[i + 1].gamma
         g = weights[0] * levels[0].gamma if levels else 1.0  # G
-        small = next((i for i, level in enumerate(levels) if len(level.ids) <= self.SMALL), len(levels))
-        blocked = self.never_offered(tuple(exclude)).copy()
-        ids, scores = self.exact_scores(levels, weights, g, small)
-        keep = ~blocked[ids]
-        blocked[ids] = True
-        more_ids, more_scores = self.threshold_search(levels[:small], weights[:small], g, blocked, k)
-        ids = np.concatenate([ids[keep], more_ids])
-        scores = np.concatenate([scores[keep], more_scores])
+        long = next((i for i, level in enumerate(levels) if len(level.ids) <= self.SMALL), len(levels))
+        first = levels[long].ids if long < len(levels) else self._unigram_order[:0]
+        ids, scores = self.threshold_search(levels, weights, g, long, first, k, tuple(exclude))
         best = np.lexsort((ids, -scores))[:k]
         return [self.counts.trie.vocab[i] for i in ids[best].tolist()], scores[best]
 
-    def exact_scores(self, levels: list[Followers], weights: list[float], g: float, small: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ids and exact p(w | h) of every follower of the first context with few followers
-        (order `small` + 2), adding the terms order by order, lowest first, as `probs` does."""
-        if small == len(levels):
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        ids = levels[small].ids
-        scores = g * self._unigram[ids]
-        for i, (level, w) in enumerate(zip(levels, weights)):
-            if i < small:  # a long list: find these ids in it
-                level.add_terms(ids, w, scores)
-            else:  # a shorter list: its ids are among these
-                scores[np.searchsorted(ids, level.ids)] += w * level.alpha(slice(None))
-        return ids.astype(np.int64), scores
+    def threshold_search(self, levels: list[Followers], weights: list[float], g: float, long: int,
+                         first: np.ndarray, k: int, exclude: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and their exact p(w | h), among them the k most probable (`exclude` and
+        ``<s>`` left out): `first` (the followers of the first short list) and the best of
+        the rest.
 
-    def threshold_search(self, long: list[Followers], weights: list[float], g: float, blocked: np.ndarray,
-                         k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best words not yet scored nor blocked, by G·p_1(w) + Σ W_k α_k(w) over the
-        orders with long follower lists, exactly: at least the k best of them.
-
-        Reads p_1's order and each long list best first, in growing blocks, scoring every
-        new word in full; stops when the k-th best found is above the threshold — G times
-        the next p_1 plus each W_k times the most α_k an unread follower can have.
+        The rest get only the terms of the `long` lowest orders, so p_1's order and those
+        orders' follower lists are read best first, in growing blocks, every new word scored
+        in full (all orders, lowest first, as `probs` adds them); reading stops when the k-th
+        best found is above the threshold: G times the next p_1, plus each W_k times the most
+        α_k an unread follower can have.
         """
         unigram, order = self._unigram, self._unigram_order
-        ranked = [self.ranked_followers(level) for level in long]
-        found_ids, found_scores = [], []
+        ranked = [self.ranked_followers(level) for level in levels[:long]]
+        never = self.never_offered(exclude)
+        blocked = self.__dict__.setdefault("_blocked", {}).setdefault(exclude, never.copy())
+        found_ids: list[np.ndarray] = []  # every id marked in `blocked` here: unmarked again at the end
+        found_scores = []
         start, size = 0, 2 * k + 8
-        while True:
-            end = start + size
-            fresh = []
-            for block in (order[start:end], *(r[0][start:end] for r in ranked)):
-                fresh.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
-                blocked[fresh[-1]] = True
-            candidates = np.concatenate(fresh)
-            scores = g * unigram[candidates]
-            for level, w in zip(long, weights):
-                level.add_terms(candidates, w, scores)
-            found_ids.append(candidates)
-            found_scores.append(scores)
-            threshold = g * unigram[order[end]] if end < len(order) else 0.0
-            for (ids, counts), level, w in zip(ranked, long, weights):
-                if end < len(ids):
-                    threshold += w * self.alpha_bound(level, int(counts[end]))
-            best = np.concatenate(found_scores)
-            if threshold == 0.0 or (len(best) >= k and -np.partition(-best, k - 1)[k - 1] > threshold):
-                return np.concatenate(found_ids), best
-            start, size = end, size * 4
+        try:
+            while True:
+                end, fresh = start + size, len(found_ids)
+                for block in ((first,) if start == 0 else ()) + (order[start:end], *(r[0][start:end] for r in ranked)):
+                    found_ids.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
+                    blocked[found_ids[-1]] = True
+                candidates = np.concatenate(found_ids[fresh:])
+                scores = g * unigram[candidates]
+                for level, w in zip(levels, weights):
+                    level.add_terms(candidates, w, scores)
+                found_scores.append(scores)
+                threshold = g * unigram[order[end]] if end < len(order) else 0.0
+                for (ids, counts), level, w in zip(ranked, levels, weights):
+                    if end < len(ids):
+                        threshold += w * self.alpha_bound(level, int(counts[end]))
+                best = np.concatenate(found_scores)
+                if threshold == 0.0 or (len(best) >= k and -np.partition(-best, k - 1)[k - 1] > threshold):
+                    return np.concatenate(found_ids).astype(np.int64), best
+                start, size = end, size * 4
+        finally:
+            marked = np.concatenate(found_ids) if found_ids else first[:0]
+            blocked[marked] = never[marked]
 
     def alpha_bound(self, level: Followers, count: int) -> float:
         """The largest α a follower with count at most `count` can have at this level:
@@ -861,7 +840,7 @@ class KneserNey(Smoothing):
             if len(cache) >= 4096:
                 cache.clear()
             by_count = np.argsort(-level.counts, kind="stable")
-            cache[key] = (level.ids[by_count].astype(np.int64), level.counts[by_count])
+            cache[key] = (level.ids[by_count], level.counts[by_count])
         return cache[key]
 
     def never_offered(self, exclude: tuple) -> np.ndarray:
@@ -898,9 +877,9 @@ class Followers:
         """scores[i] += weight · α(ids[i]) for the ids that followed this context."""
         if not len(self.ids):
             return
-        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-        hit = self.ids[at] == ids
-        scores[hit] += weight * self.alpha(at[hit])
+        at = np.searchsorted(self.ids, ids)  # a handful of NumPy calls, whatever the lengths: no compress
+        counts = np.where(self.ids.take(at, mode="clip") == ids, self.counts.take(at, mode="clip"), 0)
+        scores += weight * ((counts - self.discount[np.minimum(counts, 3)]) / self.total)
 
 
 SMOOTHINGS: dict[str, type[Smoothing]] = {

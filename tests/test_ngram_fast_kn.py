@@ -178,9 +178,10 @@ def test_threshold_search_reads_on_while_an_unread_follower_could_still_win(mode
     kn = KneserNey(model.counts)
     p1 = np.full(40, 0.001)
     p1[:10], p1[20] = 0.05, 0.045
-    kn._unigram, kn._unigram_order = p1, np.argsort(-p1, kind="stable")
-    followers = Followers(1, 0, np.arange(10, 21), np.array([3] * 10 + [2]), 32.0, 0.5, np.array([0.0, 0.5, 1.0, 1.5]))
-    ids, scores = kn.threshold_search([followers], [1.0], 0.5, np.zeros(40, dtype=bool), k=1)
+    kn._unigram, kn._unigram_order = p1, np.argsort(-p1, kind="stable").astype(np.int32)
+    followers = Followers(1, 0, np.arange(10, 21, dtype=np.int32), np.array([3] * 10 + [2]), 32.0, 0.5,
+                          np.array([0.0, 0.5, 1.0, 1.5]))
+    ids, scores = kn.threshold_search([followers], [1.0], 0.5, 1, np.empty(0, dtype=np.int32), k=1)
     exact = 0.5 * p1
     exact[10:21] += followers.alpha(np.arange(11))
     assert ids[np.argmax(scores)] == 20 == np.argmax(exact)
