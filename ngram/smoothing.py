@@ -795,7 +795,10 @@ class KneserNey(Smoothing):
         unigram, order = self._unigram, self._unigram_order
         ranked = [self.ranked_followers(level) for level in levels[:long]]
         never = self.never_offered(exclude)
-        blocked = self.__dict__.setdefault("_blocked", {}).setdefault(exclude, never.copy())
+        scratch = self.__dict__.setdefault("_blocked", {})
+        if exclude not in scratch:
+            scratch[exclude] = never.copy()
+        blocked = scratch[exclude]
         found_ids: list[np.ndarray] = []  # every id marked in `blocked` here: unmarked again at the end
         found_scores = []
         start, size = 0, 2 * k + 8
@@ -877,7 +880,7 @@ class Followers:
         """scores[i] += weight · α(ids[i]) for the ids that followed this context."""
         if not len(self.ids):
             return
-        at = np.searchsorted(self.ids, ids)  # a handful of NumPy calls, whatever the lengths: no compress
+        at = self.ids.searchsorted(ids)  # a handful of NumPy calls, whatever the lengths: no compress
         counts = np.where(self.ids.take(at, mode="clip") == ids, self.counts.take(at, mode="clip"), 0)
         scores += weight * ((counts - self.discount[np.minimum(counts, 3)]) / self.total)
 
