@@ -739,11 +739,17 @@ class KneserNey(Smoothing):
         """The followers of each context of orders 2..K, lowest first, where K is the longest
         context seen — the terms `probs` adds, order by order (views: nothing is copied)."""
         terms = []
+        levels = self.counts.trie.levels
         for d, index, raw in self.context_chain(context):
             if d > 0:
                 total, gamma = self.level_stats(d, index)
-                ids, counts = self.counts.child_slice(ArrayNode(self.counts.trie, d, index), raw)
-                terms.append(Followers(d, index, ids, counts, total, gamma, self.discount_array(d + 1)))
+                level = levels[d]
+                start, end = levels[d - 1].first_child[index:index + 2].tolist()
+                if not 0 <= start <= end <= len(level.ids):
+                    self.counts.trie.children_range(d, index)  # raises the "damaged" error
+                counts = level.counts if raw or level.continuation is None else level.continuation
+                terms.append(Followers(d, index, level.ids[start:end], counts[start:end], total, gamma,
+                                       self.discount_array(d + 1)))
         return terms
 
     def discount_array(self, k: int) -> np.ndarray:
