@@ -123,7 +123,10 @@ class Counts:
             start, end = levels[depth - 1].first_child[node:node + 2].tolist()
             if not 0 <= start <= end <= len(ids):
                 self.trie.children_range(depth, node)  # raises the "damaged" error
-            node = bisect_left(ids, token_id, start, end)
+            if end - start > 64:  # a long range: one NumPy search beats many Python steps
+                node = start + int(ids[start:end].searchsorted(token_id))
+            else:
+                node = bisect_left(ids, token_id, start, end)
             if node == end or ids[node] != token_id:
                 return None
         return node
