@@ -108,8 +108,9 @@ class Counts:
         """The node index of a context of token ids (depth len(token_ids) >= 1), or None if unseen.
 
         `ArrayTrie.find_ids` in plain Python over the arrays, for the few lookups of one
-        prediction: a table for the first token, then a binary search (`bisect`) in each
-        children range — no NumPy call, whose fixed cost would dominate on ranges this small.
+        prediction: a table for the first token, then a binary search in each children range —
+        Python's `bisect` on a short range, whose few steps cost less than one NumPy call's
+        fixed overhead, and NumPy's `searchsorted` on a long one.
         """
         if None in token_ids or len(token_ids) > self.trie.order:
             return None
@@ -808,31 +809,32 @@ class KneserNey(Smoothing):
         if exclude not in scratch:
             scratch[exclude] = never.copy()
         blocked = scratch[exclude]
-        found_ids: list[np.ndarray] = []  # every id marked in `blocked` here: unmarked again at the end
-        found_scores = []
+        rounds: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, scores); the ids are marked in `blocked`
         start, size = 0, 2 * k + 8
         try:
             while True:
-                end, fresh = start + size, len(found_ids)
+                end = start + size
+                fresh = []
                 for block in ((first,) if start == 0 else ()) + (order[start:end], *(r[0][start:end] for r in ranked)):
-                    found_ids.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
-                    blocked[found_ids[-1]] = True
-                candidates = np.concatenate(found_ids[fresh:])
+                    fresh.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
+                    blocked[fresh[-1]] = True
+                candidates = np.concatenate(fresh)
                 scores = g * unigram[candidates]
+                rounds.append((candidates, scores))
                 for level, w in zip(levels, weights):
                     level.add_terms(candidates, w, scores)
-                found_scores.append(scores)
                 threshold = g * unigram[order[end]] if end < len(order) else 0.0
                 for (ids, counts), level, w in zip(ranked, levels, weights):
                     if end < len(ids):
                         threshold += w * self.alpha_bound(level, int(counts[end]))
-                best = np.concatenate(found_scores)
-                if threshold == 0.0 or (len(best) >= k and -np.partition(-best, k - 1)[k - 1] > threshold):
-                    return np.concatenate(found_ids).astype(np.int64), best
+                if len(rounds) > 1:
+                    candidates, scores = np.concatenate([r[0] for r in rounds]), np.concatenate([r[1] for r in rounds])
+                if threshold == 0.0 or (len(scores) >= k and np.partition(scores, len(scores) - k)[len(scores) - k] > threshold):
+                    return candidates, scores
                 start, size = end, size * 4
         finally:
-            marked = np.concatenate(found_ids) if found_ids else first[:0]
-            blocked[marked] = never[marked]
+            for marked, _ in rounds:
+                blocked[marked] = never[marked]
 
     def alpha_bound(self, level: Followers, count: int) -> float:
         """The largest α a follower with count at most `count` can have at this level:
