@@ -776,8 +776,11 @@ class KneserNey(Smoothing):
         lists are long; those are read best first, beside p_1's order, until the k-th best
         score found beats what any unread word could still reach (`threshold_search`,
         Fagin's threshold algorithm). No pass over the vocabulary or a long list; the
-        reference is ranking `distribution`.
+        reference is ranking `distribution`. (Not for use from several threads at once: a
+        scratch mask is marked and cleared.)
         """
+        if k <= 0:
+            return [], np.empty(0)
         self.unigram_by_id()
         levels = self.level_terms(context)
         weights = [1.0] * len(levels)  # W_k
