@@ -149,28 +149,58 @@ def ngram_nodes(trie: ArrayTrie, flat: np.ndarray, longest: int, unigram_index: 
     of the m tokens flat[s:s+m], or -1 if that n-gram was never counted, m = 0 … `longest`.
 
     `flat` is token ids with -1 between sequences: an n-gram across one is never found.
-    An m-gram is its (m-1)-gram prefix plus one token, so each order is one vectorised
-    binary search (`ArrayTrie.level_keys`) for the starts whose prefix was found, made
-    with the wanted keys sorted: NumPy's search then starts where the last one ended,
-    reading the big key array in one sweep (about five times faster than in text order).
-    nodes[0] is the root (0) everywhere.
+    An m-gram is its (m-1)-gram prefix plus one token: for the starts whose prefix was
+    found, the token is looked up among the prefix's children, all starts at once
+    (`find_children`). nodes[0] is the root (0) everywhere.
     """
     n = len(flat)
     nodes = [np.zeros(n, dtype=np.int64), unigram_index[flat]]
     for m in range(2, min(longest, trie.order) + 1):
-        keys = trie.level_keys(m)
         found = np.full(n, -1, dtype=np.int64)
         starts = np.flatnonzero(nodes[m - 1][: max(n - m + 1, 0)] >= 0)
         token = flat[starts + m - 1]
         starts, token = starts[token >= 0], token[token >= 0]
-        wanted = nodes[m - 1][starts] * len(trie.vocab) + token
-        by_key = np.argsort(wanted)
-        starts, wanted = starts[by_key], wanted[by_key]
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        hit = keys[at] == wanted if len(keys) else np.zeros(len(wanted), dtype=bool)
-        found[starts[hit]] = at[hit]
+        found[starts] = find_children(trie, m - 1, nodes[m - 1][starts], token)
         nodes.append(found)
     return nodes
+
+
+def find_children(trie: ArrayTrie, depth: int, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """For each (parent node of `depth` >= 1 tokens, token id), the child's index in the next
+    level, or -1: a binary search in each parent's children range, all rows at once.
+
+    Where parents have many children on average (the bigrams), one NumPy search over the
+    level's sorted keys (`ArrayTrie.level_keys`, made once), with the rows sorted first so
+    the search sweeps the keys in order (about five times faster than in text order).
+    Where ranges are short (the longer n-grams), every row's range is halved in step
+    until each is empty — a few rounds, and no key array over a big level to make.
+    """
+    ids = trie.levels[depth].ids
+    first = trie.levels[depth - 1].first_child
+    if len(parents) == 0 or len(ids) == 0:
+        return np.full(len(parents), -1, dtype=np.int64)
+    if len(ids) > 8 * len(first):  # long ranges: the sorted keys
+        keys = trie.level_keys(depth + 1)
+        wanted = parents * len(trie.vocab) + tokens
+        by_key = np.argsort(wanted)
+        at = np.empty(len(wanted), dtype=np.int64)
+        at[by_key] = np.minimum(np.searchsorted(keys, wanted[by_key]), len(keys) - 1)
+        return np.where(keys[at] == wanted, at, -1)
+    lo, end = first[parents].astype(np.int64), first[parents + 1].astype(np.int64)
+    if lo.min() < 0 or end.max() > len(ids) or np.any(lo > end):
+        bad = np.flatnonzero((lo < 0) | (end > len(ids)) | (lo > end))[0]
+        trie.children_range(depth, int(parents[bad]))  # raises the "damaged" error
+    hi, tokens = end.copy(), tokens.astype(ids.dtype)
+    active = np.flatnonzero(lo < hi)
+    while len(active):  # lower bound: the first child whose id is not below the token
+        low, high = lo[active], hi[active]
+        mid = (low + high) >> 1
+        right = ids[mid] < tokens[active]
+        low, high = np.where(right, mid + 1, low), np.where(right, high, mid)
+        lo[active], hi[active] = low, high
+        active = active[low < high]
+    hit = (lo < end) & (ids[np.minimum(lo, len(ids) - 1)] == tokens)
+    return np.where(hit, lo, -1)
 
 
 def rows_as_sequences(history: np.ndarray, targets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
