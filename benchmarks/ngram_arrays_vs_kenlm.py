@@ -91,8 +91,9 @@ def our_build(work: Path) -> None:
     started = time.perf_counter()
     rows, levels = counting.count_levels(sentences, 5, len(vocab))
     trie = ArrayTrie.from_counting(rows, levels, vocab)
-    attach_kn_tables(trie, trie.count_statistics(bos), bos)
-    save_arrays(trie, work / "arrays", {"bos_id": bos})
+    statistics = trie.count_statistics(bos)  # kept in the header, as `ngram build` does
+    attach_kn_tables(trie, statistics, bos)
+    save_arrays(trie, work / "arrays", {"bos_id": bos, "statistics": statistics})
     print(json.dumps({"seconds": time.perf_counter() - started, "peak_mb": peak_mb(),
                       "ngrams": sum(len(level.ids) for level in trie.levels), "bytes": trie.nbytes()}))
 
@@ -117,9 +118,9 @@ def predict_latency(work: Path) -> dict:
     from ngram.smoothing import sequences_flat
 
     started = time.perf_counter()
-    trie, _ = load_arrays(work / "arrays")
+    trie, metadata = load_arrays(work / "arrays")
     loaded = time.perf_counter() - started
-    kn = kneser_ney(trie)
+    kn = kneser_ney(trie, metadata)
     kn.tables()
     kn.unigram_by_id()
     ready = time.perf_counter() - started
@@ -154,12 +155,14 @@ def predict_latency(work: Path) -> dict:
             "score_s": scoring[0], "score_again_s": scoring[1], "score_tokens": len(at)}
 
 
-def kneser_ney(trie):
-    """Kneser-Ney over a bare array trie, with the discounts of its own count-of-counts."""
+def kneser_ney(trie, metadata=None):
+    """Kneser-Ney over a bare array trie, with the discounts of its own count-of-counts
+    (read from the header when saved there, as a model folder keeps them)."""
     from corpora.tokenizers import BOS
     from ngram.smoothing import Counts, KneserNey
 
-    return KneserNey(Counts(trie, trie.order, trie.vocab, trie.count_statistics(trie.token_id[BOS])))
+    statistics = (metadata or {}).get("statistics") or trie.count_statistics(trie.token_id[BOS])
+    return KneserNey(Counts(trie, trie.order, trie.vocab, statistics))
 
 
 def agreement(work: Path, query: Path) -> dict:

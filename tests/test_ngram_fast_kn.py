@@ -112,6 +112,16 @@ def test_a_table_of_the_wrong_dtype_is_refused(model, tmp_path):
         load_model(path)
 
 
+def test_damaged_children_ranges_are_an_error_when_scoring(model, tmp_path):
+    path = save_model(model, tmp_path / "damaged.ngram")
+    first = np.load(path / "k2.first_child.npy")
+    first[len(first) // 2] = first[-1] + 5  # inside the array: loading's O(1) checks pass
+    np.save(path / "k2.first_child.npy", first)
+    damaged = load_model(path)
+    with pytest.raises(UserError, match="damaged"):
+        damaged.score(" ".join(" ".join(s) + "." for s in zipf_sentences(3, 200, 200)), "kn")
+
+
 def test_tables_made_for_other_discounts_are_not_used(model):
     """A lower order's discounts differ: its tables are computed, not read from the model's."""
     kn2 = model.smoothing("kn", order=2)
