@@ -146,7 +146,7 @@ def test_scoring_many_positions_equals_the_recursive_reference(model, order):
     kn = model.smoothing("kn", order=order)
     ids = model.trie.token_id
     rng = np.random.default_rng(7)
-    sentences = zipf_sentences(1, 30, 220)  # another text: unseen n-grams and unknown words
+    sentences = zipf_sentences(1, 15, 220)  # another text: unseen n-grams and unknown words
     mapped = [[BOS, *model.to_vocab(s), EOS] for s in sentences]
     flat, at = sequences_flat([[ids[t] for t in s] for s in mapped])
     fast = kn.probs_flat(flat, at)
