@@ -535,21 +535,28 @@ def kn_child_counts(trie: ArrayTrie, depth: int, order: int, bos_id: int, firsts
     continuation count; ``<s>`` as a next token (a root child) counts 0."""
     level = trie.levels[depth]
     if depth + 1 == order or level.continuation is None:
-        counts = np.asarray(level.counts, dtype=np.int64)
+        counts = level.counts
     elif depth == 0:
-        counts = np.asarray(level.continuation, dtype=np.int64)
+        counts = level.continuation
     else:
-        counts = np.where(firsts[depth] == bos_id, level.counts, level.continuation).astype(np.int64)
+        counts = np.where(firsts[depth] == bos_id, level.counts, level.continuation)
     if depth == 0:
         counts = np.where(np.asarray(level.ids) == bos_id, 0, counts)
     return counts
 
 
 def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Sum of values[bounds[i]:bounds[i+1]] for every i, exactly, in integers (empty ranges: 0)."""
-    running = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+    """Sum of values[bounds[i]:bounds[i+1]] for every i, exactly, in 8-byte integers (empty
+    ranges: 0). The ranges tile `values` in order (a level's children ranges), so one
+    `np.add.reduceat` over the starts of the non-empty ones sums them all, with no
+    temporary array as long as `values`."""
     bounds = np.asarray(bounds, dtype=np.int64)
-    return running[bounds[1:]] - running[bounds[:-1]]
+    starts, ends = bounds[:-1], bounds[1:]
+    sums = np.zeros(len(starts), dtype=np.int64)
+    filled = ends > starts
+    if filled.any():
+        sums[filled] = np.add.reduceat(values, starts[filled], dtype=np.int64)
+    return sums
 
 
 def kn_context_tables(trie: ArrayTrie, order: int, discounts: dict, bos_id: int) -> dict[str, np.ndarray]:
