@@ -847,7 +847,7 @@ class KneserNey(Smoothing):
             scratch[exclude] = never.copy()
         blocked = scratch[exclude]
         rounds: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, scores); the ids are marked in `blocked`
-        start, size = 0, 2 * k + 8
+        start, size = 0, k + 4  # the first blocks: enough for the k best in most contexts (measured)
         try:
             while True:
                 end = start + size
