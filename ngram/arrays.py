@@ -64,6 +64,23 @@ def probability_arrays(kind: str, order: int) -> set[str]:
     return {f"k{k}.logprob" for k in range(1, order + 1)} | {f"k{k}.backoff" for k in range(1, order)}
 
 
+# Kneser-Ney's per-context tables (`ngram.smoothing.kn_context_tables`): optional arrays saved
+# beside the levels. A folder without them (saved before they existed) still loads; Kneser-Ney
+# then computes them on first use, in memory.
+KN_DISCOUNTS = "kn.discounts"
+FLOAT_DTYPE = np.dtype("<f8")
+
+
+def kn_array_name(depth: int, name: str) -> str:
+    """The file name of a Kneser-Ney table for the contexts of `depth` tokens: kn0.total, kn2.gamma."""
+    return f"kn{depth}.{name}"
+
+
+def is_kn_array(name: str, order: int) -> bool:
+    """Whether `name` is one of the optional Kneser-Ney tables a model of `order` may hold."""
+    return name == KN_DISCOUNTS or name in {kn_array_name(d, n) for d in range(order) for n in ("total", "gamma")}
+
+
 def compact(array: np.ndarray) -> np.ndarray:
     """The array in 4-byte integers if every value fits, else 8-byte: a third less to map."""
     fits = len(array) == 0 or int(array.max()) < 2**31
@@ -129,6 +146,7 @@ class ArrayTrie:
         self.total = total  # token positions counted: the root's count
         self.root_continuation = root_continuation  # distinct bigrams: the root's continuation count
         self.token_id = dict(zip(self.vocab, range(len(self.vocab))))
+        self.kn_tables: dict[str, np.ndarray] = {}  # Kneser-Ney's per-context tables, when made or loaded
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -405,9 +423,10 @@ def save_arrays(trie: ArrayTrie, folder: str | os.PathLike, metadata: dict) -> P
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         arrays: dict[str, dict] = {}
-        for name, array in {"vocab_bytes": encode_vocab(trie.vocab), **level_arrays(trie)}.items():
-            keep = name.startswith("vocab") or name.endswith(".ids") or np.asarray(array).dtype.kind == "f"
-            array = array if keep else compact(np.asarray(array))
+        named = {"vocab_bytes": encode_vocab(trie.vocab), **level_arrays(trie), **trie.kn_tables}
+        for name, array in named.items():
+            kept = name.startswith("vocab") or name.endswith(".ids") or np.asarray(array).dtype.kind == "f"
+            array = array if kept else compact(np.asarray(array))
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
             arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
         header = {
@@ -502,6 +521,7 @@ def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayT
     trie = ArrayTrie(vocab, levels, total=header["total"], root_continuation=header["root_continuation"],
                      kind=header.get("kind", COUNTS_KIND))
     trie.source = folder
+    trie.kn_tables = {name: array for name, array in arrays.items() if is_kn_array(name, order)}
     if verify:
         trie.verify()
     return trie, header.get("metadata", {})
@@ -534,7 +554,7 @@ def read_header(folder: Path) -> dict:
         needed |= {f"k{k}.ids", f"k{k}.counts"}
         if k < header["order"]:
             needed |= {f"k{k}.continuation", f"k{k}.first_child"}
-    if not isinstance(arrays, dict) or set(arrays) != needed:
+    if not isinstance(arrays, dict) or set(arrays) - {a for a in arrays if is_kn_array(a, header["order"])} != needed:
         raise UserError(f"{path}: the list of arrays does not match order {header['order']}")
     return header
 
@@ -548,6 +568,8 @@ def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
         allowed = {ID_DTYPE}
     elif name.endswith((".logprob", ".backoff")):
         allowed = {PROB_DTYPE}
+    elif name == KN_DISCOUNTS or name.endswith(".gamma"):
+        allowed = {FLOAT_DTYPE}
     else:
         allowed = {SMALL_DTYPE, np.dtype("<i8")}
     if (not isinstance(spec, dict) or spec.get("dtype") not in {d.str for d in allowed}

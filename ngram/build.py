@@ -19,7 +19,7 @@ from corpora.tokenizers import BOS, EOS, UNK, Tokenizer
 
 from . import chunked, counting
 from .arrays import ArrayTrie
-from .smoothing import describe_fallback, kn_discount_fallbacks
+from .smoothing import attach_kn_tables, describe_fallback, kn_discount_fallbacks
 
 SPECIALS = (UNK, BOS, EOS)
 
@@ -114,6 +114,7 @@ def count_sentences(sentences: Iterable[Sequence[str]], order: int, min_count: i
         bar.update()
     with stages.begin("Computing statistics", 1) as bar:
         statistics = trie.count_statistics(bos)
+        attach_kn_tables(trie, statistics, bos)  # Kneser-Ney's c(h •) and γ(h) of every context, saved with the trie
         bar.update()
     info = build_info(started, sum(frequencies.values()), len(encoded), min_count, statistics, order)
     return Built(trie, vocab, statistics, info)
@@ -137,6 +138,7 @@ def count_sentences_chunked(sentences: Iterable[Sequence[str]], order: int, min_
         frequencies = Counter(dict(zip(stream.tokens, stream.frequencies.tolist())))
         vocab = vocabulary_of(frequencies, min_count)
         counted = chunked.count_stream(stream, vocab, order, budget, folder, stages)
+        attach_kn_tables(counted.trie, counted.statistics, vocab.index(BOS))
         (folder / "stream.npy").unlink()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -25,6 +25,7 @@ from .chunked import parse_memory
 from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
+from .score import score_tokens
 from .show import render_subtree
 from .smoothing import smoothing_label
 
@@ -348,16 +349,20 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
 @click.option("--smoothing", type=click.Choice(["kn", "addk", "mle", "all"]), default="all", show_default=True)
 @click.option("--order", type=int, default=None, help="Score with a lower order than the model's.")
 @click.option("--add-k", "add_k", type=float, default=1.0, show_default=True, help="k for add-k smoothing.")
+@click.option("--per-token", is_flag=True,
+              help="Also list every token with its log10 probability and the longest n-gram it matched "
+              "(as KenLM's query -v word), under the first smoothing chosen (Kneser-Ney for 'all').")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
-def perplexity(args, smoothing, order, add_k, progress, as_json):
+def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
     """Perplexity of a text: [MODEL] [TEXT_FILE] (default: the model's held-out text).
 
     \b
     Example:
       ngram perplexity
       ngram perplexity model.ngram ../shared/corpora/eval/wikitext-2/wiki.test.raw
+      ngram perplexity model.ngram story.txt --smoothing kn --per-token
     """
     if order is not None and order < 1:
         raise UserError(f"--order must be at least 1, got {order}")
@@ -372,12 +377,28 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
         for m in methods
     ]
+    options = {"k": add_k} if methods[0] == "addk" else {}
+    tokens = score_tokens(model, text, methods[0], order, **options) if per_token else None
     if as_json:
-        echo_json({"text": text_path or "held-out split", "results": [r.to_dict() for r in results]})
+        listed = {"per_token": {"smoothing": methods[0], "tokens": [t.to_dict() for t in tokens]}} if per_token else {}
+        echo_json({"text": text_path or "held-out split", "results": [r.to_dict() for r in results], **listed})
         return
     click.echo(describe_text(text_path, results[0], model.tokenizer.sequence))
     for r in results:
         click.echo(f"  {describe_perplexity(r)}")
+    if per_token:
+        click.echo(f"\nEvery token under {smoothing_label(methods[0], add_k)} (log10 p; n-gram: the longest one matched):")
+        click.echo(render_token_scores(tokens))
+
+
+def render_token_scores(tokens) -> str:
+    """One line a token: sentence, token (and <unk> when the model did not know it), log10 p, n-gram."""
+    shown = [t.token if t.model_token == t.token else f"{t.token} ({t.model_token})" for t in tokens]
+    width = max([len(s) for s in shown] + [5])
+    lines = [f"{'sent':>5}  {'token':<{width}}  {'log10 p':>9}  n-gram"]
+    for t, token in zip(tokens, shown):
+        lines.append(f"{t.sentence:>5}  {token:<{width}}  {t.log10_prob:>9.4f}  {t.matched_order}")
+    return "\n".join(lines)
 
 
 def describe_text(text_path: str | None, first: Score, sequence: str) -> str:

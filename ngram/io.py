@@ -25,7 +25,7 @@ from corpora.runtime import gc_paused
 from corpora.tokenizers import tokenizer_from_config
 from corpora.validate import available_memory_bytes, is_int, json_with_depth_limit, read_limited_bytes
 
-from .arrays import HEADER, ArrayTrie, is_array_model, load_arrays, save_arrays
+from .arrays import ARPA_KIND, HEADER, ArrayTrie, is_array_model, load_arrays, save_arrays
 from .model import NgramModel
 from .trie import CONTINUATION, COUNT
 
@@ -178,12 +178,15 @@ def check_metadata(metadata: dict, path: Path | str) -> None:
 def check_statistics(statistics: object, trie: ArrayTrie, path: Path | str) -> None:
     """Statistics a model carries (Kneser-Ney's discounts come from them): n-grams per order
     equal to the arrays' lengths, every count-of-counts table four counts >= 0.
-    Absent statistics are fine: they are then computed from the trie."""
+    Absent statistics are fine: they are then computed from the trie. A model imported from
+    ARPA has no counts, so its statistics are the n-grams per order only."""
     if not statistics:
         return
     ngrams = statistics.get("ngrams")
     if ngrams != [len(level.ids) for level in trie.levels]:
         raise UserError(f"{path}: the statistics' n-gram counts do not match the trie; the model is damaged")
+    if trie.kind == ARPA_KIND:
+        return
     for k in range(1, trie.order + 1):
         for table in (f"raw{k}", f"cont{k}") if k < trie.order else (f"raw{k}",):
             value = statistics.get(table)

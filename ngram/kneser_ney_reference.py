@@ -6,9 +6,11 @@
 
 h' is h without its first token. This is nltk's ``InterpolatedLanguageModel.unmasked_score``
 (``alpha + gamma * lower``), one token and one level at a time, reading the trie
-directly. ``ngram.smoothing.KneserNey`` computes the same numbers bottom-up, with cached
-context totals and for a whole vocabulary at once; ``tests/test_kneser_ney.py`` checks
-that both agree to 1e-12 at every order.
+directly. ``ngram.smoothing.KneserNey`` computes the same numbers bottom-up, with c(h •)
+and γ(h) of every context made once at build time (`kn_context_tables`), for a whole
+vocabulary, a whole text (`probs_flat`) or the top k (`top_k`) at once;
+``tests/test_kneser_ney.py`` and ``tests/test_ngram_fast_kn.py`` check that they agree to
+1e-12 at every order.
 
 Which counts c are (Chen & Goodman 1998): at the top order the real counts; below it the
 continuation counts (how many distinct tokens came before ``h w``), except for n-grams

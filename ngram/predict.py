@@ -80,7 +80,10 @@ def predict(model: "NgramModel", context: str | Sequence[str], k: int, smoothing
         tokens = []
     method = model.smoothing(smoothing)
     index = model.counts.index
-    best = [model.counts.predictable[int(i)] for i in top_indices(words_only(method.distribution(tokens), index), k)]
+    if hasattr(method, "top_k"):  # Kneser-Ney: the exact top k without the whole distribution
+        best = [t for t, p in zip(*method.top_k(tokens, k, exclude=NOT_WORDS)) if p > 0]
+    else:
+        best = [model.counts.predictable[int(i)] for i in top_indices(words_only(method.distribution(tokens), index), k)]
     apart = [t for t in (EOS, UNK) if t in index]
     values = dict(zip(best + apart, method.probs(tokens, best + apart)))  # each value as `prob` gives it
     candidates = [candidate(model, tokens, token, values[token]) for token in best]

@@ -7,6 +7,7 @@ place where they are computed for both models.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ from corpora import UserError
 from corpora.tokenizers import BOS, EOS, UNK
 from corpora.units import Score, TextUnits
 
-from .smoothing import Smoothing
+from .smoothing import Smoothing, ngram_nodes, sequences_flat
 
 if TYPE_CHECKING:
     from .model import NgramModel
@@ -51,7 +52,7 @@ def sequence_logprobs(method: Smoothing, mapped: Sequence[str]) -> np.ndarray:
     each token sees at most the `method.order` - 1 tokens before it.
     """
     ids = method.counts.trie.token_id
-    return logs(method.probs_many(*positions([[ids[t] for t in mapped]], method.order - 1)))
+    return logs(method.probs_flat(*sequences_flat([[ids[t] for t in mapped]])))
 
 
 def logs(p: np.ndarray) -> np.ndarray:
@@ -85,22 +86,9 @@ def score_text(
     use the whitespace words and the UTF-8 bytes of `text`, whatever the tokens.
     """
     method = probability_method(model, smoothing, order, **options)
-    sentences = list(model.tokenizer.sentences(text))
-    if not sentences:
-        raise UserError("the text has no tokens to score")
-    shown = sentences
-    if progress:
-        from tqdm import tqdm  # only when a bar is shown: importing ngram imports no tqdm
-
-        shown = tqdm(sentences, desc="scoring", unit="sent", leave=False)
-    ids = model.trie.token_id
-    sequences, oov = [], 0
-    for sentence in shown:
-        mapped = [BOS, *model.to_vocab(sentence), EOS]
-        oov += sum(1 for a, b in zip(sentence, mapped[1:]) if b == UNK and a != UNK)
-        sequences.append([ids[t] for t in mapped])
+    sentences, sequences, oov = text_sequences(model, text, progress)
     nll, tokens, zeros = 0.0, 0, 0
-    for logp in logs(method.probs_many(*positions(sequences, method.order - 1))).tolist():
+    for logp in logs(method.probs_flat(*sequences_flat(sequences))).tolist():
         if logp == -math.inf:
             zeros += 1
         else:
@@ -115,3 +103,76 @@ def score_text(
         oov=oov,
         setting={"smoothing": smoothing, "order": method.order, "sentences": len(sentences), **options},
     )
+
+
+def text_sequences(model: "NgramModel", text: str, progress: bool = False) -> tuple[list[list[str]], list[list[int]], int]:
+    """The sentences of `text` (the tokenizer's), each as the id sequence ``<s> … </s>`` the
+    model scores (unknown tokens as ``<unk>``), and how many tokens were unknown."""
+    sentences = list(model.tokenizer.sentences(text))
+    if not sentences:
+        raise UserError("the text has no tokens to score")
+    shown = sentences
+    if progress:
+        from tqdm import tqdm  # only when a bar is shown: importing ngram imports no tqdm
+
+        shown = tqdm(sentences, desc="scoring", unit="sent", leave=False)
+    ids = model.trie.token_id
+    sequences, oov = [], 0
+    for sentence in shown:
+        mapped = [BOS, *model.to_vocab(sentence), EOS]
+        oov += sum(1 for a, b in zip(sentence, mapped[1:]) if b == UNK and a != UNK)
+        sequences.append([ids[t] for t in mapped])
+    return sentences, sequences, oov
+
+
+# ------------------------------------------------------------------ token by token
+@dataclass
+class TokenScore:
+    """One scored token, as KenLM's ``query -v word`` lists it."""
+
+    sentence: int  # which sentence of the text (0 first)
+    token: str  # as written in the text (``</s>`` for the end of a sentence)
+    model_token: str  # as the model read it: the token, or ``<unk>`` if outside the vocabulary
+    log10_prob: float  # log10 p(token | the tokens before it in its sentence); -inf if p = 0
+    matched_order: int  # length of the longest n-gram ending here that the model counted (KenLM's n-gram length)
+
+    def to_dict(self) -> dict:
+        """The fields, with -inf (probability 0) as None: JSON has no infinity."""
+        out = asdict(self)
+        if math.isinf(self.log10_prob):
+            out["log10_prob"] = None
+        return out
+
+
+def matched_orders(method: Smoothing, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray]) -> np.ndarray:
+    """For each position in `at`, the length of the longest n-gram ending there (at most the
+    method's order) that the trie holds: `ngram_nodes` found them all. A token never counted
+    even alone still gets 1, as in KenLM, where every vocabulary word is a unigram."""
+    matched = np.ones(len(at), dtype=np.int64)
+    for m in range(2, min(method.order, len(nodes) - 1) + 1):
+        start = at - (m - 1)
+        found = (start >= 0) & (nodes[m][np.maximum(start, 0)] >= 0)
+        matched[found] = m  # an n-gram found has every shorter suffix found too
+    return matched
+
+
+def score_tokens(
+    model: "NgramModel", text: str, smoothing: str = "kn", order: int | None = None, **options: float
+) -> list[TokenScore]:
+    """Every token of `text` with its log10 probability and the n-gram order it matched.
+
+    The same positions and probabilities as `score_text` (their log10s sum to its total:
+    -nll / ln 10), one `TokenScore` each, ``</s>`` closing every sentence.
+    """
+    method = probability_method(model, smoothing, order, **options)
+    sentences, sequences, _ = text_sequences(model, text)
+    flat, at = sequences_flat(sequences)
+    nodes = ngram_nodes(model.trie, flat, method.order, method.counts.unigram_index())
+    probs = method.probs_flat(flat, at, nodes)
+    matched = matched_orders(method, flat, at, nodes)
+    vocab = model.trie.vocab
+    written = [(i, t) for i, sentence in enumerate(sentences) for t in (*sentence, EOS)]
+    return [
+        TokenScore(i, token, vocab[token_id], math.log10(p) if p > 0 else -math.inf, m)
+        for (i, token), token_id, p, m in zip(written, flat[at].tolist(), probs.tolist(), matched.tolist())
+    ]

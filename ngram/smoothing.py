@@ -18,6 +18,9 @@ order: ``KneserNey(counts, order=3)`` is the trigram model of the same data.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from bisect import bisect_left
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +28,7 @@ import numpy as np
 from corpora.common import UserError
 from corpora.tokenizers import BOS
 
-from .arrays import ArrayNode, ArrayTrie
+from .arrays import KN_DISCOUNTS, ArrayNode, ArrayTrie, first_tokens, kn_array_name
 
 
 
@@ -90,6 +93,42 @@ class Counts:
         ids = ids[keep].astype(np.int64)
         return ids - (ids > self.bos_id), counts[keep].astype(np.float64)
 
+    def unigram_index(self) -> np.ndarray:
+        """For every token id, its entry in the unigram level (-1 if never counted), plus a last
+        entry -1 so that the separator -1 of `ngram_nodes` maps to "not found". Made once."""
+        if getattr(self, "_unigram_index", None) is None:
+            level = self.trie.levels[0]
+            index = np.full(len(self.vocab) + 1, -1, dtype=np.int64)
+            index[np.asarray(level.ids, dtype=np.int64)] = np.arange(len(level.ids))
+            self._unigram_index = index
+            self._unigram_list = index.tolist()
+        return self._unigram_index
+
+    def find_node(self, token_ids: Sequence[int | None]) -> int | None:
+        """The node index of a context of token ids (depth len(token_ids) >= 1), or None if unseen.
+
+        `ArrayTrie.find_ids` in plain Python over the arrays, for the few lookups of one
+        prediction: a table for the first token, then a binary search (`bisect`) in each
+        children range — even on the longest ranges its few steps cost less than a NumPy
+        call's fixed overhead (measured).
+        """
+        if None in token_ids or len(token_ids) > self.trie.order:
+            return None
+        self.unigram_index()
+        node = self._unigram_list[token_ids[0]]
+        if node < 0:
+            return None
+        levels = self.trie.levels
+        for depth in range(1, len(token_ids)):
+            ids, token_id = levels[depth].ids, token_ids[depth]
+            start, end = levels[depth - 1].first_child[node:node + 2].tolist()
+            if not 0 <= start <= end <= len(ids):
+                self.trie.children_range(depth, node)  # raises the "damaged" error
+            node = bisect_left(ids, token_id, start, end)
+            if node == end or ids[node] != token_id:
+                return None
+        return node
+
 
 def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
     """How often `token` followed the context `node`: real count, or continuation count."""
@@ -100,6 +139,91 @@ def child_count(counts: Counts, node: ArrayNode, token: str, raw: bool) -> int:
 def usable_context(context: Sequence[str], order: int) -> tuple[str, ...]:
     """The last `order - 1` tokens of a context (all of it if shorter)."""
     return tuple(context[max(0, len(context) - (order - 1)):]) if order > 1 else ()
+
+
+def ngram_nodes(trie: ArrayTrie, flat: np.ndarray, longest: int, unigram_index: np.ndarray) -> list[np.ndarray]:
+    """Every n-gram of a text found in the trie at once: nodes[m][s] is the index (in order m)
+    of the m tokens flat[s:s+m], or -1 if that n-gram was never counted, m = 0 … `longest`.
+
+    `flat` is token ids with -1 between sequences: an n-gram across one is never found.
+    An m-gram is its (m-1)-gram prefix plus one token: for the starts whose prefix was
+    found, the token is looked up among the prefix's children, all starts at once
+    (`find_children`). nodes[0] is the root (0) everywhere.
+    """
+    n = len(flat)
+    nodes = [np.zeros(n, dtype=np.int64), unigram_index[flat]]
+    for m in range(2, min(longest, trie.order) + 1):
+        found = np.full(n, -1, dtype=np.int64)
+        starts = np.flatnonzero(nodes[m - 1][: max(n - m + 1, 0)] >= 0)
+        token = flat[starts + m - 1]
+        starts, token = starts[token >= 0], token[token >= 0]
+        found[starts] = find_children(trie, m - 1, nodes[m - 1][starts], token)
+        nodes.append(found)
+    return nodes
+
+
+def find_children(trie: ArrayTrie, depth: int, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """For each (parent node of `depth` >= 1 tokens, token id), the child's index in the next
+    level, or -1: a binary search in each parent's children range, all rows at once.
+
+    Where parents have many children on average (the bigrams), one NumPy search over the
+    level's sorted keys (`ArrayTrie.level_keys`, made once), with the rows sorted first so
+    the search sweeps the keys in order (about five times faster than in text order).
+    Where ranges are short (the longer n-grams), every row's range is halved in step
+    until each is empty — a few rounds, and no key array over a big level to make.
+    """
+    ids = trie.levels[depth].ids
+    first = trie.levels[depth - 1].first_child
+    if len(parents) == 0 or len(ids) == 0:
+        return np.full(len(parents), -1, dtype=np.int64)
+    if len(ids) > 8 * len(first):  # long ranges: the sorted keys
+        keys = trie.level_keys(depth + 1)
+        wanted = parents * len(trie.vocab) + tokens
+        by_key = np.argsort(wanted)
+        at = np.empty(len(wanted), dtype=np.int64)
+        at[by_key] = np.minimum(np.searchsorted(keys, wanted[by_key]), len(keys) - 1)
+        return np.where(keys[at] == wanted, at, -1)
+    lo, end = first[parents].astype(np.int64), first[parents + 1].astype(np.int64)
+    if lo.min() < 0 or end.max() > len(ids) or np.any(lo > end):
+        bad = np.flatnonzero((lo < 0) | (end > len(ids)) | (lo > end))[0]
+        trie.children_range(depth, int(parents[bad]))  # raises the "damaged" error
+    hi, tokens = end.copy(), tokens.astype(ids.dtype)
+    active = np.flatnonzero(lo < hi)
+    while len(active):  # lower bound: the first child whose id is not below the token
+        low, high = lo[active], hi[active]
+        mid = (low + high) >> 1
+        right = ids[mid] < tokens[active]
+        low, high = np.where(right, mid + 1, low), np.where(right, high, mid)
+        lo[active], hi[active] = low, high
+        active = active[low < high]
+    hit = (lo < end) & (ids[np.minimum(lo, len(ids) - 1)] == tokens)
+    return np.where(hit, lo, -1)
+
+
+def rows_as_sequences(history: np.ndarray, targets: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """`probs_many`'s rows (history right-aligned, -1 before the text starts) as one flat
+    sequence of ids with -1 after every row, and where each row's target sits in it."""
+    n = len(targets)
+    window = np.full((n, width + 2), -1, dtype=np.int64)
+    kept = min(width, history.shape[1])
+    if kept:
+        window[:, width - kept:width] = history[:, history.shape[1] - kept:]
+    window[:, width] = targets
+    return window.ravel(), np.arange(n, dtype=np.int64) * (width + 2) + width
+
+
+def sequences_flat(sequences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences as one flat array with -1 after each, and the positions to score: every
+    position but each sequence's first (the ``<s>`` every sequence starts with)."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    tokens = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    flat = np.full(len(tokens) + len(sequences), -1, dtype=np.int64)
+    flat[np.arange(len(tokens)) + np.repeat(np.arange(len(sequences)), lengths)] = tokens  # one -1 after each
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    scored = np.ones(len(flat), dtype=bool)
+    scored[starts] = False
+    scored[flat < 0] = False
+    return flat, np.flatnonzero(scored)
 
 
 class Smoothing:
@@ -148,62 +272,57 @@ class Smoothing:
         Row i of `history` holds the token ids before `targets[i]`, right-aligned, -1
         where the text had not started: ``[[-1, -1, <s>], [-1, <s>, It], ...]``. This
         plain version asks `prob` row by row; the smoothings used for perplexity look
-        every context up at once instead (`ArrayTrie.find_many`).
+        every n-gram up at once instead (`probs_flat`, `ngram_nodes`).
         """
         vocab = self.counts.vocab
         return np.array([self.prob([vocab[t] for t in row if t >= 0], vocab[target])
                          for row, target in zip(history.tolist(), targets.tolist())], dtype=np.float64)
 
-    def contexts_many(self, history: np.ndarray, length: int) -> np.ndarray:
-        """The node (index at depth `length`) of each row's last `length` tokens; -1 if unseen
-        or if the row has fewer tokens."""
-        if length == 0:
-            return np.zeros(len(history), dtype=np.int64)
-        h = history[:, history.shape[1] - length:]
-        nodes = np.full(len(history), -1, dtype=np.int64)  # a row with fewer tokens is not a context of this length
-        full = (h >= 0).all(axis=1)
-        if length <= self.counts.trie.order - 1 and full.any():
-            nodes[full] = self.counts.trie.find_many(h[full])
-        return nodes
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        """p(flat[i] | the tokens before it back to the last -1) for each position i in `at`
+        (`sequences_flat` makes them); `nodes` (from `ngram_nodes`) is for Kneser-Ney's."""
+        width = self.order - 1
+        history = np.full((len(at), width), -1, dtype=np.int64)
+        inside = np.ones(len(at), dtype=bool)
+        for j in range(1, width + 1):  # column width - j holds the token j places back, until a -1
+            back = at - j
+            inside &= back >= 0
+            token = np.where(inside, flat[np.maximum(back, 0)], -1)
+            inside &= token >= 0
+            history[inside, width - j] = token[inside]
+        return self.probs_many(history, flat[at])
 
-    def stats_many(self, depth: int, nodes: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, ...]:
-        """`context_stats` (total, n1, n2, n3+) of each row's node; rows with node -1 get zeros."""
-        out = np.zeros((len(nodes), 4))
-        seen = np.flatnonzero(nodes >= 0)
-        pairs = nodes[seen] * 2 + raw[seen]
-        unique, inverse = np.unique(pairs, return_inverse=True)
-        table = np.array([self.context_stats(ArrayNode(self.counts.trie, depth, int(u) // 2), bool(u % 2))
-                          for u in unique.tolist()], dtype=np.float64).reshape(-1, 4)
-        out[seen] = table[inverse]
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3]
+    def raw_totals(self, depth: int) -> np.ndarray:
+        """c(h •) in real counts of every context node of `depth` tokens (the root: ``<s>`` left
+        out), as `context_stats` gives it: one vectorised pass per depth, made on first use."""
+        made = self.counts.__dict__.setdefault("_raw_totals", {})  # shared by every smoothing of these counts
+        if depth not in made:
+            trie = self.counts.trie
+            counts = np.asarray(trie.levels[depth].counts, dtype=np.int64)
+            if depth == 0:
+                counts = np.where(np.asarray(trie.levels[0].ids) == self.counts.bos_id, 0, counts)
+            bounds = [0, len(counts)] if depth == 0 else trie.levels[depth - 1].first_child
+            made[depth] = segment_sums(counts, bounds)
+        return made[depth]
 
-    def counts_many(self, history: np.ndarray, length: int, targets: np.ndarray, raw: np.ndarray,
-                    rows: np.ndarray) -> np.ndarray:
-        """c(h w) of the n-gram (last `length` tokens, target), real or continuation count, for `rows`."""
+    def raw_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """For MLE and add-k: c(h •) and c(h w) in real counts at each position's context of this
+        order — its last order - 1 tokens, or all of them where the sequence so far is shorter,
+        as `raw_context` reads it — with every n-gram looked up at once (`ngram_nodes`)."""
         trie = self.counts.trie
-        grams = np.column_stack([history[rows, history.shape[1] - length:], targets[rows]]) if length else targets[rows, None]
-        found = trie.find_many(grams)
-        level = trie.levels[length]
-        counts = np.zeros(len(rows))
-        hit = found >= 0
-        real = level.counts[found[hit]]
-        kept = real if level.continuation is None else np.where(raw[rows][hit], real, level.continuation[found[hit]])
-        counts[hit] = kept
-        return counts
-
-    def raw_many(self, history: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For MLE and add-k: c(h •) and c(h w) at this order's context (as `raw_context` finds it)."""
-        n = len(targets)
-        length = np.minimum((history >= 0).sum(axis=1), self.order - 1)
-        total, count = np.zeros(n), np.zeros(n)
-        always = np.ones(n, dtype=bool)
-        for L in np.unique(length).tolist():
+        nodes = nodes if nodes is not None else ngram_nodes(trie, flat, self.order, self.counts.unigram_index())
+        last_separator = np.maximum.accumulate(np.where(flat < 0, np.arange(len(flat)), -1))
+        length = np.minimum(at - last_separator[at] - 1, self.order - 1)  # tokens of context used
+        total, count = np.zeros(len(at)), np.zeros(len(at))
+        for L in range(self.order):
             rows = np.flatnonzero(length == L)
-            nodes = self.contexts_many(history[rows], L)
-            total[rows] = self.stats_many(L, nodes, always[rows])[0]
-            seen = rows[nodes >= 0]
-            if len(seen):
-                count[seen] = self.counts_many(history, L, targets, always, seen)
+            start = at[rows] - L
+            context = nodes[L][start]
+            rows, start, context = rows[context >= 0], start[context >= 0], context[context >= 0]
+            total[rows] = self.raw_totals(L)[context]
+            gram = nodes[L + 1][start]
+            count[rows[gram >= 0]] = trie.levels[L].counts[gram[gram >= 0]]
         return total, count
 
     def raw_context(self, context: Sequence[str]) -> tuple[dict | None, float]:
@@ -226,7 +345,10 @@ class MLE(Smoothing):
         return child_count(self.counts, node, token, raw=True) / total
 
     def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        total, count = self.raw_many(history, targets)
+        return self.probs_flat(*rows_as_sequences(history, targets, self.order - 1))
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        total, count = self.raw_flat(flat, at, nodes)
         return np.where(total > 0, count / np.where(total > 0, total, 1.0), 0.0)
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -255,7 +377,10 @@ class AddK(Smoothing):
         return (c + self.k) / (total + self.k * len(self.counts.predictable))
 
     def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        total, count = self.raw_many(history, targets)
+        return self.probs_flat(*rows_as_sequences(history, targets, self.order - 1))
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        total, count = self.raw_flat(flat, at, nodes)
         return (count + self.k) / (total + self.k * len(self.counts.predictable))
 
     def distribution(self, context: Sequence[str]) -> np.ndarray:
@@ -394,6 +519,86 @@ def describe_fallback(fallback: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------- Kneser-Ney's per-context tables
+# γ(h) and c(h •) depend only on the context h, so they are computed once for every context
+# node of every order, in a few vectorised passes, and saved beside the trie's arrays
+# (`kn{d}.total`, `kn{d}.gamma` for contexts of d tokens, `kn.discounts`): scoring and the
+# top k then gather them instead of counting a node's children at every call.
+
+
+def kn_child_counts(trie: ArrayTrie, depth: int, order: int, bos_id: int, firsts: list[np.ndarray]) -> np.ndarray:
+    """The count Kneser-Ney of `order` reads for each n-gram of order depth+1 as a continuation of
+    its context: real at the top order or after a context starting with ``<s>``, else the
+    continuation count; ``<s>`` as a next token (a root child) counts 0."""
+    level = trie.levels[depth]
+    if depth + 1 == order or level.continuation is None:
+        counts = level.counts
+    elif depth == 0:
+        counts = level.continuation
+    else:
+        counts = np.where(firsts[depth] == bos_id, level.counts, level.continuation)
+    if depth == 0:
+        counts = np.where(np.asarray(level.ids) == bos_id, 0, counts)
+    return counts
+
+
+def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of values[bounds[i]:bounds[i+1]] for every i, exactly, in 8-byte integers (empty
+    ranges: 0). The ranges tile `values` in order (a level's children ranges), so one
+    `np.add.reduceat` over the starts of the non-empty ones sums them all, with no
+    temporary array as long as `values`."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    starts, ends = bounds[:-1], bounds[1:]
+    sums = np.zeros(len(starts), dtype=np.int64)
+    filled = ends > starts
+    if filled.any():
+        sums[filled] = np.add.reduceat(values, starts[filled], dtype=np.int64)
+    return sums
+
+
+def kn_context_tables(trie: ArrayTrie, order: int, discounts: dict, bos_id: int) -> dict[str, np.ndarray]:
+    """c(h •) and γ(h) of every context node of Kneser-Ney at `order`, as named arrays.
+
+    ``kn{d}.total[i]`` and ``kn{d}.gamma[i]`` belong to the i-th node of d tokens (d = 0: the
+    root, one entry); ``kn.discounts`` holds the D1, D2, D3+ of orders 1..order they were made
+    with, so a reader can check they still apply. γ is computed with exactly the operations of
+    `KneserNey.context_gamma` (a node without counted continuations gets 0: nothing reads it).
+    """
+    firsts = first_tokens(trie)
+    tables = {KN_DISCOUNTS: np.array([discounts[k] for k in range(1, order + 1)], dtype=np.float64).ravel()}
+    for depth in range(order):
+        counts = kn_child_counts(trie, depth, order, bos_id, firsts)
+        bounds = [0, len(counts)] if depth == 0 else trie.levels[depth - 1].first_child
+        total = segment_sums(counts, bounds)
+        n1, n2, n3 = (segment_sums(counts == r if r < 3 else counts >= 3, bounds) for r in (1, 2, 3))
+        d1, d2, d3 = discounts[depth + 1]
+        seen = total > 0
+        gamma = np.zeros(len(total))
+        gamma[seen] = (d1 * n1[seen] + d2 * n2[seen] + d3 * n3[seen]) / total[seen].astype(np.float64)
+        tables[kn_array_name(depth, "total")] = total
+        tables[kn_array_name(depth, "gamma")] = gamma
+    return tables
+
+
+def stored_tables_fit(tables: dict, trie: ArrayTrie, order: int, discounts: dict) -> bool:
+    """Whether saved Kneser-Ney tables were made for this order and these discounts (else: recompute)."""
+    stored = tables.get(KN_DISCOUNTS)
+    if stored is None or len(stored) != 3 * order:
+        return False
+    if stored.tolist() != [d for k in range(1, order + 1) for d in discounts[k]]:
+        return False
+    sizes = [1] + [len(trie.levels[d - 1].ids) for d in range(1, order)]
+    return all(kn_array_name(d, name) in tables and len(tables[kn_array_name(d, name)]) == sizes[d]
+               for d in range(order) for name in ("total", "gamma"))
+
+
+def attach_kn_tables(trie: ArrayTrie, count_of_counts: dict, bos_id: int) -> None:
+    """Compute the Kneser-Ney tables of the trie's own order and keep them on it, to be saved
+    with it (`ngram build` calls this once; a model saved without them computes them on first use)."""
+    discounts = {k: kn_discounts(count_of_counts.get(discount_table(k, trie.order), [])) for k in range(1, trie.order + 1)}
+    trie.kn_tables = kn_context_tables(trie, trie.order, discounts, bos_id)
+
+
 class KneserNey(Smoothing):
     """Interpolated modified Kneser-Ney.
 
@@ -405,6 +610,9 @@ class KneserNey(Smoothing):
     with ``<s>``, which have no left context and keep their real count. Below unigrams is
     the uniform distribution, so every token — ``<unk>`` too — gets some probability and
     every distribution sums to 1. A context never seen hands its whole mass down.
+
+    c(h •) and γ(h) of every context come from `tables` (made at build time and saved with
+    the model; `ngram.kneser_ney_reference` is the formula computed as it reads).
     """
 
     name = "kn"
@@ -420,17 +628,50 @@ class KneserNey(Smoothing):
         if self.order != counts.order:  # the model's own order was reported when it was built
             for fallback in self.fallbacks:
                 warnings.warn(describe_fallback(fallback), stacklevel=3)
+        self._tables: list[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def _levels(self, context: Sequence[str]):
-        """Yield (order k, context node, raw?) from unigrams up, while contexts are seen."""
-        for k in range(1, self.order + 1):
-            h = usable_context(context, k)
-            if len(h) < k - 1:
-                return
-            node = self.counts.context_node(h)
-            if node is None:
-                return
-            yield k, node, k == self.order or (len(h) > 0 and h[0] == BOS)
+    def tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(c(h •), γ(h)) over the context nodes of 0, 1, …, order-1 tokens.
+
+        The model's saved tables when they were made for this order and these discounts;
+        otherwise (a lower order, or a model saved before the tables existed) they are
+        computed here once, in memory: a second or two for the default 5-gram.
+        """
+        if self._tables is None:
+            trie = self.counts.trie
+            named = trie.kn_tables
+            if not stored_tables_fit(named, trie, self.order, self.discounts):
+                named = kn_context_tables(trie, self.order, self.discounts, self.counts.bos_id)
+                if self.order == trie.order:  # kept on the trie: saving the model again saves them too
+                    trie.kn_tables = named
+            self._tables = [(named[kn_array_name(d, "total")], named[kn_array_name(d, "gamma")])
+                            for d in range(self.order)]
+        return self._tables
+
+    # ------------------------------------------------ one context: the recursion, bottom up
+    def context_chain(self, context: Sequence[str]) -> list[tuple[int, int, bool]]:
+        """(d, node, raw?) for every context the recursion climbs through, from the root up:
+        the last d tokens of `context`, d = 0, 1, …, stopping at the first one that is too
+        short, was never seen, or was seen with nothing counted after it.
+
+        raw says whether that level reads real counts (the top order, or a context starting
+        with ``<s>``) or continuation counts.
+        """
+        h = usable_context(context, self.order)
+        token_ids = [self.counts.trie.token_id.get(t) for t in h]
+        totals = self.tables()
+        chain = []
+        for d in range(len(h) + 1):
+            node = 0 if d == 0 else self.counts.find_node(token_ids[len(h) - d:])
+            if node is None or totals[d][0][node] == 0:
+                break
+            chain.append((d, node, d + 1 == self.order or (d > 0 and h[len(h) - d] == BOS)))
+        return chain
+
+    def level_stats(self, d: int, node: int) -> tuple[float, float]:
+        """c(h •) and γ(h) of context node `node` of d tokens, as Python floats."""
+        total, gamma = self.tables()[d]
+        return float(total[node]), float(gamma[node])
 
     def prob(self, context: Sequence[str], token: str) -> float:
         return self.probs(context, [token])[0]
@@ -442,90 +683,119 @@ class KneserNey(Smoothing):
             raise KeyError(f"{unknown[0]!r} is not in the vocabulary")
         p = [1.0 / len(self.counts.predictable)] * len(tokens)
         token_ids = [self.counts.trie.token_id[t] for t in tokens]
-        for k, node, raw in self._levels(context):
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d1, d2, d3 = self.discounts[k]
-            gamma = (d1 * n1 + d2 * n2 + d3 * n3) / total
+        for d, node, raw in self.context_chain(context):
+            total, gamma = self.level_stats(d, node)
+            d1, d2, d3 = self.discounts[d + 1]
             discount = (0.0, d1, d2, d3)  # by count 0, 1, 2, 3+
-            counts = self.counts.counts_of(node, token_ids, raw)  # c(h w) for each token
+            counts = self.counts.counts_of(ArrayNode(self.counts.trie, d, node), token_ids, raw)  # c(h w)
             p = [
                 (c - discount[c if c < 3 else 3]) / total + gamma * below if c else gamma * below
                 for c, below in zip(counts, p)
             ]
         return p
 
-    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """`probs` for many positions at once: the same recursion, each order for every row.
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        size = len(self.counts.predictable)
+        p = np.full(size, 1.0 / size)
+        for d, node, raw in self.context_chain(context):
+            total, gamma = self.level_stats(d, node)
+            discount = np.array(self.discounts[d + 1])
+            ids, cnt = self.counts.child_arrays(ArrayNode(self.counts.trie, d, node), raw)
+            p = gamma * p
+            p[ids] += (cnt - discount[np.minimum(cnt, 3).astype(np.int64) - 1]) / total
+        return p
 
-        A row stops climbing where `_levels` stops: at the first order whose context it
-        has too few tokens for, never saw, or saw with nothing counted after it.
+    # ------------------------------------------------ many positions at once (scoring a text)
+    def probs_many(self, history: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """`probs` for many positions at once: each row made a short sequence of its own."""
+        flat, at = rows_as_sequences(history, targets, self.order - 1)
+        return self.probs_flat(flat, at)
+
+    def probs_flat(self, flat: np.ndarray, at: np.ndarray, nodes: list[np.ndarray] | None = None) -> np.ndarray:
+        """p(flat[i] | the tokens before it back to the last -1) for each i in `at`: the
+        recursion of `probs`, one order at a time for every position, with no Python loop
+        over positions or contexts.
+
+        `ngram_nodes` finds every n-gram of the text in the trie once; the context of d
+        tokens before position i is then the d-gram starting at i - d, and c(h w) the count
+        of the (d+1)-gram starting there. c(h •) and γ(h) are gathered from `tables`. A
+        position stops climbing where `context_chain` stops: at the first context it has
+        too few tokens for, never saw, or saw with nothing counted after it.
         """
-        n = len(targets)
-        p = np.full(n, 1.0 / len(self.counts.predictable))
-        climbing = np.ones(n, dtype=bool)
-        bos = self.counts.bos_id
-        for k in range(1, self.order + 1):
-            nodes = self.contexts_many(history, k - 1)
-            climbing &= nodes >= 0
-            starts_with_bos = history[:, history.shape[1] - (k - 1)] == bos if k > 1 else np.zeros(n, dtype=bool)
-            raw = (k == self.order) | starts_with_bos
-            total, n1, n2, n3 = self.stats_many(k - 1, np.where(climbing, nodes, -1), raw)
-            climbing &= total > 0
-            rows = np.flatnonzero(climbing)
+        trie = self.counts.trie
+        nodes = nodes if nodes is not None else ngram_nodes(trie, flat, self.order, self.counts.unigram_index())
+        p = np.full(len(at), 1.0 / len(self.counts.predictable))
+        rows = np.arange(len(at))  # the positions still climbing
+        for d, (totals, gammas) in enumerate(self.tables()):
+            start = at[rows] - d
+            context = nodes[d][np.maximum(start, 0)]
+            total = totals[np.maximum(context, 0)]
+            keep = (start >= 0) & (context >= 0) & (total > 0)  # enough tokens, seen, something counted after
+            rows, start, context, total = rows[keep], start[keep], context[keep], total[keep]
             if not len(rows):
                 break
-            c = self.counts_many(history, k - 1, targets, raw, rows)
-            d1, d2, d3 = self.discounts[k]
-            t = total[rows]
-            gamma = (d1 * n1[rows] + d2 * n2[rows] + d3 * n3[rows]) / t
+            raw = d + 1 == self.order or (d > 0 and flat[start] == self.counts.bos_id)
+            c = self.ngram_counts(d, nodes[d + 1][start], raw)
+            d1, d2, d3 = self.discounts[d + 1]
+            t = total.astype(np.float64)
+            gamma = gammas[context]
             discount = np.array([0.0, d1, d2, d3])[np.minimum(c, 3).astype(np.int64)]
             below = p[rows]
             p[rows] = np.where(c > 0, (c - discount) / t + gamma * below, gamma * below)
         return p
 
-    def distribution(self, context: Sequence[str]) -> np.ndarray:
-        size = len(self.counts.predictable)
-        p = np.full(size, 1.0 / size)
-        for k, node, raw in self._levels(context):
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d = np.array(self.discounts[k])
-            ids, cnt = self.counts.child_arrays(node, raw)
-            gamma = (d[0] * n1 + d[1] * n2 + d[2] * n3) / total
-            p = gamma * p
-            p[ids] += (cnt - d[np.minimum(cnt, 3).astype(np.int64) - 1]) / total
-        return p
+    def ngram_counts(self, d: int, found: np.ndarray, raw: np.ndarray | bool) -> np.ndarray:
+        """c(h w) as floats for (d+1)-grams at indices `found` of their level (-1: never seen, 0)."""
+        level = self.counts.trie.levels[d]
+        c = np.zeros(len(found))
+        hit = np.flatnonzero(found >= 0)
+        if level.continuation is None or raw is True:
+            c[hit] = level.counts[found[hit]]
+            return c
+        real = hit[raw[hit]] if raw is not False else hit[:0]
+        c[real] = level.counts[found[real]]
+        cont = hit[~raw[hit]] if raw is not False else hit
+        c[cont] = level.continuation[found[cont]]
+        return c
 
 
     # ------------------------------------------------ the exact top k, without the whole vocabulary
+    #: A context with at most this many followers has them all scored exactly; longer lists are
+    #: read best first (`ranked_followers`), only as far as the threshold test needs.
+    SMALL = 64
+
     def unigram_by_id(self) -> np.ndarray:
         """p_1 over the token ids (``<s>``: 0). It does not depend on the context: made once."""
         if getattr(self, "_unigram", None) is None:
             p = self.distribution([])  # the empty context reaches only the unigram level
             self._unigram = np.insert(p, self.counts.bos_id, 0.0)
-            self._unigram_order = np.argsort(-self._unigram, kind="stable")
+            # in the trie's id dtype: NumPy would convert a whole follower list to search it otherwise
+            self._unigram_order = np.argsort(-self._unigram, kind="stable").astype(self.counts.trie.levels[0].ids.dtype)
         return self._unigram
 
-    def level_terms(self, context: Sequence[str]) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        """(α_k over the children, γ(h), the children's token ids) of orders 2..K, lowest first,
-        where K is the longest context seen — the terms `probs` adds, order by order."""
+    def level_terms(self, context: Sequence[str]) -> list[Followers]:
+        """The followers of each context of orders 2..K, lowest first, where K is the longest
+        context seen — the terms `probs` adds, order by order (views: nothing is copied)."""
         terms = []
-        for k, node, raw in self._levels(context):
-            if k == 1:
-                continue
-            total, n1, n2, n3 = self.context_stats(node, raw)
-            if total == 0:
-                break
-            d1, d2, d3 = self.discounts[k]
-            ids, counts = self.counts.child_slice(node, raw)
-            counted = counts > 0
-            ids, counts = ids[counted], counts[counted].astype(np.int64)
-            alpha = (counts - np.array([0.0, d1, d2, d3])[np.minimum(counts, 3)]) / total
-            terms.append((alpha, (d1 * n1 + d2 * n2 + d3 * n3) / total, ids))
+        levels = self.counts.trie.levels
+        for d, index, raw in self.context_chain(context):
+            if d > 0:
+                total, gamma = self.level_stats(d, index)
+                level = levels[d]
+                start, end = levels[d - 1].first_child[index:index + 2].tolist()
+                if not 0 <= start <= end <= len(level.ids):
+                    self.counts.trie.children_range(d, index)  # raises the "damaged" error
+                counts = level.counts if raw or level.continuation is None else level.continuation
+                terms.append(Followers(d, index, level.ids[start:end], counts[start:end], total, gamma,
+                                       self.discount_array(d + 1)))
         return terms
+
+    def discount_array(self, k: int) -> np.ndarray:
+        """D(c) of order k by count c = 0, 1, 2, 3+, as an array to index (made once)."""
+        made = self.__dict__.setdefault("_discount_arrays", {})
+        if k not in made:
+            made[k] = np.array([0.0, *self.discounts[k]])
+        return made[k]
 
     def top_k(self, context: Sequence[str], k: int, exclude: Sequence[str] = ()) -> tuple[list[str], np.ndarray]:
         """The k most probable next tokens and their probabilities, exactly, best first
@@ -533,51 +803,96 @@ class KneserNey(Smoothing):
 
         Unrolling the recursion, p(w | h) = G·p_1(w) + Σ_k W_k·α_k(w): α_k is the
         discounted-count term of order k (zero unless w followed that context), W_k the
-        product of the γ's above order k, G the product of all of them. A word that
-        followed none of the contexts scores G·p_1(w), so the best of those are simply
-        the first in p_1's order. Every word that followed a longer context also followed
-        its shorter suffix, so the lowest order's children hold all the others, sorted by
-        id. The exact top k is the best of those two groups — no pass over the vocabulary.
+        product of the γ's above order k, G the product of all of them. Every word that
+        followed a longer context also followed its shorter suffixes, so the followers
+        shrink as k grows: from the first order with few followers up, every follower is
+        scored. Any other word w gets only the terms of the orders below, whose follower
+        lists are long; those are read best first, beside p_1's order, until the k-th best
+        score found beats what any unread word could still reach (`threshold_search`,
+        Fagin's threshold algorithm). No pass over the vocabulary or a long list; the
+        reference is ranking `distribution`. (Not for use from several threads at once: a
+        scratch mask is marked and cleared.)
         """
-        unigram = self.unigram_by_id()
-        trie = self.counts.trie
-        never = self.never_offered(tuple(exclude))
+        if k <= 0:
+            return [], np.empty(0)
+        self.unigram_by_id()
         levels = self.level_terms(context)
         weights = [1.0] * len(levels)  # W_k
         for i in range(len(levels) - 2, -1, -1):
-            weights[i] = weights[i + 1] * levels[i + 1][1]
-        g = weights[0] * levels[0][1] if levels else 1.0  # G
-        if levels:
-            seen = levels[0][2]
-            scores = g * unigram[seen] + weights[0] * levels[0][0]
-            for (alpha, _, ids), w in zip(levels[1:], weights[1:]):
-                scores[np.searchsorted(seen, ids)] += w * alpha
-            keep = ~never[seen]
-            candidates, scores = seen[keep], scores[keep]
-        else:
-            seen = candidates = np.empty(0, dtype=np.int64)
-            scores = np.empty(0)
-        others = self.best_unseen(seen, never, k)
-        ids = np.concatenate([candidates, others])
-        probs = np.concatenate([scores, g * unigram[others]])
-        if len(ids) > 4 * k:  # keep the k best (and any ties with the k-th) before sorting them
-            cut = -np.partition(-probs, k - 1)[k - 1]
-            pick = probs >= cut
-            ids, probs = ids[pick], probs[pick]
-        best = np.lexsort((ids, -probs))[:k]
-        return [trie.vocab[i] for i in ids[best].tolist()], probs[best]
+            weights[i] = weights[i + 1] * levels[i + 1].gamma
+        g = weights[0] * levels[0].gamma if levels else 1.0  # G
+        long = next((i for i, level in enumerate(levels) if len(level.ids) <= self.SMALL), len(levels))
+        first = levels[long].ids if long < len(levels) else self._unigram_order[:0]
+        ids, scores = self.threshold_search(levels, weights, g, long, first, k, tuple(exclude))
+        best = np.lexsort((ids, -scores))[:k]
+        return [self.counts.trie.vocab[i] for i in ids[best].tolist()], scores[best]
 
-    def best_unseen(self, seen: np.ndarray, never: np.ndarray, k: int) -> np.ndarray:
-        """The first k token ids in p_1's order that are neither in `seen` nor never offered."""
-        blocked = never.copy()
-        blocked[seen] = True
-        order = self._unigram_order
-        found, start, step = [], 0, 2 * k + 16
-        while sum(len(f) for f in found) < k and start < len(order):
-            chunk = order[start:start + step]
-            found.append(chunk[~blocked[chunk]])
-            start, step = start + step, step * 4
-        return np.concatenate(found)[:k] if found else np.empty(0, dtype=np.int64)
+    def threshold_search(self, levels: list[Followers], weights: list[float], g: float, long: int,
+                         first: np.ndarray, k: int, exclude: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and their exact p(w | h), among them the k most probable (`exclude` and
+        ``<s>`` left out): `first` (the followers of the first short list) and the best of
+        the rest.
+
+        The rest get only the terms of the `long` lowest orders, so p_1's order and those
+        orders' follower lists are read best first, in growing blocks, every new word scored
+        in full (all orders, lowest first, as `probs` adds them); reading stops when the k-th
+        best found is above the threshold: G times the next p_1, plus each W_k times the most
+        α_k an unread follower can have.
+        """
+        unigram, order = self._unigram, self._unigram_order
+        ranked = [self.ranked_followers(level) for level in levels[:long]]
+        never = self.never_offered(exclude)
+        scratch = self.__dict__.setdefault("_blocked", {})
+        if exclude not in scratch:
+            scratch[exclude] = never.copy()
+        blocked = scratch[exclude]
+        rounds: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, scores); the ids are marked in `blocked`
+        start, size = 0, k + 4  # the first blocks: enough for the k best in most contexts (measured)
+        try:
+            while True:
+                end = start + size
+                fresh = []
+                for block in ((first,) if start == 0 else ()) + (order[start:end], *(r[0][start:end] for r in ranked)):
+                    fresh.append(block[~blocked[block]])  # a list holds each id once; earlier lists block theirs
+                    blocked[fresh[-1]] = True
+                candidates = np.concatenate(fresh)
+                scores = g * unigram[candidates]
+                rounds.append((candidates, scores))
+                for level, w in zip(levels, weights):
+                    level.add_terms(candidates, w, scores)
+                threshold = g * unigram[order[end]] if end < len(order) else 0.0
+                for (ids, counts), level, w in zip(ranked, levels, weights):
+                    if end < len(ids):
+                        threshold += w * self.alpha_bound(level, int(counts[end]))
+                if len(rounds) > 1:
+                    candidates, scores = np.concatenate([r[0] for r in rounds]), np.concatenate([r[1] for r in rounds])
+                if threshold == 0.0 or (len(scores) >= k and np.partition(scores, len(scores) - k)[len(scores) - k] > threshold):
+                    return candidates, scores
+                start, size = end, size * 4
+        finally:
+            for marked, _ in rounds:
+                blocked[marked] = never[marked]
+
+    def alpha_bound(self, level: Followers, count: int) -> float:
+        """The largest α a follower with count at most `count` can have at this level:
+        max over 1 <= c <= count of (c - D(c)) / c(h •) (D need not make it grow with c)."""
+        _, d1, d2, d3 = level.discount.tolist()
+        return max([1 - d1] + ([2 - d2] if count >= 2 else []) + ([count - d3] if count >= 3 else [])) / level.total
+
+    def ranked_followers(self, level: Followers) -> tuple[np.ndarray, np.ndarray]:
+        """A long follower list's ids and counts, highest count first (ties by id).
+
+        Sorted on first use and kept (for up to 4,096 contexts): long lists belong to
+        frequent contexts, which come back often.
+        """
+        cache = self.__dict__.setdefault("_ranked", {})
+        key = (level.depth, level.index)
+        if key not in cache:
+            if len(cache) >= 4096:
+                cache.clear()
+            by_count = np.argsort(-level.counts, kind="stable")
+            cache[key] = (level.ids[by_count], level.counts[by_count])
+        return cache[key]
 
     def never_offered(self, exclude: tuple) -> np.ndarray:
         """A mask over token ids of what top_k never returns: <s> and `exclude` (made once per exclude)."""
@@ -588,6 +903,35 @@ class KneserNey(Smoothing):
             mask[[self.counts.bos_id, *(trie.token_id[t] for t in exclude if t in trie.token_id)]] = True
             cache[exclude] = mask
         return cache[exclude]
+
+
+@dataclass
+class Followers:
+    """What followed one context of `KneserNey.top_k`: the node (d tokens, index), the
+    followers' token ids (sorted) and the counts Kneser-Ney reads, c(h •), γ(h), and the
+    discounts by count 0, 1, 2, 3+."""
+
+    depth: int
+    index: int
+    ids: np.ndarray
+    counts: np.ndarray
+    total: float
+    gamma: float
+    discount: np.ndarray  # D(c) by count c = 0, 1, 2, 3+
+
+    def alpha(self, at: slice | np.ndarray) -> np.ndarray:
+        """α(w) = (c - D(c)) / c(h •) of the followers at `at` (0 where c = 0)."""
+        counts = self.counts[at]
+        return (counts - self.discount[np.minimum(counts, 3)]) / self.total
+
+    def add_terms(self, ids: np.ndarray, weight: float, scores: np.ndarray) -> None:
+        """scores[i] += weight · α(ids[i]) for the ids that followed this context."""
+        if not len(self.ids):
+            return
+        at = self.ids.searchsorted(ids)  # a handful of NumPy calls, whatever the lengths: no compress
+        counts = np.where(self.ids.take(at, mode="clip") == ids, self.counts.take(at, mode="clip"), 0)
+        scores += weight * ((counts - self.discount[np.minimum(counts, 3)]) / self.total)
+
 
 SMOOTHINGS: dict[str, type[Smoothing]] = {
     "kn": KneserNey,

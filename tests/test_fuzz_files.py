@@ -76,7 +76,6 @@ def test_fuzz_ngram_array_folders(originals):
     assert failures(hostile.ngram_variants(originals, count("ngram") // 2, seed=5, formats="folder")) == []
 
 
-@KNOWN_ELSEWHERE
 def test_fuzz_arpa_files(originals):
     assert failures(hostile.arpa_variants(originals, count("arpa"), seed=4)) == []
 
