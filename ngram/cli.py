@@ -20,6 +20,7 @@ from corpora.units import Score
 from .arrays import is_array_model
 from .io import GZIP_MAGIC, default_model_path, load_model, model_bytes, save_model
 from .model import NgramModel
+from .phrases import continue_text
 from .predict import Prediction, describe_match
 from .show import render_subtree
 from .smoothing import smoothing_label
@@ -289,8 +290,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
     if as_json:
         echo_json({"prompt": prompt, "tokens": tokens, "text": text, "seed": seed, "greedy": greedy})
         return
-    glue = "" if text[:1] in tuple(".,;:!?)’”'") else model.tokenizer.joiner
-    click.echo(elide(prompt) + glue + text)
+    click.echo(continue_text(model.tokenizer, elide(prompt), text))
 
 
 @main.command()
