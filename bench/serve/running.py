@@ -33,6 +33,13 @@ def load_models(ngram_path: Path | None, transformer_name: str, progress: bool =
     return ngram, transformer, problems
 
 
+def status(app) -> dict:
+    """The app's models, loaded or not and why (what /api/status answers)."""
+    from .answers import status_answer
+
+    return status_answer(app.state.models)
+
+
 def failure_text(err: Exception) -> str:
     """An exception as one line: a user mistake as it is, anything else with its kind."""
     return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
