@@ -83,6 +83,15 @@ def test_compare_is_bench_compare_json(client, ngram_file):
     assert len(body["transformer"]["words"]) == 3 and 0 < body["transformer"]["covered"] <= 1
 
 
+def test_compare_without_continuations(client):
+    """The page asks for no greedy continuation (the slowest part): the same words, nulls there."""
+    full = client.get("/api/compare", params={"prompt": PROMPT, "k": 3, "budget": 8}).json()
+    quick = client.get("/api/compare", params={"prompt": PROMPT, "k": 3, "budget": 8, "continuation": "false"}).json()
+    assert quick["ngram"]["continuation"] is None and quick["transformer"]["continuation"] is None
+    assert full["ngram"]["continuation"] and full["transformer"]["continuation"] is not None
+    assert without(quick, ("seconds", "continuation")) == without(full, ("seconds", "continuation"))
+
+
 def test_trie_is_ngram_show_json(client, ngram_file):
     api = client.get("/api/trie", params={"context": "want", "depth": 2, "top": 1})
     assert api.status_code == 200

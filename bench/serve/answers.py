@@ -113,19 +113,21 @@ def status_answer(models: Models) -> dict:
 # ------------------------------------------------------------------- compare
 
 
-def compare_answer(models: Models, prompt: str, k: int = 10, budget: int = 1024) -> dict:
+def compare_answer(models: Models, prompt: str, k: int = 10, budget: int = 1024, continuation: bool = True) -> dict:
     """`bench compare --json` for one prompt. With one model missing, its column is null
-    and the other column is built by the same column function `compare` uses."""
+    and the other column is built by the same column function `compare` uses.
+    `continuation=False` leaves out the greedy continuations (null), the slowest part."""
     if models.ngram is not None and models.transformer is not None:
         with models.lock:
-            return comparing.compare(prompt, models.ngram, models.transformer, k, budget=budget).to_dict()
+            return comparing.compare(prompt, models.ngram, models.transformer, k, budget=budget,
+                                     continuation=continuation).to_dict()
     if models.ngram is None and models.transformer is None:
         raise ModelUnavailable(f"no model is available: {'; '.join(models.problems.values()) or 'none loaded'}")
     if not prompt.strip():
         raise UserError('the prompt is empty; give some text, e.g. "It was the best of times"')
     with models.lock:
-        left = comparing.ngram_next_words(models.ngram, prompt, k) if models.ngram else None
-        right = (comparing.transformer_next_words(models.transformer, prompt, k, budget=budget)
+        left = comparing.ngram_next_words(models.ngram, prompt, k, continuation=continuation) if models.ngram else None
+        right = (comparing.transformer_next_words(models.transformer, prompt, k, budget=budget, continuation=continuation)
                  if models.transformer else None)
     return {"prompt": prompt, "k": k, "ngram": asdict(left) if left else None,
             "transformer": asdict(right) if right else None}

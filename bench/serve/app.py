@@ -5,7 +5,7 @@ and `bench serve` the default ones. Routes:
 
   GET  /                      the page (bench/serve/static/index.html), /static/* its script and style
   GET  /api/status            which models are loaded, and why the others are not
-  GET  /api/compare?prompt=…&k=…&budget=…           = bench compare --json
+  GET  /api/compare?prompt=…&k=…&budget=…&continuation=…   = bench compare --json
   GET  /api/trie?context=…&depth=…&top=…&sentence_start=…   (or token=…&token=…) = ngram show --json
   GET  /api/inspect?prompt=…&k=…[&layer=…&head=…]   = transformer inspect --json, plus attention weights
   POST /api/step  {"ngram": text, "transformer": text, "temperature", "top_k", "seed"}: one word each
@@ -151,8 +151,8 @@ def add_api_routes(app: FastAPI, models: Models) -> None:
 
     @app.get("/api/compare")
     def compare(prompt: str = Query(..., min_length=1), k: int = Query(10, ge=1, le=50),
-                budget: int = Query(1024, ge=0, le=8192)) -> dict:
-        return answers.compare_answer(models, check_prompt(prompt), k, budget)
+                budget: int = Query(1024, ge=0, le=8192), continuation: bool = True) -> dict:
+        return answers.compare_answer(models, check_prompt(prompt), k, budget, continuation)
 
     @app.get("/api/trie")
     def trie(context: str = "", token: list[str] = Query(default=[]), depth: int = Query(2, ge=0, le=10),

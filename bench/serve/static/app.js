@@ -9,8 +9,10 @@ const DEBOUNCE_MS = 250;      // wait this long after the last keystroke before 
 const TRIE_DEPTH = 2;         // levels shown below the matched context
 const TRIE_TOP = 5;           // children shown per trie node
 const STEPS_AT_ONCE = 10;     // words added by "ten words"
-// The transformer's word budget (see bench compare --budget); the page's address may set it: /?budget=64
-const BUDGET = new URLSearchParams(location.search).get("budget");
+// The transformer's word budget (see bench compare --budget): how many unfinished words it
+// may spell out by one more BPE piece. Lower than the CLI's 1,024 so an answer comes while
+// typing; the column says how much probability the list reached. The address may set it: /?budget=256
+const BUDGET = new URLSearchParams(location.search).get("budget") || "64";
 
 const state = {
   status: null,               // /api/status: which models are loaded
@@ -123,7 +125,7 @@ async function askAll() {
 async function askCompare(prompt, number) {
   let answer;
   try {
-    const params = { prompt, k: $("k").value, ...(BUDGET ? { budget: BUDGET } : {}) };
+    const params = { prompt, k: $("k").value, budget: BUDGET, continuation: false };  // no greedy continuation: the slowest part
     answer = await api(`/api/compare?${query(params)}`);
   } catch (err) {
     if (number === state.asked) showCompareError(err.message);
