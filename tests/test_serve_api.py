@@ -250,3 +250,15 @@ def test_report(ngram, gpt, tmp_path):
     assert body["available"] and body["report"] == {"prompts": ["I want to"]} and body["plots"] == ["next_word.png"]
     assert client.get("/api/report/files/next_word.png").content == b"\x89PNG\r\n\x1a\n"
     assert client.get("/api/report/files/secret.txt").status_code == 404
+
+
+def test_report_files_stay_inside_the_report_folder(tmp_path):
+    from bench.serve.answers import report_file
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "secret.png").write_bytes(b"not yours")
+    (tmp_path / "report" / "plot.png").write_bytes(b"yours")
+    folder = tmp_path / "report"
+    assert report_file(folder, "plot.png") == folder / "plot.png"
+    for name in ("../secret.png", "..\\secret.png", ".hidden.png", "plot.py", str(tmp_path / "secret.png")):
+        assert report_file(folder, name) is None, name

@@ -138,6 +138,9 @@ def test_the_page_in_a_real_browser(server, browser, tmp_path):
     wait_for(browser, lambda d: ATTACK.replace(" ", "·") == "".join(texts(d, "#pieces .piece")),
              "the attack's pieces shown as text")
     wait_for(browser, lambda d: d.execute_script("return document.getElementById('busy').hidden"), "the answers")
-    assert browser.find_elements(By.TAG_NAME, "img") == []
+    browser.find_element(By.ID, "step").click()  # the stories show the prompt itself, whole
+    wait_for(browser, lambda d: "".join(texts(d, "#transformer-story .added")), "a generated word after the attack")
+    assert browser.find_elements(By.TAG_NAME, "img") == []  # no markup made from the prompt anywhere
+    assert texts(browser, "#ngram-story")[0].startswith(ATTACK) and texts(browser, "#transformer-story")[0].startswith(ATTACK)
     assert browser.execute_script("return window.__alerted") is False
     browser.save_screenshot(str(tmp_path / "attack.png"))
