@@ -44,6 +44,9 @@ function $(id) { return document.getElementById(id); }
 /** Replace a container's children. */
 function fill(container, ...children) { container.replaceChildren(...children); }
 
+/** "1 time", "1,234 times". */
+function times(n) { return `${n.toLocaleString()} time${n === 1 ? "" : "s"}`; }
+
 function percent(p) { return p >= 0.0995 ? `${(p * 100).toFixed(0)}%` : `${(p * 100).toFixed(1)}%`; }
 
 /** A token with its spaces and line breaks made visible: " night" -> "·night". */
@@ -157,7 +160,7 @@ function clearAll() {
 function showColumns(answer) {
   const n = answer.ngram, t = answer.transformer;
   const top = Math.max(1e-9, ...[n, t].filter(Boolean).flatMap((c) => c.words.map((w) => w.probability)));
-  fill($("ngram-words"), ...(n ? n.words.map((w) => wordRow(w, top, w.count ? `followed the context ${w.count} times` : "")) : []));
+  fill($("ngram-words"), ...(n ? n.words.map((w) => wordRow(w, top, w.count ? `followed the context ${times(w.count)}` : "")) : []));
   fill($("transformer-words"), ...(t ? t.words.map((w) => wordRow(w, top, "")) : []));
   $("ngram-share").textContent = n ? ngramShare(n) : "unavailable";
   $("transformer-share").textContent = t ? transformerShare(t) : "unavailable";
@@ -201,7 +204,7 @@ function showNgramWhy(n) {
   const context = n.matched_context.length ? n.matched_context.join(" ") : "(nothing: it fell back to single words)";
   fill($("ngram-match"),
     "Matched context ", el("b", {}, `“${context}”`),
-    ` — a ${n.matched_order}-gram; this context occurred ${n.context_count.toLocaleString()} times in the books.`);
+    ` — a ${n.matched_order}-gram; this context occurred ${times(n.context_count)} in the books.`);
   $("ngram-example").textContent = n.example ? `“${n.example}”` : (n.no_example ? `No example sentence: ${n.no_example}` : "");
   $("ngram-notes").textContent = n.notes.join(" · ");
 }
@@ -228,8 +231,8 @@ function trieNode(node, level, isRoot = false) {
   if (!node.children.length && node.continuation === null) {
     return el("div", { className: "leaf" }, el("span", { className: "key" }, key), ": ", el("span", { className: "count" }, node.count.toLocaleString()), ",");
   }
-  const about = isRoot ? `the root: ${node.count.toLocaleString()} tokens` : `${node.count.toLocaleString()} times` +
-    (node.continuation ? `, after ${node.continuation.toLocaleString()} different words` : "");
+  const about = isRoot ? `the root: ${node.count.toLocaleString()} tokens` : times(node.count) +
+    (node.continuation ? `, after ${node.continuation.toLocaleString()} different word${node.continuation === 1 ? "" : "s"}` : "");
   const summary = el("summary", {}, ...(isRoot ? [] : [el("span", { className: "key" }, key), ": "]), "{  ", el("span", { className: "comment" }, `// ${about}`));
   const details = el("details", { open: true }, summary);
   for (const child of node.children) details.append(trieNode(child, level + 1));
