@@ -94,6 +94,11 @@ def count(driver, css: str) -> int:
     return driver.execute_script("return document.querySelectorAll(arguments[0]).length", css)
 
 
+def shown_for(driver, css: str) -> str | None:
+    """The prompt whose answer a column shows (the page marks it), None before any."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e.dataset.prompt || null", css)
+
+
 def texts(driver, css: str) -> list[str]:
     """The text of every element matching `css`, read in one go (the page redraws as answers come)."""
     return driver.execute_script("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css)
@@ -116,7 +121,8 @@ def test_the_page_in_a_real_browser(server, browser, tmp_path):
     browser.get(server + "?budget=16")  # the tiny model's 50,257-token vocabulary: spell out few words
     browser.execute_script("window.__alerted = false; window.alert = () => { window.__alerted = true; };")
     type_prompt(browser, "I want to")
-    wait_for(browser, lambda d: count(d, "#ngram-words li") > 0 and count(d, "#transformer-words li") > 0, "both columns")
+    wait_for(browser, lambda d: shown_for(d, "#ngram-words") == shown_for(d, "#transformer-words") == "I want to", "both columns")
+    assert count(browser, "#ngram-words li") == count(browser, "#transformer-words li") == 10
     assert texts(browser, "#ngram-words li button")[0] == "be"
     wait_for(browser, lambda d: "want" in texts(d, "#trie")[0], "the trie subtree")
     trie = browser.find_element(By.ID, "trie").text

@@ -162,6 +162,7 @@ function showColumns(answer) {
   const top = Math.max(1e-9, ...[n, t].filter(Boolean).flatMap((c) => c.words.map((w) => w.probability)));
   fill($("ngram-words"), ...(n ? n.words.map((w) => wordRow(w, top, w.count ? `followed the context ${times(w.count)}` : "")) : []));
   fill($("transformer-words"), ...(t ? t.words.map((w) => wordRow(w, top, "")) : []));
+  $("ngram-words").dataset.prompt = $("transformer-words").dataset.prompt = answer.prompt;  // which prompt is shown
   $("ngram-share").textContent = n ? ngramShare(n) : "unavailable";
   $("transformer-share").textContent = t ? transformerShare(t) : "unavailable";
 }
@@ -413,7 +414,8 @@ function route() {
 // ---------------------------------------------------------------------- start
 
 async function start() {
-  $("prompt").addEventListener("input", debounce(askAll, DEBOUNCE_MS));
+  const askSoon = debounce(askAll, DEBOUNCE_MS);
+  $("prompt").addEventListener("input", () => { state.asked++; askSoon(); });  // answers in flight are for old text
   $("k").addEventListener("change", askAll);
   $("layer").addEventListener("change", drawAttention);
   $("head").addEventListener("change", drawAttention);
