@@ -213,6 +213,18 @@ def test_any_unicode_and_markup_is_text(client):
         assert compare.status_code in (200, 422), compare.text  # 422: nothing the n-gram can read, said in one line
 
 
+def test_twenty_requests_at_once_all_answer_the_same(client):
+    """Requests run in a thread pool: at once they get what they get one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [f"/api/inspect?prompt=the+cat+{i % 4}" if i % 2 else f"/api/trie?context=The+cat&top={1 + i % 3}" for i in range(20)]
+    alone = {path: client.get(path).json() for path in set(paths)}
+    with ThreadPoolExecutor(20) as pool:
+        together = list(pool.map(client.get, paths))
+    assert [r.status_code for r in together] == [200] * 20
+    assert all(r.json() == alone[path] for r, path in zip(together, paths))
+
+
 # ------------------------------------------------------- a model that did not load
 
 
