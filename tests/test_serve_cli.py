@@ -68,3 +68,50 @@ def test_require_or_skip_fails_only_when_everything_is_required(monkeypatch):
     monkeypatch.setenv("TTT_REQUIRE_ALL", "1")
     with pytest.raises(pytest.fail.Exception, match="TTT_REQUIRE_ALL=1 but chromium not found"):
         require_or_skip("chromium not found")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def served(monkeypatch):
+    """`bench serve` up to the point where it would serve; what it would have served."""
+    from bench.serve import running
+
+    calls = []
+    monkeypatch.setattr(running, "serve", lambda app, sock, url=None: (calls.append((app, url)), sock.close()))
+    return calls
+
+
+@pytest.fixture()
+def tiny_ngram(tmp_path) -> Path:
+    from ngram import NgramModel, save_model
+
+    model = NgramModel.from_sentences([["I", "want", "to", "be"]], order=2, min_count=1)
+    return save_model(model, tmp_path / "tiny.json.gz")
+
+
+def test_serve_json_says_where_and_what(served, tiny_ngram):
+    import json
+
+    port = free_port()
+    result = CliRunner().invoke(main, ["serve", "--port", str(port), "--ngram", str(tiny_ngram), "--transformer", str(FIXTURE), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["url"] == f"http://127.0.0.1:{port}/" and body["ngram"]["order"] == 2
+    assert body["transformer"]["available"] and body["transformer"]["layers"] == 2
+    assert len(served) == 1 and served[0][1] is None  # no --open: no browser
+
+
+def test_serve_warns_off_loopback(served, tiny_ngram):
+    port = free_port()
+    args = ["serve", "--port", str(port), "--ngram", str(tiny_ngram), "--transformer", str(FIXTURE)]
+    quiet = CliRunner().invoke(main, args)
+    assert quiet.exit_code == 0 and "other machines" not in quiet.stderr
+    assert quiet.stdout == f"The classroom page is at http://127.0.0.1:{port}/ (Ctrl-C stops the server).\n"
+    loud = CliRunner().invoke(main, [*args, "--host", "0.0.0.0"])
+    assert loud.exit_code == 0, loud.output
+    assert "Notice: --host 0.0.0.0: other machines can reach this page" in loud.stderr
