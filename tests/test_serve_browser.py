@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -36,18 +37,16 @@ def browser_tools() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def server(ngram, gpt):  # noqa: F811
-    """The app on 127.0.0.1 and a free port, served from a thread; yields its URL."""
+@contextmanager
+def serving(app):
+    """`app` on 127.0.0.1 and a free port, served from a thread; yields its URL."""
     pytest.importorskip("uvicorn")
     import uvicorn
 
-    from bench.serve import create_app
     from bench.serve.running import bind
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    app = create_app(ngram, gpt)
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -55,10 +54,20 @@ def server(ngram, gpt):  # noqa: F811
         if uv.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    uv.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(ngram, gpt):  # noqa: F811
+    from bench.serve import create_app
+
+    with serving(create_app(ngram, gpt)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +159,20 @@ def test_the_page_in_a_real_browser(server, browser, tmp_path):
     assert texts(browser, "#ngram-story")[0].startswith(ATTACK) and texts(browser, "#transformer-story")[0].startswith(ATTACK)
     assert browser.execute_script("return window.__alerted") is False
     browser.save_screenshot(str(tmp_path / "attack.png"))
+
+
+def test_a_model_that_did_not_load_is_said_on_the_page(ngram, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    from bench.serve import create_app
+
+    app = create_app(ngram, None, problems={"transformer": "no such folder: <b>nowhere</b>"})
+    with serving(app) as url:
+        browser.get(url)
+        wait_for(browser, lambda d: not d.find_element(By.ID, "page-message").get_property("hidden"), "the page-level message")
+        assert browser.find_element(By.ID, "page-message").text.startswith(
+            "The transformer is unavailable: no such folder: <b>nowhere</b>")  # as text, not bold
+        type_prompt(browser, "I want to")
+        wait_for(browser, lambda d: shown_for(d, "#ngram-words") == "I want to", "the n-gram's column")
+        assert texts(browser, "#ngram-words li button")[0] == "be" and count(browser, "#transformer-words li") == 0
+        assert "unavailable" in browser.find_element(By.ID, "transformer-column").get_attribute("class")
