@@ -571,10 +571,12 @@ def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdow
 @transformer_option
 @click.option("--report", "report_folder", type=click.Path(path_type=Path), default=Path("reports/latest"),
               show_default=True, help="The bench report folder the page's report view shows.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="BLAS threads for the transformer (one answers a keystroke fastest on a shared machine).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser tab once the server is up.")
 @json_option
 @friendly_errors
-def serve(port, host, ngram_path, transformer_name, report_folder, open_browser, as_json):
+def serve(port, host, ngram_path, transformer_name, report_folder, threads, open_browser, as_json):
     """The classroom page: both models side by side in a browser, with a JSON API.
 
     Loads both models once, then serves the page and its API (see the README) until
@@ -594,6 +596,7 @@ def serve(port, host, ngram_path, transformer_name, report_folder, open_browser,
     sock = running.bind(host, port)  # a taken port is refused before the models load
     if not running.is_loopback(host):
         models.notice(f"--host {host}: other machines can reach this page; the server has no login")
+    running.set_threads(threads)
     ngram, transformer, problems = running.load_models(ngram_path, transformer_name)
     app = create_app(ngram, transformer, problems, report_folder)
     url = running.page_url(host, port)

@@ -13,7 +13,10 @@ prompts, then measures over bench/prompts.txt:
 - 20 concurrent requests: twenty `/api/compare` at once, how many failed and the wall time;
 - first page load: the page and its two files and /api/status over HTTP, and, when
   headless Chromium and chromedriver are here, the browser's own load time for the page.
-Figures are only comparable within one run on one machine; the load average is printed.
+Beside each wall time, the server's own CPU time per request (from /proc, Linux): on a
+busy machine wall times grow with the load, CPU time much less, so it says what a quiet
+machine would give. Figures are only comparable within one run on one machine; the load
+average is printed.
 """
 from __future__ import annotations
 
@@ -116,10 +119,41 @@ def page_update(base: str, prompt: str) -> float:
     return time.perf_counter() - started
 
 
-def summary(seconds: list[float]) -> dict:
+def server_cpu(pid: int) -> float | None:
+    """Seconds of CPU the server process has used so far (user + system), None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run) -> tuple[list[float], float | None]:
+    """The wall times `run()` returns, and the server's CPU seconds per request meanwhile."""
+    before = server_cpu(pid)
+    seconds = run()
+    after = server_cpu(pid)
+    return seconds, None if before is None or after is None else (after - before) / len(seconds)
+
+
+def keystrokes(base: str, pid: int, prompts: list[str], rounds: int) -> tuple[list[float], list[float]]:
+    """Wall and server CPU seconds of each keystroke's /api/compare, one request at a time."""
+    wall, cpu = [], []
+    for _ in range(rounds):
+        for prompt in prompts:
+            before = server_cpu(pid)
+            wall.append(timed(compare_url(base, prompt, PAGE_ASKS))[0])
+            after = server_cpu(pid)
+            if before is not None and after is not None:
+                cpu.append(after - before)
+    return wall, cpu
+
+
+def summary(seconds: list[float], cpu: float | None = None) -> dict:
     ms = sorted(s * 1000 for s in seconds)
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return {"median_ms": round(statistics.median(ms), 1), "p95_ms": round(p95, 1), "n": len(ms)}
+    return {"median_ms": round(statistics.median(ms), 1), "p95_ms": round(p95, 1), "n": len(ms),
+            "server_cpu_ms_mean": None if cpu is None else round(cpu * 1000, 1)}
 
 
 def concurrent(base: str, prompts: list[str], n: int) -> dict:
@@ -188,9 +222,10 @@ def main() -> None:
         status = json.loads(get(base + "/api/status")[1])
         for prompt in prompts:  # warm: smoothing tables, the books for example sentences
             get(compare_url(base, prompt, PAGE_ASKS))
-        keystroke = [timed(compare_url(base, p, PAGE_ASKS))[0] for _ in range(args.rounds) for p in prompts]
-        cli_like = [timed(compare_url(base, p, CLI_ASKS))[0] for p in prompts]
-        page = [page_update(base, p) for _ in range(args.rounds) for p in prompts]
+        pid = server.pid
+        keystroke, keystroke_cpu = keystrokes(base, pid, prompts, args.rounds)
+        cli_like = measured(pid, lambda: [timed(compare_url(base, p, CLI_ASKS))[0] for p in prompts])
+        page = measured(pid, lambda: [page_update(base, p) for _ in range(args.rounds) for p in prompts])
         crowd = concurrent(base, prompts, args.concurrent)
         http_load = first_load_http(base)
         browser_load = first_load_browser(base)
@@ -200,9 +235,10 @@ def main() -> None:
     figures = {
         "models": {"ngram": status["ngram"]["description"], "transformer": status["transformer"]["description"]},
         "server_start_s": round(loaded, 1),
-        "keystroke_compare": summary(keystroke),
-        "compare_as_bench_compare": summary(cli_like),
-        "page_update": summary(page),
+        "keystroke_compare": summary(keystroke, statistics.mean(keystroke_cpu) if keystroke_cpu else None),
+        "keystroke_server_cpu": summary(keystroke_cpu) if keystroke_cpu else None,
+        "compare_as_bench_compare": summary(*cli_like),
+        "page_update": summary(*page),
         "concurrent": crowd,
         "first_load_http_ms": round(http_load * 1000, 1),
         "first_load_browser_ms": round(browser_load * 1000, 1) if browser_load is not None else None,
@@ -213,12 +249,16 @@ def main() -> None:
         return
     print(f"n-gram: {figures['models']['ngram']}\ntransformer: {figures['models']['transformer']}")
     print(f"server up (models loaded) after {figures['server_start_s']} s\n")
-    print("| what | median ms | p95 ms | n |\n|---|---:|---:|---:|")
+    print("| what | median ms | p95 ms | n | server CPU ms a request (mean) |\n|---|---:|---:|---:|---:|")
     for label, key in [("keystroke: /api/compare as the page asks", "keystroke_compare"),
                        ("/api/compare as bench compare asks", "compare_as_bench_compare"),
                        ("the page's whole update (compare ∥ inspect, then trie)", "page_update")]:
         row = figures[key]
-        print(f"| {label} | {row['median_ms']} | {row['p95_ms']} | {row['n']} |")
+        print(f"| {label} | {row['median_ms']} | {row['p95_ms']} | {row['n']} | {row['server_cpu_ms_mean']} |")
+    if figures["keystroke_server_cpu"]:
+        cpu = figures["keystroke_server_cpu"]
+        print(f"\nkeystroke, the server's CPU time alone (what a quiet machine would take): "
+              f"median {cpu['median_ms']} ms, p95 {cpu['p95_ms']} ms")
     c = figures["concurrent"]
     print(f"\n{c['requests']} concurrent /api/compare: {c['errors']} errors, all answered in {c['wall_ms']} ms "
           f"(slowest {c['slowest_ms']} ms)")

@@ -83,6 +83,7 @@ def served(monkeypatch):
 
     calls = []
     monkeypatch.setattr(running, "serve", lambda app, sock, url=None: (calls.append((app, url)), sock.close()))
+    monkeypatch.setattr(running, "set_threads", lambda n: calls.append(("threads", n)))  # not this test process's BLAS
     return calls
 
 
@@ -103,7 +104,8 @@ def test_serve_json_says_where_and_what(served, tiny_ngram):
     body = json.loads(result.stdout)
     assert body["url"] == f"http://127.0.0.1:{port}/" and body["ngram"]["order"] == 2
     assert body["transformer"]["available"] and body["transformer"]["layers"] == 2
-    assert len(served) == 1 and served[0][1] is None  # no --open: no browser
+    assert served[0] == ("threads", 1)  # one BLAS thread unless --threads says otherwise
+    assert len(served) == 2 and served[1][1] is None  # no --open: no browser
 
 
 def test_serve_warns_off_loopback(served, tiny_ngram):

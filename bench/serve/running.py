@@ -45,6 +45,16 @@ def failure_text(err: Exception) -> str:
     return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
 
 
+def set_threads(n: int) -> None:
+    """BLAS threads for the server's matrix products. One by default: the server answers
+    one question at a time, each a few small matrix products, and on a machine whose cores
+    are busy two BLAS threads wait on each other at every product (a keystroke took 4-5x
+    longer with two than with one on a loaded 2-core machine)."""
+    from corpora.runtime import set_blas_threads
+
+    set_blas_threads(n)
+
+
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.1, ::1 and localhost: only this machine can reach the page."""
     if host.lower() in LOOPBACK_NAMES:
