@@ -225,6 +225,26 @@ def test_twenty_requests_at_once_all_answer_the_same(client):
     assert all(r.json() == alone[path] for r, path in zip(together, paths))
 
 
+# ------------------------------------------------- what a keystroke's speed rests on
+
+
+def test_example_search_skips_a_top_word_never_seen_after_the_context(ngram, monkeypatch):
+    """A top word the counts never saw after the matched context is not searched for after it
+    in the books (that search reads every book and fails; it was most of a slow keystroke)."""
+    from ngram import predict
+    from ngram.predict import Candidate, example_for
+
+    searched = []
+    real = predict.example_sentence
+    monkeypatch.setattr(predict, "example_sentence", lambda m, c, t=None: searched.append(t) or real(m, c, t))
+    unseen = Candidate("cat", count=3, probability=0.5, order=1)  # seen only as a unigram
+    assert example_for(ngram, ["want", "to"], [unseen]) == ("I want to be a doctor.", None)
+    assert searched == [None]  # the context alone
+    seen = Candidate("know", count=4, probability=0.3, order=3)  # followed "want to" 4 times
+    assert example_for(ngram, ["want", "to"], [seen]) == ("I want to know the truth.", None)
+    assert searched == [None, "know"]
+
+
 # ------------------------------------------------------- a model that did not load
 
 
