@@ -558,3 +558,52 @@ def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdow
         echo_json(report.to_dict())
     else:
         click.echo(guessing.render_accuracy(report, markdown))
+
+
+# ------------------------------------------------------------ the classroom page
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but 127.0.0.1/localhost lets other machines in (a warning says so).")
+@ngram_option
+@transformer_option
+@click.option("--report", "report_folder", type=click.Path(path_type=Path), default=Path("reports/latest"),
+              show_default=True, help="The bench report folder the page's report view shows.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="BLAS threads for the transformer (one answers a keystroke fastest on a shared machine).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser tab once the server is up.")
+@json_option
+@friendly_errors
+def serve(port, host, ngram_path, transformer_name, report_folder, threads, open_browser, as_json):
+    """The classroom page: both models side by side in a browser, with a JSON API.
+
+    Loads both models once, then serves the page and its API (see the README) until
+    Ctrl-C. Works offline; a model that fails to load leaves the other one serving and
+    the page says why. --json prints the address and the models' status as JSON first.
+
+    \b
+    Example:
+      bench serve
+      bench serve --port 8080 --open
+      bench serve --transformer bundled --ngram model.ngram
+    """
+    from .serve import create_app, running
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    sock = running.bind(host, port)  # a taken port is refused before the models load
+    if not running.is_loopback(host):
+        models.notice(f"--host {host}: other machines can reach this page; the server has no login")
+    running.set_threads(threads)
+    ngram, transformer, problems = running.load_models(ngram_path, transformer_name)
+    app = create_app(ngram, transformer, problems, report_folder)
+    url = running.page_url(host, port)
+    if as_json:
+        echo_json({"url": url, "host": host, "port": port, **running.status(app)})
+    else:
+        for which, why in problems.items():
+            models.notice(f"the {which} model is unavailable: {why}")
+        click.echo(f"The classroom page is at {url} (Ctrl-C stops the server).")
+    running.serve(app, sock, url if open_browser else None)

@@ -52,7 +52,7 @@ class NgramColumn:
     matched_order: int
     context_count: int
     example: str | None
-    continuation: str
+    continuation: str | None  # None when not asked for (compare(..., continuation=False))
     seconds: float  # the prediction (distribution + ranking), not the continuation
     notes: list[str] = field(default_factory=list)
     no_example: str | None = None  # why there is no example sentence
@@ -67,7 +67,7 @@ class TransformerColumn:
     covered: float  # probability mass of the expansion that ended in a whole word
     expansions: int  # unfinished words the expansion continued by one token (in batched passes)
     top_tokens: list[tuple[str, float]]
-    continuation: str
+    continuation: str | None  # None when not asked for
     seconds: float  # the prompt's forward pass plus the word expansion
     prompt_tokens: int
     logit_lens: list[list[tuple[str, float]]] | None = None
@@ -88,8 +88,11 @@ class Comparison:
 # ------------------------------------------------------------------ the n-gram side
 
 
-def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str = "kn") -> NgramColumn:
-    """The n-gram's k most probable next words (smoothed), and the context it matched.
+def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str = "kn",
+                     continuation: bool = True) -> NgramColumn:
+    """The n-gram's k most probable next words (smoothed), and the context it matched
+    (and a greedy continuation unless `continuation` is False: the page asks for none on
+    every keystroke).
 
     The same list as `ngram predict` (ranked by the smoothed probability, exact top k,
     no ``<s>``/``</s>``/``<unk>``); the matched context is shown with ``<s>`` as the model saw it.
@@ -106,7 +109,7 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
     ]
     seconds = time.perf_counter() - started
     example, no_example = example_for(model, prediction.matched_context, prediction.candidates)
-    continuation = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing))
+    continued = model.render(model.generate(prompt, max_tokens=12, greedy=True, smoothing=smoothing)) if continuation else None
     label = f"{model.order}-gram, {smoothing_label(smoothing, k=1.0)}"
     return NgramColumn(
         model=label,
@@ -115,7 +118,7 @@ def ngram_next_words(model: NgramModel, prompt: str, k: int = 10, smoothing: str
         matched_order=prediction.matched_order,
         context_count=prediction.context_count,
         example=example,
-        continuation=continuation,
+        continuation=continued,
         seconds=seconds,
         notes=list(prediction.notes),
         no_example=no_example,
@@ -141,9 +144,10 @@ def prompt_ids(choice: TransformerChoice, prompt: str, room: int) -> tuple[list[
 
 def transformer_next_words(
     choice: TransformerChoice, prompt: str, k: int = 10, lowercase: bool = False,
-    budget: int = 1024, explain: bool = False,
+    budget: int = 1024, explain: bool = False, continuation: bool = True,
 ) -> TransformerColumn:
-    """The transformer's k most probable next words, by expanding BPE continuations."""
+    """The transformer's k most probable next words, by expanding BPE continuations
+    (and a greedy continuation of 20 tokens unless `continuation` is False)."""
     continuation_tokens = 20
     ids, notes = prompt_ids(choice, prompt, room=continuation_tokens + 4)
     dist = next_word_distribution(choice.model, choice.tokenizer, ids, budget=budget)
@@ -152,7 +156,8 @@ def transformer_next_words(
         key = word.lower() if lowercase else word
         words[key] = words.get(key, 0.0) + p
     top = sorted(words.items(), key=lambda wp: (-wp[1], wp[0]))[:k]
-    new = generate(choice.model, ids, max_new_tokens=continuation_tokens, stop_id=getattr(choice.tokenizer, "eot_id", None))
+    new = generate(choice.model, ids, max_new_tokens=continuation_tokens,
+                   stop_id=getattr(choice.tokenizer, "eot_id", None)) if continuation else None
     lens = None
     if explain:
         tok = choice.tokenizer
@@ -163,7 +168,7 @@ def transformer_next_words(
         covered=dist.covered,
         expansions=dist.expansions,
         top_tokens=dist.top_tokens,
-        continuation=" ".join(choice.tokenizer.decode(new).split()),  # line breaks shown as spaces
+        continuation=" ".join(choice.tokenizer.decode(new).split()) if continuation else None,  # line breaks as spaces
         seconds=dist.seconds,
         prompt_tokens=len(ids),
         logit_lens=lens,
@@ -176,15 +181,16 @@ def transformer_next_words(
 
 def compare(
     prompt: str, ngram: NgramModel, transformer: TransformerChoice, k: int = 10,
-    explain: bool = False, smoothing: str = "kn", budget: int = 1024,
+    explain: bool = False, smoothing: str = "kn", budget: int = 1024, continuation: bool = True,
 ) -> Comparison:
-    """Both models' next-word predictions for `prompt`, with their reasons and timings."""
+    """Both models' next-word predictions for `prompt`, with their reasons and timings
+    (`continuation=False` leaves out the greedy continuations, the slowest part)."""
     if not prompt.strip():
         raise UserError('the prompt is empty; give some text, e.g. "It was the best of times"')
     if k < 1:
         raise UserError(f"-k must be at least 1, got {k}")
-    left = ngram_next_words(ngram, prompt, k, smoothing)
-    right = transformer_next_words(transformer, prompt, k, ngram.tokenizer.lowercase, budget, explain)
+    left = ngram_next_words(ngram, prompt, k, smoothing, continuation)
+    right = transformer_next_words(transformer, prompt, k, ngram.tokenizer.lowercase, budget, explain, continuation)
     return Comparison(prompt, k, left, right)
 
 

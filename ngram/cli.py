@@ -24,6 +24,7 @@ from .build import announce_saving
 from .chunked import parse_memory
 from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
 from .model import NgramModel
+from .phrases import continue_text
 from .predict import Prediction, describe_match
 from .score import score_tokens
 from .show import render_subtree
@@ -340,8 +341,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
     if as_json:
         echo_json({"prompt": prompt, "tokens": tokens, "text": text, "seed": seed, "greedy": greedy})
         return
-    glue = "" if text[:1] in tuple(".,;:!?)’”'") else model.tokenizer.joiner
-    click.echo(elide(prompt) + glue + text)
+    click.echo(continue_text(model.tokenizer, elide(prompt), text))
 
 
 @main.command()

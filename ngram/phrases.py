@@ -116,3 +116,10 @@ def render(tokenizer: Tokenizer, tokens: Sequence[str]) -> str:
     if sentence:
         pieces.append(tokenizer.detokenize(sentence))
     return tokenizer.joiner.join(p for p in pieces if p)
+
+
+def continue_text(tokenizer: Tokenizer, prompt: str, text: str) -> str:
+    """`prompt` followed by generated `text`, glued as a reader expects: punctuation sticks
+    to the word before it, anything else gets the tokenizer's joiner (a space for words)."""
+    glue = "" if text[:1] in tuple(".,;:!?)’”'") else tokenizer.joiner
+    return prompt + glue + text

@@ -207,7 +207,9 @@ def example_for(model: "NgramModel", matched: Sequence[str], candidates: Sequenc
     candidate when there is one like that), or None and the reason why there is none.
 
     A context of no real word (nothing matched: unigrams; or only ``<s>`` and ``<unk>``)
-    gets no sentence: any sentence would be unrelated to it.
+    gets no sentence: any sentence would be unrelated to it. The top candidate is looked
+    for after the context only if the counts say it followed the whole matched context:
+    otherwise the search would almost surely fail, and only after reading every book (~0.5 s).
     """
     if not matched:
         return None, "no context was matched: the words are ranked by how often they occur (unigrams)"
@@ -215,7 +217,8 @@ def example_for(model: "NgramModel", matched: Sequence[str], candidates: Sequenc
         return None, f"the matched context ({' '.join(matched)}) holds no word to look for in the text"
     if model.info.get("source") == "arpa":
         return None, "the model was imported from an ARPA file, which holds probabilities but no text to quote"
-    top = candidates[0].token if candidates else None
+    followed = candidates and candidates[0].order == len(matched) + 1 and candidates[0].count > 0
+    top = candidates[0].token if followed else None
     sentence = (example_sentence(model, matched, top) if top else None) or example_sentence(model, matched)
     if sentence:
         return sentence, None

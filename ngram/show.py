@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from corpora import UserError
@@ -107,12 +108,9 @@ def node_data(token: str | None, node, depth: int, top: int) -> dict:
     """One node as data: count, continuation count, and its first `top` children `depth` levels down."""
     if isinstance(node, int):  # a leaf at the deepest level: a bare count
         return {"token": token, "count": node, "continuation": None, "children": [], "more": 0}
-    kids = []
-    total = 0
-    for child_token, child in children_of(node):
-        total += 1
-        if depth > 0 and len(kids) < top:
-            kids.append(node_data(child_token, child, depth - 1, top))
+    shown = islice(children_of(node), top) if depth > 0 else ()  # only the first `top` are read: the
+    kids = [node_data(child_token, child, depth - 1, top) for child_token, child in shown]  # root has ~10^5
+    total = len(node) - len(RESERVED)  # the Mapping's length counts the reserved keys too
     return {"token": token, "count": node[COUNT], "continuation": node[CONTINUATION], "children": kids, "more": total - len(kids)}
 
 

@@ -48,3 +48,11 @@ def build_tiktoken(folder: Path, name: str):
 def tiktoken_from_files():
     """`build_tiktoken`, for tests: tiktoken_from_files(folder, name) -> tiktoken.Encoding."""
     return build_tiktoken
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip the calling test because something it needs is missing (`reason`, one line),
+    unless TTT_REQUIRE_ALL=1 (set by CI): there a missing tool must fail, not skip."""
+    if os.environ.get("TTT_REQUIRE_ALL") == "1":
+        pytest.fail(f"TTT_REQUIRE_ALL=1 but {reason}", pytrace=False)
+    pytest.skip(reason)

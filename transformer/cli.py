@@ -32,8 +32,10 @@ from .inspection import (
     MAX_PNG_POSITIONS,
     attention_maps,
     attention_summary,
+    describe_inspection,
     logit_lens,
     save_attention_png,
+    token_text,
     top_next_tokens,
 )
 from .model import load_model
@@ -132,12 +134,6 @@ def in_window(ids: list[int], n_ctx: int) -> list[int]:
 def shown_prompt(prompt: str) -> str:
     """A prompt as one quoted line of output: long ones keep their start and end."""
     return '"' + elide(prompt, PROMPT_SHOWN) + '"'
-
-
-def token_text(tokenizer, token_id: int) -> str:
-    """The text a token stands for; bytes that are only part of a character (emoji are
-    often split over tokens) are shown as escapes like \\xf0."""
-    return tokenizer.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
 
 
 def show(token: str) -> str:
@@ -359,10 +355,7 @@ def inspect_command(prompt, model_name, k, png, layers, as_json):
             "prompt": prompt,
             "model": name,
             "tokenizer": label,
-            "tokens": [{"id": i, "token": t} for i, t in zip(ids, tokens)],
-            "next": [{"id": i, "token": name_of(i), "probability": p} for i, p in lens[-1]],
-            "logit_lens": [[{"id": i, "token": name_of(i), "probability": p} for i, p in row] for row in lens],
-            "attention": summary,
+            **describe_inspection(tokenizer, ids, lens, summary),
             "png": str(png) if png else None,
             "png_positions": drawn if png else None,
         })

@@ -50,6 +50,28 @@ def attention_maps(model: GPT2, ids: list[int]) -> np.ndarray:
     return model.attention_maps(np.array(ids))
 
 
+def token_text(tokenizer, token_id: int) -> str:
+    """The text a token stands for; bytes that are only part of a character (emoji are
+    often split over tokens) are shown as escapes like \\xf0."""
+    return tokenizer.token_bytes(token_id).decode("utf-8", errors="backslashreplace")
+
+
+def describe_inspection(tokenizer, ids: list[int], lens: list[list[tuple[int, float]]], summary: list[dict]) -> dict:
+    """The prompt's tokens, next tokens, logit lens and attention summary as plain data:
+    the body of `transformer inspect --json`, shared with the classroom page's API so both
+    answer the same question in the same shape."""
+
+    def rows(pairs: list[tuple[int, float]]) -> list[dict]:
+        return [{"id": i, "token": token_text(tokenizer, i), "probability": p} for i, p in pairs]
+
+    return {
+        "tokens": [{"id": i, "token": token_text(tokenizer, i)} for i in ids],
+        "next": rows(lens[-1]),
+        "logit_lens": [rows(row) for row in lens],
+        "attention": summary,
+    }
+
+
 def attention_summary(maps: np.ndarray, tokens: list[str]) -> list[dict]:
     """For each layer and head: where the last position looks most, and how much
     attention (averaged over positions) goes to the previous token and to the first."""
