@@ -558,3 +558,88 @@ def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdow
         echo_json(report.to_dict())
     else:
         click.echo(guessing.render_accuracy(report, markdown))
+
+
+# ------------------------------------------------ cloze: the last word of a passage
+
+
+def cloze_passages(passages_file: Path | None, dataset: str | None, split: str, column: str):
+    """The passages from FILE.jsonl or --dataset, read before any model loads (None: build from the held-out books)."""
+    from . import cloze as cz
+
+    if passages_file is not None and dataset:
+        raise UserError("give FILE.jsonl or --dataset NAME, not both")
+    if passages_file is not None:
+        return cz.read_jsonl(passages_file)
+    if dataset:
+        return cz.read_dataset(dataset, split, column)
+    return None
+
+
+def default_cloze_set_path() -> Path:
+    """Where the cloze set built from the held-out books is written: beside the default n-gram model."""
+    from ngram import default_model_path
+
+    return default_model_path().parent / "cloze-heldout.jsonl"
+
+
+@main.command()
+@click.argument("passages_file", metavar="[FILE.jsonl]", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", help="Or a Hugging Face dataset (online), e.g. EleutherAI/lambada_openai.")
+@click.option("--split", default="test", show_default=True, help="The dataset split.")
+@click.option("--column", default="text", show_default=True, help="The dataset column holding the passage.")
+@click.option("--passages", "limit", type=click.IntRange(0), default=None,
+              help="Score only the first N passages (0 = all) [default: all of a file; 500 built from the books].")
+@click.option("--save-set", "save_set", type=click.Path(path_type=Path), default=None,
+              help="Where to write the cloze set built from the held-out books [default: cloze-heldout.jsonl "
+                   "beside the default n-gram model].")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def cloze(passages_file, dataset, split, column, limit, save_set, ngram_path, transformer_name, markdown, progress, as_json):
+    """Guess the last word of each passage from the whole passage (LAMBADA).
+
+    lm-evaluation-harness's lambada_openai definitions: context = all but the last word,
+    target = " " + the last word; accuracy = greedy decoding reproduces every target
+    token; perplexity = exp(-mean target log-likelihood). The n-gram is right when the
+    target is its top-1 next word. Without FILE.jsonl ({"text": ...} a line), a cloze
+    set is built from the held-out books (passages whose last word occurred earlier in
+    them) and written to a file whose path is printed. Published GPT-2 figures are
+    printed beside, labelled as published, not measured.
+
+    \b
+    Example:
+      bench cloze
+      bench cloze lambada_test.jsonl --passages 500 --json
+      bench cloze --dataset EleutherAI/lambada_openai
+    """
+    from . import cloze as cz
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    if save_set is not None and (passages_file is not None or dataset):
+        raise UserError("--save-set writes the set built from the held-out books; it does not go with FILE or --dataset")
+    passages = cloze_passages(passages_file, dataset, split, column)
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"bench cloze needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    rule = None
+    if passages is None:
+        texts = cz.build_cloze_set(cz.heldout_documents(ngram), limit or cz.DEFAULT_PASSAGES)
+        path = cz.write_jsonl(texts, save_set or default_cloze_set_path())
+        models.notice(f"cloze set: {plural(len(texts), 'passage')} from the held-out books written to {path} "
+                      f"(bench cloze {path} scores it again)")
+        passages, source, rule = [cz.split_passage(t, i) for i, t in enumerate(texts, 1)], str(path), cz.CLOZE_RULE
+    else:
+        source = str(passages_file or f"datasets:{dataset}/{split}")
+        if limit:
+            passages = passages[:limit]
+    transformer = load_transformer(transformer_name)
+    report = cz.cloze(ngram, transformer, passages, source, rule, progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(cz.render_cloze(report, markdown))
