@@ -593,13 +593,17 @@ def default_cloze_set_path() -> Path:
 @click.option("--save-set", "save_set", type=click.Path(path_type=Path), default=None,
               help="Where to write the cloze set built from the held-out books [default: cloze-heldout.jsonl "
                    "beside the default n-gram model].")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="BLAS threads for the transformer's passes (its matmuls are small: one thread wastes no time "
+                   "waiting for another on a busy machine).")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
-def cloze(passages_file, dataset, split, column, limit, save_set, ngram_path, transformer_name, markdown, progress, as_json):
+def cloze(passages_file, dataset, split, column, limit, save_set, threads, ngram_path, transformer_name, markdown, progress,
+          as_json):
     """Guess the last word of each passage from the whole passage (LAMBADA).
 
     lm-evaluation-harness's lambada_openai definitions: context = all but the last word,
@@ -638,6 +642,9 @@ def cloze(passages_file, dataset, split, column, limit, save_set, ngram_path, tr
         if limit:
             passages = passages[:limit]
     transformer = load_transformer(transformer_name)
+    from corpora.runtime import set_blas_threads
+
+    set_blas_threads(threads)
     report = cz.cloze(ngram, transformer, passages, source, rule, progress)
     if as_json:
         echo_json(report.to_dict())

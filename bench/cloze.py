@@ -238,25 +238,28 @@ def encode_passage(tokenizer, passage: Passage, n_ctx: int) -> Encoded:
 
 
 def greedy_and_logprob(model, h: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of hidden states: is the target the argmax, and its log-probability."""
-    hits = np.empty(len(targets), dtype=bool)
+    """For each row of hidden states: the argmax token, and the target's log-probability."""
+    best = np.empty(len(targets), dtype=np.int64)
     logp = np.empty(len(targets))
     for lo in range(0, len(targets), LOGIT_ROWS):
         logits = model.unembed(h[lo:lo + LOGIT_ROWS])
-        hits[lo:lo + LOGIT_ROWS] = logits.argmax(axis=-1) == targets[lo:lo + LOGIT_ROWS]
+        best[lo:lo + LOGIT_ROWS] = logits.argmax(axis=-1)
         logp[lo:lo + LOGIT_ROWS] = logprob_of(logits, targets[lo:lo + LOGIT_ROWS])  # consumes the logits
-    return hits, logp
+    return best, logp
 
 
-def score_one(model, encoded: Encoded) -> tuple[bool, float]:
-    """The reference: one passage, one pass. (greedy reproduces the target, its log-likelihood)."""
+def score_one(model, encoded: Encoded) -> tuple[bool, float, int]:
+    """The reference: one passage, one pass. (greedy reproduces the target, its log-likelihood,
+    the argmax in place of the target's first token)."""
     h, _ = model.hidden(encoded.ids[:-1])
     n = encoded.n_target
-    hits, logp = greedy_and_logprob(model, h[-n:], encoded.ids[-n:])
-    return bool(hits.all()), float(logp.sum())
+    best, logp = greedy_and_logprob(model, h[-n:], encoded.ids[-n:])
+    return bool((best == encoded.ids[-n:]).all()), float(logp.sum()), int(best[0])
 
 
-def score_batched(model, passages: Sequence[Encoded], progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def score_batched(
+    model, passages: Sequence[Encoded], progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`score_one` for every passage, passages of similar length in one padded pass
     (right padding, never seen by a causal model); only the target rows are unembedded."""
     from tqdm import tqdm
@@ -265,6 +268,7 @@ def score_batched(model, passages: Sequence[Encoded], progress: bool = False) ->
 
     correct = np.zeros(len(passages), dtype=bool)
     loglik = np.zeros(len(passages))
+    first_guess = np.zeros(len(passages), dtype=np.int64)
     index = {id(p): i for i, p in enumerate(passages)}
     with tqdm(total=len(passages), disable=not progress, unit="passage", desc="transformer", leave=False) as bar:
         for batch in batches_by_length(list(passages), model.config):
@@ -274,15 +278,17 @@ def score_batched(model, passages: Sequence[Encoded], progress: bool = False) ->
                 inputs[row, :p.length] = p.ids[:-1]
             h, _ = model.hidden(inputs)
             rows = np.concatenate([h[row, p.length - p.n_target:p.length] for row, p in enumerate(batch)])
-            hits, logp = greedy_and_logprob(model, rows, np.concatenate([p.ids[-p.n_target:] for p in batch]))
+            targets = np.concatenate([p.ids[-p.n_target:] for p in batch])
+            best, logp = greedy_and_logprob(model, rows, targets)
             at = 0
             for p in batch:
                 i = index[id(p)]
-                correct[i] = hits[at:at + p.n_target].all()
+                correct[i] = (best[at:at + p.n_target] == targets[at:at + p.n_target]).all()
                 loglik[i] = logp[at:at + p.n_target].sum()
+                first_guess[i] = best[at]
                 at += p.n_target
             bar.update(len(batch))
-    return correct, loglik
+    return correct, loglik, first_guess
 
 
 # ------------------------------------------------------------------ the n-gram
@@ -453,13 +459,23 @@ def transformer_cloze(choice: TransformerChoice, passages: Sequence[Passage], pr
     """The transformer's accuracy and target log-likelihood on every passage."""
     n_ctx = choice.model.config.n_ctx
     encoded = [encode_passage(choice.tokenizer, p, n_ctx) for p in passages]
-    correct, loglik = score_batched(choice.model, encoded, progress)
+    correct, loglik, first_guess = score_batched(choice.model, encoded, progress)
     truncated = sum(e.truncated for e in encoded)
+    white = white_space_guesses(choice.tokenizer, first_guess)
     score = Score(nll=float(-loglik.sum()), tokens=sum(e.n_target for e in encoded), units=target_units(passages),
                   token_kind=f"BPE ({choice.folder.name})")
     notes = [f"{truncated:,} passage{'s' if truncated != 1 else ''} longer than its {n_ctx}-token window, "
              "left-truncated"] if truncated else []
-    return ModelCloze("transformer", choice.description, int(correct.sum()), score, notes, {"truncated": truncated})
+    if white:
+        notes.append(f"its first guess was white space (a line break?) in {white:,} passages")
+    return ModelCloze("transformer", choice.description, int(correct.sum()), score, notes,
+                      {"truncated": truncated, "white_space_first_guesses": white})
+
+
+def white_space_guesses(tokenizer, guesses: np.ndarray) -> int:
+    """How many first guesses were only white space: a model trained on hard-wrapped lines
+    expects a line break after a line's worth of words, where the passage has a space."""
+    return sum(not tokenizer.token_bytes(int(g)).strip() for g in guesses)
 
 
 def ngram_cloze(model: NgramModel, passages: Sequence[Passage], spelling=None, progress: bool = False) -> ModelCloze:

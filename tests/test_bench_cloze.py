@@ -107,10 +107,11 @@ def test_batched_passes_equal_one_pass_per_passage_and_long_passages_are_left_tr
     encoded = [cz.encode_passage(gpt.tokenizer, p, gpt.model.config.n_ctx) for p in passages]
     assert [e.truncated for e in encoded] == [False, False, True, False, False]
     assert len(encoded[2].ids) == gpt.model.config.n_ctx + 1
-    correct, loglik = cz.score_batched(gpt.model, encoded)
+    correct, loglik, first = cz.score_batched(gpt.model, encoded)
     one_by_one = [cz.score_one(gpt.model, e) for e in encoded]
-    assert correct.tolist() == [c for c, _ in one_by_one]
-    np.testing.assert_allclose(loglik, [ll for _, ll in one_by_one], rtol=1e-5)
+    assert correct.tolist() == [c for c, _, _ in one_by_one]
+    np.testing.assert_allclose(loglik, [ll for _, ll, _ in one_by_one], rtol=1e-5)
+    assert first.tolist() == [g for _, _, g in one_by_one]
     result = cz.transformer_cloze(gpt, passages)
     assert result.counts["truncated"] == 1 and "1 passage longer than its 128-token window" in result.notes[0]
 
@@ -233,3 +234,13 @@ def test_cli_builds_the_set_from_the_held_out_books_and_says_where(ngram_file, t
     assert result.exit_code == 0, result.output
     assert str(saved) in result.stderr and saved.read_text() == '{"text": "The cat sat on the mat and the cat"}\n'
     assert "Built from the held-out books" in result.stdout
+
+
+def test_first_guesses_that_are_only_white_space_are_counted():
+    class Bytes:  # a tokenizer whose tokens are given by hand
+        pieces = [b"\n", b" it", b"  ", b","]
+
+        def token_bytes(self, i):
+            return self.pieces[i]
+
+    assert cz.white_space_guesses(Bytes(), np.array([0, 1, 2, 3, 0])) == 3
