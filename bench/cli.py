@@ -248,6 +248,9 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @click.option("--breakdown", "with_breakdown", is_flag=True,
               help="Also split the words by the longest context the trie has seen before them, with both models' "
                    "per-word perplexity in each bucket.")
+@click.option("--wikitext", "as_wikitext", is_flag=True,
+              help="--text is raw WikiText (wiki.test.raw): score it as lm-evaluation-harness does (articles, its "
+                   "detokenizer, disjoint windows, the original words and bytes), with published figures beside.")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
@@ -255,7 +258,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @json_option
 @friendly_errors
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
-               with_breakdown, ngram_path, transformer_name, markdown, progress, as_json):
+               with_breakdown, as_wikitext, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
 
     Rows for the n-gram at every order with add-1, Kneser-Ney and MLE, and for the
@@ -268,6 +271,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
       bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
       bench perplexity --mix 0.5 --json
       bench perplexity --breakdown --max-words 5000
+      bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --wikitext --transformer gpt2
     """
     from . import perplexity as ppl
 
@@ -276,6 +280,10 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
     check_transformer(transformer_name)
     if max_words is None and (text_file is not None or dataset):
         max_words = ppl.DEFAULT_MAX_WORDS
+    if as_wikitext:
+        wikitext_perplexity(text_file, dataset, mix, with_breakdown, max_words, wanted, orders, closed_vocab, ablation,
+                            ngram_path, transformer_name, markdown, progress, as_json)
+        return
     text = evaluation_text(text_file, dataset, dataset_config, split, column, max_words)
     ngram = models.ngram_model(ngram_path, progress=progress)
     wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
@@ -304,6 +312,31 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         click.echo(ppl.render_report(report, markdown))
         if split_up:
             click.echo("\n" + buckets.render_breakdown(split_up, markdown))
+
+
+def wikitext_perplexity(text_file, dataset, mix, with_breakdown, max_words, wanted, orders, closed_vocab, ablation,
+                        ngram_path, transformer_name, markdown, progress, as_json) -> None:
+    """`bench perplexity --wikitext`: the checks, then `bench.wikitext.wikitext_report`."""
+    from . import perplexity as ppl
+    from . import wikitext as wiki
+
+    if text_file is None or dataset:
+        raise UserError("--wikitext reads a raw WikiText file: give --text wiki.test.raw (not --dataset)")
+    if mix or with_breakdown:
+        raise UserError("--wikitext does not go with --mix or --breakdown")
+    text = wiki.read_wikitext(text_file, max_words or None)
+    if text.truncated:
+        models.notice(f"scoring the first {plural(len(text.originals), 'article')} ({text.units.words:,} words, "
+                      "--max-words); --max-words 0 scores all")
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
+    transformer = load_transformer(transformer_name)
+    report = wiki.wikitext_report(ngram, transformer, text, wanted, open_vocab=not closed_vocab, ablation=ablation,
+                                  progress=progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(ppl.render_report(report, markdown))
 
 
 @main.command()
