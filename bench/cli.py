@@ -15,6 +15,8 @@ from . import compare as comparing
 from . import models
 from .perplexity import ABLATIONS
 
+REPORT_EXPERIMENTS = ("context", "breakdown", "induction", "accuracy", "cloze")  # bench.report.EXPERIMENTS, without importing it
+
 NGRAM_HELP = "The n-gram model file [default: the default model; built from the default books if missing]."
 TRANSFORMER_HELP = (
     "The transformer: a model folder, a Hugging Face name, 'bundled' (trained on the default books), "
@@ -392,21 +394,27 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @click.option("--no-mix", is_flag=True, help="Leave out the mixture rows (they need an n-gram over the transformer's tokens).")
 @click.option("--ablation", type=click.Choice(ABLATIONS), default="top", show_default=True,
               help="Transformer rows with its context cut to n-1 tokens: highest order only, every order, or none.")
+@click.option("--skip", "skipped", multiple=True, type=click.Choice(REPORT_EXPERIMENTS),
+              help="Leave out one of the experiments (repeatable): context, breakdown, induction, accuracy, cloze.")
 @ngram_option
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
-def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, ngram_path, transformer_name, progress):
-    """Run compare, perplexity and speed; write one folder a reader can cite and rerun.
+def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, skipped, ngram_path,
+           transformer_name, progress):
+    """Run compare, perplexity, the experiments and speed; write one folder a reader can cite and rerun.
 
     report.md holds the tables with the exact command, model hashes, corpus, split and
     versions; report.json every number; PNG plots show perplexity against n-gram order,
-    next-word probabilities for a prompt, and latency against context length.
+    next-word probabilities for a prompt, latency against context length, and the
+    experiments of bench context, induction and cloze (whose passages are written beside
+    as cloze.jsonl). The breakdown, accuracy and cloze tables are in report.md.
 
     \b
     Example:
       bench report -o reports/books
       bench report -o reports/wiki --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
+      bench report -o reports/quick --no-speed --skip context --skip accuracy
     """
 
     from ngram import default_model_path
@@ -426,6 +434,7 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, a
     result = reporting.build_report(
         ngram, Path(ngram_path or default_model_path()), transformer, text, command, prompts, seed,
         speed=not no_speed, mix=not no_mix, ablation=ablation, corpus_folder=models.corpus_folder_of(ngram), progress=progress,
+        experiments=[e for e in REPORT_EXPERIMENTS if e not in skipped],
     )
     path = reporting.write_report(result, output)
     click.echo(f"Wrote {path} and {plural(len(result.files) - 1, 'more file')} in {output}.")
