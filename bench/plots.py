@@ -79,7 +79,7 @@ def next_word_bars(comparison: Comparison, path: Path, k: int = 10) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, words, title, colour in (
         (axes[0], comparison.ngram.words[:k], f"n-gram: {comparison.ngram.model}", MODEL_COLOURS["n-gram"]),
-        (axes[1], comparison.transformer.words[:k], f"transformer: {comparison.transformer.model}",
+        (axes[1], comparison.transformer.words[:k], f"transformer: {comparison.transformer.model.split(' (')[0]}",
          MODEL_COLOURS["transformer"]),
     ):
         labels = [show_word(w.word).split(" ")[0] for w in words][::-1]
@@ -204,7 +204,7 @@ def cloze_bars(report, path: Path) -> Path:
     """Cloze accuracy of both models (`bench cloze`), with the published figures beside as
     hatched grey bars: they are another test set, published, not measured here."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
     labels, values, colours, hatches = [], [], [], []
     for m in report.models:
         labels.append(f"{m.name}\n{m.description.split(' (')[0]}")
@@ -213,7 +213,7 @@ def cloze_bars(report, path: Path) -> Path:
         hatches.append("")
     for p in report.published:
         if p.accuracy is not None:
-            labels.append(f"{p.model}\n{p.rule.split(',')[0]} (published)")
+            labels.append(f"{p.model}\n{p.rule.split(',')[0]}\n(published)")
             values.append(100 * p.accuracy)
             colours.append("lightgray")
             hatches.append("//")
@@ -224,6 +224,7 @@ def cloze_bars(report, path: Path) -> Path:
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylabel("accuracy: the last word guessed exactly (%)")
     ax.set_ylim(0, max(values + [1]) * 1.2)
-    ax.set_title(f"Cloze accuracy on {short_source(report.source, 50)} ({report.models[0].passages:,} passages);\n"
+    name = Path(report.source).name if "/" in report.source else report.source
+    ax.set_title(f"Cloze accuracy on {short_source(name, 50)} ({report.models[0].passages:,} passages);\n"
                  "grey hatched: published on LAMBADA, not measured here", fontsize=9)
     return finish(fig, path)
