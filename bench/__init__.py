@@ -17,6 +17,8 @@ The pieces:
   breakdown   words bucketed by the context the trie has seen; who wins in each bucket
   induction   random sequences shown twice: copying, and the heads that do it
   accuracy    next-word accuracy, top-1 and top-5, of both models
+  cloze       the last word of a passage (LAMBADA, the harness's lambada_openai definitions)
+  wikitext    WikiText scored as lm-evaluation-harness does (articles, detokenizer, disjoint windows)
   report      all of it in one folder: report.md, report.json and plots
   tables      aligned text and Markdown tables, for every table above
   cli         the `bench` command: arguments checked before any model loads

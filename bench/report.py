@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from corpora import UserError
 from corpora.common import atomic_write
@@ -120,9 +120,10 @@ def describe_models(ngram: NgramModel, ngram_path: Path, choice: TransformerChoi
 def build_report(
     ngram: NgramModel, ngram_path: Path, choice: TransformerChoice, text: ppl.EvalText, command: str,
     prompts: list[str] | None = None, seed: int = 0, speed: bool = True, mix: bool = True, ablation: str = "top",
-    corpus_folder: Path | None = None, k: int = 10, progress: bool = True, experiments=EXPERIMENTS,
+    corpus_folder: Path | None = None, k: int = 10, progress: bool = True, experiments: Sequence[str] = (),
 ) -> Report:
-    """Run everything; nothing is written here. `experiments`: which of `EXPERIMENTS` to run."""
+    """Run everything; nothing is written here. `experiments`: which of `EXPERIMENTS` to run
+    (`bench report` runs all of them unless told to --skip one)."""
     prompts = prompts or standard_prompts()
     comparisons = [comparing.compare(p, ngram, choice, k) for p in prompts]
     perplexity = ppl.compare_perplexity(ngram, choice, text, ablation=ablation, progress=progress)

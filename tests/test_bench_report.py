@@ -85,7 +85,7 @@ def test_the_written_report_holds_every_experiment(ngram, small_sizes, tmp_path)
     gpt = models.transformer_model(str(FIXTURE))
     report = reporting.build_report(model, path, gpt, ppl.heldout_text(model), "bench report -o x",
                                     prompts=["The cat sat on the"], speed=False, mix=False, ablation="none",
-                                    progress=False)
+                                    progress=False, experiments=reporting.EXPERIMENTS)
     reporting.write_report(report, tmp_path)
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert all(f"## {reporting.EXPERIMENT_TITLES[name][0]}" in markdown for name in reporting.EXPERIMENTS)
