@@ -265,7 +265,8 @@ def wikitext_report(
         "detokenized, each scored alone; words and bytes are the ORIGINAL articles' (the harness's word count).",
         "per word = the harness's word_perplexity; bits/byte = its bits_per_byte (byte_perplexity = 2^bits/byte).",
         *[c for c in CAVEATS if open_vocab or not c.startswith("Unknown words")],
-        *training_data_caveats(ngram, choice),
+        *[c.replace("the held-out text is new to both", "WikiText is new to both, and far from what they read")
+          for c in training_data_caveats(ngram, choice)],
         *PUBLISHED,
     ]
     vocab = "open vocabulary" if open_vocab else "closed vocabulary"
