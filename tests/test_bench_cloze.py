@@ -244,3 +244,15 @@ def test_first_guesses_that_are_only_white_space_are_counted():
             return self.pieces[i]
 
     assert cz.white_space_guesses(Bytes(), np.array([0, 1, 2, 3, 0])) == 3
+
+
+def test_a_dataset_is_read_row_by_row_and_a_missing_column_named(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda name, split: [{"text": "The cat sat on the mat"}, {"text": "It was the dog"}]
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    assert [(p.line, p.word) for p in cz.read_dataset("EleutherAI/lambada_openai")] == [(1, "mat"), (2, "dog")]
+    with pytest.raises(UserError, match="has no column 'passage'"):
+        cz.read_dataset("EleutherAI/lambada_openai", column="passage")
