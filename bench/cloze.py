@@ -42,7 +42,7 @@ import numpy as np
 
 from corpora import UserError
 from corpora.tokenizers import BOS, EOS, UNK
-from corpora.tokenizers.words import paragraphs, split_sentences
+from corpora.tokenizers.words import split_sentences
 from corpora.units import Score, TextUnits
 from ngram import NgramModel
 from ngram.predict import seen_after, top_indices, words_only
@@ -137,11 +137,13 @@ SENTENCES = 5  # sentences per passage
 MIN_WORDS, MAX_WORDS = 30, 200  # words per passage
 NOT_IN_LAST = 5  # the target must not be among the passage's last 5 words before it
 TRAILING = "\"'”’)]}.,;:!?-—_"
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 CLOZE_RULE = (
     f"passages of {SENTENCES} consecutive sentences of one held-out document ({MIN_WORDS}-{MAX_WORDS} words), "
-    "ending at a sentence end with its final punctuation and closing quotes removed; kept when the last word "
-    f"(letters only, case folded) occurs earlier in the passage but not among the {NOT_IN_LAST} words before it; "
-    "a kept passage's sentences are not reused; if more are found than asked for, an evenly spaced selection"
+    "as written (line breaks kept), ending at a sentence end with its final punctuation and closing quotes removed; "
+    "kept when the last word follows a space (not a line break) and (letters only, case folded) occurs earlier in "
+    f"the passage but not among the {NOT_IN_LAST} words before it; a kept passage's sentences are not reused; if "
+    "more are found than asked for, an evenly spaced selection"
 )
 
 
@@ -150,9 +152,17 @@ def bare(word: str) -> str:
     return word.strip(TRAILING + "“‘(").lower()
 
 
-def cloze_passage(sentences: Sequence[str]) -> str | None:
-    """The sentences as one passage if it meets the rule (`CLOZE_RULE`), else None."""
-    text = " ".join(sentences).rstrip(TRAILING + " ")
+def cloze_passage(text: str) -> str | None:
+    """The text (sentences as written) as a passage if it meets the rule (`CLOZE_RULE`), else None.
+
+    The layout is kept because the transformer learned it: a model trained on hard-wrapped
+    books expects a line break after a line's worth of words, and would be asked for the
+    last word where it expects one if the passage were joined into one line.
+    """
+    text = text.rstrip(TRAILING + " \n\t")
+    match = LAST_WORD.match(text)
+    if match is None or text[len(match.group(1)):-len(match.group(2))] != " ":
+        return None  # the last word must follow one space, as the target " word" says
     words = text.split()
     if not MIN_WORDS <= len(words) <= MAX_WORDS:
         return None
@@ -165,12 +175,30 @@ def cloze_passage(sentences: Sequence[str]) -> str | None:
     return text
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every sentence of a document as written: its blank-line separated
+    paragraphs, cut by the word tokenizer's own rule (`split_sentences`), line breaks kept."""
+    spans = []
+    begin = 0
+    for end in [m.start() for m in PARAGRAPH_BREAK.finditer(text)] + [len(text)]:
+        block = text[begin:end]
+        cursor = 0
+        for sentence in split_sentences(block.strip()):
+            at = block.find(sentence, cursor)
+            spans.append((begin + at, begin + at + len(sentence)))
+            cursor = at + len(sentence)
+        match = PARAGRAPH_BREAK.search(text, end)
+        begin = match.end() if match and match.start() == end else end
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
 def document_passages(text: str) -> list[str]:
     """Every passage of one document that meets the rule, left to right, sentences not reused."""
-    sentences = [s for p in paragraphs(text) for s in split_sentences(p)]
+    text = text.replace("\x00", "")
+    spans = sentence_spans(text)
     found, i = [], 0
-    while i + SENTENCES <= len(sentences):
-        passage = cloze_passage(sentences[i:i + SENTENCES])
+    while i + SENTENCES <= len(spans):
+        passage = cloze_passage(text[spans[i][0]:spans[i + SENTENCES - 1][1]])
         if passage is None:
             i += 1
         else:

@@ -179,6 +179,17 @@ def test_the_cloze_rule_keeps_a_last_word_seen_earlier_but_not_among_the_last_fi
     assert cz.document_passages(never) == []
 
 
+def test_the_cloze_rule_keeps_the_books_line_breaks_but_wants_a_space_before_the_last_word():
+    opening = "The lamp was lit in the hall.\nNobody came to the door that evening at all."
+    middle = " We waited and waited for hours. Then we heard a knock.\n\nIt was only the wind"
+    kept = opening + middle + " at the lamp."
+    after_a_line_break = opening + middle + " at the\nlamp."
+    assert cz.document_passages(kept) == [kept.rstrip(".")]  # the line breaks are still there
+    assert cz.document_passages(after_a_line_break) == []
+    passage = cz.split_passage(cz.document_passages(kept)[0])
+    assert passage.context + passage.target == kept.rstrip(".")
+
+
 def test_the_cloze_set_is_an_evenly_spaced_selection_and_written_as_jsonl(tmp_path):
     doc = " ".join(f"Sentence {i} names the lamp and more words here to make it long enough today." for i in range(60))
     found = cz.document_passages(doc)
