@@ -17,6 +17,8 @@ The pieces:
   breakdown   words bucketed by the context the trie has seen; who wins in each bucket
   induction   random sequences shown twice: copying, and the heads that do it
   accuracy    next-word accuracy, top-1 and top-5, of both models
+  cloze       the last word of a passage (LAMBADA, the harness's lambada_openai definitions)
+  wikitext    WikiText scored as lm-evaluation-harness does (articles, detokenizer, disjoint windows)
   learning    the learning curve: held-out per-word perplexity against training tokens seen
   report      all of it in one folder: report.md, report.json and plots
   serve       the classroom page: both models in a browser, and its JSON API (FastAPI)

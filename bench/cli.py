@@ -15,6 +15,8 @@ from . import compare as comparing
 from . import models
 from .perplexity import ABLATIONS
 
+REPORT_EXPERIMENTS = ("context", "breakdown", "induction", "accuracy", "cloze")  # bench.report.EXPERIMENTS, without importing it
+
 NGRAM_HELP = "The n-gram model file [default: the default model; built from the default books if missing]."
 TRANSFORMER_HELP = (
     "The transformer: a model folder, a Hugging Face name, 'bundled' (trained on the default books), "
@@ -248,6 +250,9 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @click.option("--breakdown", "with_breakdown", is_flag=True,
               help="Also split the words by the longest context the trie has seen before them, with both models' "
                    "per-word perplexity in each bucket.")
+@click.option("--wikitext", "as_wikitext", is_flag=True,
+              help="--text is raw WikiText (wiki.test.raw): score it as lm-evaluation-harness does (articles, its "
+                   "detokenizer, disjoint windows, the original words and bytes), with published figures beside.")
 @ngram_option
 @transformer_option
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
@@ -255,7 +260,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @json_option
 @friendly_errors
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
-               with_breakdown, ngram_path, transformer_name, markdown, progress, as_json):
+               with_breakdown, as_wikitext, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
 
     Rows for the n-gram at every order with add-1, Kneser-Ney and MLE, and for the
@@ -268,6 +273,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
       bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
       bench perplexity --mix 0.5 --json
       bench perplexity --breakdown --max-words 5000
+      bench perplexity --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --wikitext --transformer gpt2
     """
     from . import perplexity as ppl
 
@@ -276,6 +282,10 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
     check_transformer(transformer_name)
     if max_words is None and (text_file is not None or dataset):
         max_words = ppl.DEFAULT_MAX_WORDS
+    if as_wikitext:
+        wikitext_perplexity(text_file, dataset, mix, with_breakdown, max_words, wanted, orders, closed_vocab, ablation,
+                            ngram_path, transformer_name, markdown, progress, as_json)
+        return
     text = evaluation_text(text_file, dataset, dataset_config, split, column, max_words)
     ngram = models.ngram_model(ngram_path, progress=progress)
     wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
@@ -304,6 +314,31 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
         click.echo(ppl.render_report(report, markdown))
         if split_up:
             click.echo("\n" + buckets.render_breakdown(split_up, markdown))
+
+
+def wikitext_perplexity(text_file, dataset, mix, with_breakdown, max_words, wanted, orders, closed_vocab, ablation,
+                        ngram_path, transformer_name, markdown, progress, as_json) -> None:
+    """`bench perplexity --wikitext`: the checks, then `bench.wikitext.wikitext_report`."""
+    from . import perplexity as ppl
+    from . import wikitext as wiki
+
+    if text_file is None or dataset:
+        raise UserError("--wikitext reads a raw WikiText file: give --text wiki.test.raw (not --dataset)")
+    if mix or with_breakdown:
+        raise UserError("--wikitext does not go with --mix or --breakdown")
+    text = wiki.read_wikitext(text_file, max_words or None)
+    if text.truncated:
+        models.notice(f"scoring the first {plural(len(text.originals), 'article')} ({text.units.words:,} words, "
+                      "--max-words); --max-words 0 scores all")
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    wanted = check_orders(wanted, ngram.order, orders) if wanted else list(range(1, ngram.order + 1))
+    transformer = load_transformer(transformer_name)
+    report = wiki.wikitext_report(ngram, transformer, text, wanted, open_vocab=not closed_vocab, ablation=ablation,
+                                  progress=progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(ppl.render_report(report, markdown))
 
 
 @main.command()
@@ -359,21 +394,27 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @click.option("--no-mix", is_flag=True, help="Leave out the mixture rows (they need an n-gram over the transformer's tokens).")
 @click.option("--ablation", type=click.Choice(ABLATIONS), default="top", show_default=True,
               help="Transformer rows with its context cut to n-1 tokens: highest order only, every order, or none.")
+@click.option("--skip", "skipped", multiple=True, type=click.Choice(REPORT_EXPERIMENTS),
+              help="Leave out one of the experiments (repeatable): context, breakdown, induction, accuracy, cloze.")
 @ngram_option
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
-def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, ngram_path, transformer_name, progress):
-    """Run compare, perplexity and speed; write one folder a reader can cite and rerun.
+def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, skipped, ngram_path,
+           transformer_name, progress):
+    """Run compare, perplexity, the experiments and speed; write one folder a reader can cite and rerun.
 
     report.md holds the tables with the exact command, model hashes, corpus, split and
     versions; report.json every number; PNG plots show perplexity against n-gram order,
-    next-word probabilities for a prompt, and latency against context length.
+    next-word probabilities for a prompt, latency against context length, and the
+    experiments of bench context, induction and cloze (whose passages are written beside
+    as cloze.jsonl). The breakdown, accuracy and cloze tables are in report.md.
 
     \b
     Example:
       bench report -o reports/books
       bench report -o reports/wiki --text ../shared/corpora/eval/wikitext-2/wiki.test.raw --max-words 50000
+      bench report -o reports/quick --no-speed --skip context --skip accuracy
     """
 
     from ngram import default_model_path
@@ -393,6 +434,7 @@ def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, a
     result = reporting.build_report(
         ngram, Path(ngram_path or default_model_path()), transformer, text, command, prompts, seed,
         speed=not no_speed, mix=not no_mix, ablation=ablation, corpus_folder=models.corpus_folder_of(ngram), progress=progress,
+        experiments=[e for e in REPORT_EXPERIMENTS if e not in skipped],
     )
     path = reporting.write_report(result, output)
     click.echo(f"Wrote {path} and {plural(len(result.files) - 1, 'more file')} in {output}.")
@@ -558,6 +600,98 @@ def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdow
         echo_json(report.to_dict())
     else:
         click.echo(guessing.render_accuracy(report, markdown))
+
+
+# ------------------------------------------------ cloze: the last word of a passage
+
+
+def cloze_passages(passages_file: Path | None, dataset: str | None, split: str, column: str):
+    """The passages from FILE.jsonl or --dataset, read before any model loads (None: build from the held-out books)."""
+    from . import cloze as cz
+
+    if passages_file is not None and dataset:
+        raise UserError("give FILE.jsonl or --dataset NAME, not both")
+    if passages_file is not None:
+        return cz.read_jsonl(passages_file)
+    if dataset:
+        return cz.read_dataset(dataset, split, column)
+    return None
+
+
+def default_cloze_set_path() -> Path:
+    """Where the cloze set built from the held-out books is written: beside the default n-gram model."""
+    from ngram import default_model_path
+
+    return default_model_path().parent / "cloze-heldout.jsonl"
+
+
+@main.command()
+@click.argument("passages_file", metavar="[FILE.jsonl]", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", help="Or a Hugging Face dataset (online), e.g. EleutherAI/lambada_openai.")
+@click.option("--split", default="test", show_default=True, help="The dataset split.")
+@click.option("--column", default="text", show_default=True, help="The dataset column holding the passage.")
+@click.option("--passages", "limit", type=click.IntRange(0), default=None,
+              help="Score only the first N passages (0 = all) [default: all of a file; 500 built from the books].")
+@click.option("--save-set", "save_set", type=click.Path(path_type=Path), default=None,
+              help="Where to write the cloze set built from the held-out books [default: cloze-heldout.jsonl "
+                   "beside the default n-gram model].")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="BLAS threads for the transformer's passes (its matmuls are small: one thread wastes no time "
+                   "waiting for another on a busy machine).")
+@ngram_option
+@transformer_option
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def cloze(passages_file, dataset, split, column, limit, save_set, threads, ngram_path, transformer_name, markdown, progress,
+          as_json):
+    """Guess the last word of each passage from the whole passage (LAMBADA).
+
+    lm-evaluation-harness's lambada_openai definitions: context = all but the last word,
+    target = " " + the last word; accuracy = greedy decoding reproduces every target
+    token; perplexity = exp(-mean target log-likelihood). The n-gram is right when the
+    target is its top-1 next word. Without FILE.jsonl ({"text": ...} a line), a cloze
+    set is built from the held-out books (passages whose last word occurred earlier in
+    them) and written to a file whose path is printed. Published GPT-2 figures are
+    printed beside, labelled as published, not measured.
+
+    \b
+    Example:
+      bench cloze
+      bench cloze lambada_test.jsonl --passages 500 --json
+      bench cloze --dataset EleutherAI/lambada_openai
+    """
+    from . import cloze as cz
+
+    check_ngram_path(ngram_path)
+    check_transformer(transformer_name)
+    if save_set is not None and (passages_file is not None or dataset):
+        raise UserError("--save-set writes the set built from the held-out books; it does not go with FILE or --dataset")
+    passages = cloze_passages(passages_file, dataset, split, column)
+    ngram = models.ngram_model(ngram_path, progress=progress)
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"bench cloze needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    rule = None
+    if passages is None:
+        texts = cz.build_cloze_set(cz.heldout_documents(ngram), limit or cz.DEFAULT_PASSAGES)
+        path = cz.write_jsonl(texts, save_set or default_cloze_set_path())
+        models.notice(f"cloze set: {plural(len(texts), 'passage')} from the held-out books written to {path} "
+                      f"(bench cloze {path} scores it again)")
+        passages, source, rule = [cz.split_passage(t, i) for i, t in enumerate(texts, 1)], str(path), cz.CLOZE_RULE
+    else:
+        source = str(passages_file or f"datasets:{dataset}/{split}")
+        if limit:
+            passages = passages[:limit]
+    transformer = load_transformer(transformer_name)
+    from corpora.runtime import set_blas_threads
+
+    set_blas_threads(threads)
+    report = cz.cloze(ngram, transformer, passages, source, rule, progress)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(cz.render_cloze(report, markdown))
 
 
 # ------------------------------------------------------------ the classroom page

@@ -1,4 +1,10 @@
-"""The report's pictures (matplotlib, file-only Agg backend): one function per plot."""
+"""The report's pictures (matplotlib, file-only Agg backend): one function per plot.
+
+Conventions every plot keeps: one colour per model everywhere (`MODEL_COLOURS`), a title
+that names the text (or prompt) and panel titles that name the model, log axes labelled
+with plain numbers (`plain_log_axis`: 4,000, never 4×10³), and the n-gram drawn above the
+transformer (`NGRAM_STYLE`: open markers, higher zorder) so that neither hides the other.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +13,13 @@ import numpy as np
 
 from .compare import Comparison, show_word
 from .perplexity import PerplexityReport
+
+# Colours: one per model, in every plot.
+MODEL_COLOURS = {"n-gram": "tab:blue", "transformer": "tab:red"}
+# The n-gram's points: open circles drawn above the transformer's line, never hidden under it.
+NGRAM_STYLE = dict(color=MODEL_COLOURS["n-gram"], marker="o", markersize=8, markerfacecolor="white",
+                   markeredgewidth=2, zorder=3)
+TRANSFORMER_STYLE = dict(color=MODEL_COLOURS["transformer"], marker="^", zorder=2)
 
 
 def pyplot():
@@ -35,20 +48,27 @@ def perplexity_vs_order(report: PerplexityReport, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     own = [r for r in report.rows if r.mix is None]  # the aligned-token and mixture rows are not per order
-    kn = [r for r in own if r.model == "n-gram" and r.smoothing == "kn"]
-    if kn:
-        ax.plot([r.order for r in kn], [r.score.per_word for r in kn], "o-", label="n-gram, Kneser-Ney (add-1 and MLE: see the table)")
     full = [r for r in own if r.model == "transformer" and r.context is None]
     if full:
-        ax.axhline(full[0].score.per_word, color="tab:red", label=f"transformer, {full[0].label}")
+        ax.axhline(full[0].score.per_word, color=MODEL_COLOURS["transformer"], zorder=1,
+                   label=f"transformer, {full[0].label}")
     cut = [r for r in own if r.model == "transformer" and r.context is not None]
     if cut:
-        ax.plot([r.context + 1 for r in cut], [r.score.per_word for r in cut], "^:", color="tab:red",
+        ax.plot([r.context + 1 for r in cut], [r.score.per_word for r in cut], linestyle=":", **TRANSFORMER_STYLE,
                 label="transformer, context cut to n-1 tokens")
+    kn = [r for r in own if r.model == "n-gram" and r.smoothing == "kn"]
+    if kn:
+        ax.plot([r.order for r in kn], [r.score.per_word for r in kn], linestyle="-", **NGRAM_STYLE,
+                label="n-gram, Kneser-Ney (add-1 and MLE: see the table)")
     ax.set_yscale("log")
+    values = [r.score.per_word for r in kn + cut + full]
+    finite = [v for v in values if v == v and v != float("inf")]
+    if finite:
+        plain_log_axis(ax.yaxis, nice_ticks(min(finite), max(finite)))
+        ax.set_ylim(min(finite) / 1.15, max(finite) * 1.15)
     ax.set_xlabel("n-gram order n")
     ax.set_ylabel("perplexity per word (log scale; lower is better)")
-    ax.set_title(f"Same text: {report.units.words:,} words")
+    ax.set_title(f"Perplexity on {short_source(report.source)} ({report.units.words:,} words)", fontsize=10)
     ax.set_xticks(sorted({r.order for r in own if r.order}))
     return finish(fig, path, ax)
 
@@ -57,16 +77,17 @@ def next_word_bars(comparison: Comparison, path: Path, k: int = 10) -> Path:
     """Next-word probabilities of both models for one prompt, as two bar charts."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, words, title in (
-        (axes[0], comparison.ngram.words[:k], f"n-gram ({comparison.ngram.model})"),
-        (axes[1], comparison.transformer.words[:k], "transformer"),
+    for ax, words, title, colour in (
+        (axes[0], comparison.ngram.words[:k], f"n-gram: {comparison.ngram.model}", MODEL_COLOURS["n-gram"]),
+        (axes[1], comparison.transformer.words[:k], f"transformer: {comparison.transformer.model.split(' (')[0]}",
+         MODEL_COLOURS["transformer"]),
     ):
         labels = [show_word(w.word).split(" ")[0] for w in words][::-1]
-        ax.barh(labels, [w.probability for w in words][::-1], color="tab:blue" if ax is axes[0] else "tab:red")
+        ax.barh(labels, [w.probability for w in words][::-1], color=colour)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("probability of the next word")
         ax.set_xlim(0, max([w.probability for w in comparison.ngram.words[:k] + comparison.transformer.words[:k]] + [0.01]) * 1.1)
-    fig.suptitle(f"“{comparison.prompt} …”", fontsize=10)
+    fig.suptitle(f"Next word after “{comparison.prompt} …”", fontsize=10)
     return finish(fig, path)
 
 
@@ -74,20 +95,26 @@ def latency_vs_context(latency: dict, path: Path) -> Path:
     """Median next-token latency against the prompt length, both models (log-log)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, style in (("ngram", "o-"), ("transformer", "^-")):
+    xs, ys = set(), []
+    for name, model, style in (("transformer", "transformer", dict(TRANSFORMER_STYLE, linestyle="-")),
+                               ("ngram", "n-gram", dict(NGRAM_STYLE, linestyle="-"))):
         points = sorted((int(n), ms) for n, ms in latency.get(name, {}).items())
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], style, label=name.replace("ngram", "n-gram (top-10)"))
+            ax.plot([p[0] for p in points], [p[1] for p in points], **style,
+                    label="n-gram (top-10)" if model == "n-gram" else model)
+            xs.update(p[0] for p in points)
+            ys += [p[1] for p in points]
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("prompt length (tokens)")
+    if xs:
+        plain_log_axis(ax.xaxis, sorted(xs))
+    positive = [y for y in ys if y > 0]
+    if positive:
+        plain_log_axis(ax.yaxis, nice_ticks(min(positive), max(positive)))
+    ax.set_xlabel("prompt length (tokens, log scale)")
     ax.set_ylabel("next-token latency, median (ms, log scale)")
-    ax.set_title("Latency against context length (no cache: a fresh prompt each time)")
+    ax.set_title("Latency against context length, this machine (no cache: a fresh prompt each time)", fontsize=10)
     return finish(fig, path, ax)
-
-
-# Colours: one per model, in every plot of these experiments.
-MODEL_COLOURS = {"n-gram": "tab:blue", "transformer": "tab:red"}
 
 
 def plain_log_axis(axis, ticks: list[float]) -> None:
@@ -170,4 +197,34 @@ def induction_heatmap(report, path: Path) -> Path:
     model = report.transformer_model.split(" ")[0]
     ax.set_title(f"Induction scores of {model}\n{report.repeats} random sequences of {report.length} tokens, shown twice",
                  fontsize=9)
+    return finish(fig, path)
+
+
+def cloze_bars(report, path: Path) -> Path:
+    """Cloze accuracy of both models (`bench cloze`), with the published figures beside as
+    hatched grey bars: they are another test set, published, not measured here."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9.5, 4.4))
+    labels, values, colours, hatches = [], [], [], []
+    for m in report.models:
+        labels.append(f"{m.name}\n{m.description.split(' (')[0]}")
+        values.append(100 * m.accuracy)
+        colours.append(MODEL_COLOURS.get(m.name, "tab:gray"))
+        hatches.append("")
+    for p in report.published:
+        if p.accuracy is not None:
+            labels.append(f"{p.model}\n{p.rule.split(',')[0]}\n(published)")
+            values.append(100 * p.accuracy)
+            colours.append("lightgray")
+            hatches.append("//")
+    bars = ax.bar(range(len(values)), values, color=colours, hatch=None, edgecolor="black", linewidth=0.5)
+    for bar, hatch, value in zip(bars, hatches, values):
+        bar.set_hatch(hatch)
+        ax.annotate(f"{value:.1f}%", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_ylabel("accuracy: the last word guessed exactly (%)")
+    ax.set_ylim(0, max(values + [1]) * 1.2)
+    name = Path(report.source).name if "/" in report.source else report.source
+    ax.set_title(f"Cloze accuracy on {short_source(name, 50)} ({report.models[0].passages:,} passages);\n"
+                 "grey hatched: published on LAMBADA, not measured here", fontsize=9)
     return finish(fig, path)

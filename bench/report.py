@@ -1,9 +1,15 @@
-"""`bench report`: compare, perplexity and speed in one folder a reader can cite and rerun.
+"""`bench report`: compare, perplexity, the experiments and speed in one folder a reader can cite and rerun.
 
 Writes `report.md` (tables, the exact command, model names and hashes, corpus, split,
 versions), `report.json` (every number) and PNG plots. Everything but the timings is
 reproducible: the same models, text and seed give the same report. Files are written
 only once everything has been computed, each one atomically.
+
+The experiments (`EXPERIMENTS`, each skippable) are those of `bench context`, `bench
+perplexity --breakdown`, `bench induction`, `bench accuracy` and `bench cloze`, at their
+commands' default sizes, on the report's text (its first words, where an experiment's
+cost grows with them). The cloze set built from the held-out books is written into the
+report's folder as cloze.jsonl, so `bench cloze DIR/cloze.jsonl` scores it again.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from corpora import UserError
 from corpora.common import atomic_write
@@ -30,6 +36,10 @@ from .models import TransformerChoice
 
 PROMPTS_FILE = Path(__file__).parent / "prompts.txt"
 TIMING_KEYS = {"seconds", "speed"}  # the only parts of report.json that change from run to run
+EXPERIMENTS = ("context", "breakdown", "induction", "accuracy", "cloze")
+CONTEXT_WORDS = 20_000  # bench context's default
+BREAKDOWN_WORDS = 20_000
+ACCURACY_WORDS = 2_000  # bench accuracy's default
 
 
 def standard_prompts() -> list[str]:
@@ -38,10 +48,16 @@ def standard_prompts() -> list[str]:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of a file; of a model folder (the array format), of its files' names and
+    bytes in name order, so a folder has one hash that changes when any file does."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    files = sorted(p for p in Path(path).iterdir() if p.is_file()) if Path(path).is_dir() else [Path(path)]
+    for file in files:
+        if len(files) > 1 or Path(path).is_dir():
+            digest.update(file.name.encode("utf-8") + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -64,6 +80,8 @@ class Report:
     perplexity: ppl.PerplexityReport
     speed: object | None = None  # bench.speed.SpeedReport
     files: list[str] = field(default_factory=list)
+    experiments: dict = field(default_factory=dict)  # name -> its report, or a str saying why it is missing
+    cloze_set: list[str] = field(default_factory=list)  # the passages built from the held-out books
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +89,8 @@ class Report:
             "meta": self.meta,
             "compare": [c.to_dict() for c in self.comparisons],
             "perplexity": self.perplexity.to_dict(),
+            "experiments": {name: (value if isinstance(value, str) else value.to_dict())
+                            for name, value in self.experiments.items()},
             "speed": self.speed.to_dict() if self.speed is not None else None,
             "files": self.files,
         }
@@ -100,9 +120,10 @@ def describe_models(ngram: NgramModel, ngram_path: Path, choice: TransformerChoi
 def build_report(
     ngram: NgramModel, ngram_path: Path, choice: TransformerChoice, text: ppl.EvalText, command: str,
     prompts: list[str] | None = None, seed: int = 0, speed: bool = True, mix: bool = True, ablation: str = "top",
-    corpus_folder: Path | None = None, k: int = 10, progress: bool = True,
+    corpus_folder: Path | None = None, k: int = 10, progress: bool = True, experiments: Sequence[str] = (),
 ) -> Report:
-    """Run everything; nothing is written here."""
+    """Run everything; nothing is written here. `experiments`: which of `EXPERIMENTS` to run
+    (`bench report` runs all of them unless told to --skip one)."""
     prompts = prompts or standard_prompts()
     comparisons = [comparing.compare(p, ngram, choice, k) for p in prompts]
     perplexity = ppl.compare_perplexity(ngram, choice, text, ablation=ablation, progress=progress)
@@ -116,7 +137,73 @@ def build_report(
 
         speed_report = timing.measure(corpus_folder, choice, text.text, list(range(2, ngram.order + 1)), seed=seed, progress=progress)
     meta = {**describe_models(ngram, ngram_path, choice), "seed": seed, "text": text.source}
-    return Report(command, meta, comparisons, perplexity, speed_report)
+    report = Report(command, meta, comparisons, perplexity, speed_report)
+    run_experiments(report, ngram, choice, text, experiments, seed, progress)
+    return report
+
+
+def first_words(text: ppl.EvalText, words: int) -> ppl.EvalText:
+    """The text's first `words` words (an experiment whose cost grows with the text)."""
+    cut, truncated = ppl.take_words(text.text.split("\n"), words)
+    return ppl.EvalText(cut, text.source, text.truncated or truncated)
+
+
+def run_experiments(
+    report: Report, ngram: NgramModel, choice: TransformerChoice, text: ppl.EvalText, wanted, seed: int,
+    progress: bool,
+) -> None:
+    """Each experiment asked for into `report.experiments`; one that cannot run on these
+    models or this text is recorded with the reason instead of stopping the report."""
+    for name in [e for e in EXPERIMENTS if e in set(wanted)]:
+        try:
+            report.experiments[name] = EXPERIMENT_RUNNERS[name](report, ngram, choice, text, seed, progress)
+        except UserError as err:
+            report.experiments[name] = f"not run: {err}"
+
+
+def run_context(report, ngram, choice, text, seed, progress):
+    from . import context as ctx
+
+    return ctx.context_sweep(ngram, choice, first_words(text, CONTEXT_WORDS), progress=progress)
+
+
+def run_breakdown(report, ngram, choice, text, seed, progress):
+    from . import breakdown as buckets
+
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"the breakdown needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    return buckets.breakdown(ngram, choice, first_words(text, BREAKDOWN_WORDS).text, ppl.SpellingModel.for_model(ngram),
+                             progress)
+
+
+def run_induction(report, ngram, choice, text, seed, progress):
+    from . import induction as copying
+
+    length = min(copying.DEFAULT_LENGTH, (choice.model.config.n_ctx - 1) // 2)
+    return copying.induction(ngram, choice, length, copying.DEFAULT_REPEATS, seed, ppl.SpellingModel.for_model(ngram))
+
+
+def run_accuracy(report, ngram, choice, text, seed, progress):
+    from . import accuracy as guessing
+
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"next-word accuracy needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    cut = first_words(text, ACCURACY_WORDS)
+    return guessing.accuracy(ngram, choice, cut.text, cut.source, progress=progress)
+
+
+def run_cloze(report, ngram, choice, text, seed, progress):
+    from . import cloze as cz
+
+    if ngram.tokenizer.name != "words":
+        raise UserError(f"the cloze needs an n-gram over words, not {ngram.tokenizer.name} tokens")
+    report.cloze_set = cz.build_cloze_set(cz.heldout_documents(ngram), cz.DEFAULT_PASSAGES)
+    passages = [cz.split_passage(t, i) for i, t in enumerate(report.cloze_set, 1)]
+    return cz.cloze(ngram, choice, passages, "cloze.jsonl (built from the held-out books)", cz.CLOZE_RULE, progress)
+
+
+EXPERIMENT_RUNNERS = {"context": run_context, "breakdown": run_breakdown, "induction": run_induction,
+                      "accuracy": run_accuracy, "cloze": run_cloze}
 
 
 def render_markdown(report: Report) -> str:
@@ -153,6 +240,7 @@ def render_markdown(report: Report) -> str:
         "![perplexity against order](perplexity_vs_order.png)",
         "",
     ]
+    lines += render_experiments(report)
     if report.speed is not None:
         from .speed import render_speed
 
@@ -167,6 +255,62 @@ def render_markdown(report: Report) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+EXPERIMENT_TITLES = {
+    "context": ("Context: per-word perplexity against the words each model may see", "context_curves.png"),
+    "breakdown": ("Where each model wins: words by the context the trie has seen", None),
+    "induction": ("Induction: copying a random sequence shown twice", "induction.png"),
+    "accuracy": ("Next-word accuracy", None),
+    "cloze": ("Cloze: the last word of a passage (LAMBADA's task)", "cloze.png"),
+}
+
+
+def render_experiment(name: str, value) -> str:
+    """One experiment's table, in Markdown, through its command's own renderer."""
+    if name == "context":
+        from .context import render_context
+        return render_context(value, markdown=True)
+    if name == "breakdown":
+        from .breakdown import render_breakdown
+        return render_breakdown(value, markdown=True)
+    if name == "induction":
+        from .induction import render_induction
+        return render_induction(value, markdown=True)
+    if name == "accuracy":
+        from .accuracy import render_accuracy
+        return render_accuracy(value, markdown=True)
+    from .cloze import render_cloze
+    return render_cloze(value, markdown=True)
+
+
+def render_experiments(report: Report) -> list[str]:
+    """A section per experiment: its table and plot, or why it did not run."""
+    lines = []
+    for name, value in report.experiments.items():
+        title, plot = EXPERIMENT_TITLES[name]
+        lines += [f"## {title}", ""]
+        if isinstance(value, str):
+            lines += [value.capitalize(), ""]
+            continue
+        lines += [render_experiment(name, value), ""]
+        if plot:
+            lines += [f"![{title.split(':')[0].lower()}]({plot})", ""]
+        if name == "cloze":
+            lines += ["The passages are in `cloze.jsonl` beside this report; `bench cloze cloze.jsonl` scores them again.", ""]
+    return lines
+
+
+def stage_experiment_files(report: Report, staged: Path) -> None:
+    """The experiments' plots, and the cloze set, into the scratch folder."""
+    drawers = {"context": plots.context_curves, "induction": plots.induction_heatmap, "cloze": plots.cloze_bars}
+    for name, value in report.experiments.items():
+        if not isinstance(value, str) and name in drawers:
+            drawers[name](value, staged / EXPERIMENT_TITLES[name][1])
+    if report.cloze_set and not isinstance(report.experiments.get("cloze"), str):
+        from .cloze import write_jsonl
+
+        write_jsonl(report.cloze_set, staged / "cloze.jsonl")
 
 
 def write_report(report: Report, folder: str | Path) -> Path:
@@ -185,6 +329,7 @@ def write_report(report: Report, folder: str | Path) -> Path:
         plots.perplexity_vs_order(report.perplexity, staged / "perplexity_vs_order.png")
         if report.speed is not None:
             plots.latency_vs_context(report.speed.latency_by_context, staged / "latency_vs_context.png")
+        stage_experiment_files(report, staged)
         report.files = sorted(["report.md", "report.json", *(p.name for p in staged.iterdir())])
         (staged / "report.md").write_text(render_markdown(report) + "\n", encoding="utf-8")
         (staged / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
