@@ -15,7 +15,7 @@ from . import compare as comparing
 from . import models
 from .perplexity import ABLATIONS
 
-REPORT_EXPERIMENTS = ("context", "breakdown", "induction", "accuracy", "cloze")  # bench.report.EXPERIMENTS, without importing it
+REPORT_EXPERIMENTS = ("learning", "context", "breakdown", "induction", "accuracy", "cloze")  # bench.report.EXPERIMENTS, without importing it
 
 NGRAM_HELP = "The n-gram model file [default: the default model; built from the default books if missing]."
 TRANSFORMER_HELP = (
@@ -395,7 +395,7 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @click.option("--ablation", type=click.Choice(ABLATIONS), default="top", show_default=True,
               help="Transformer rows with its context cut to n-1 tokens: highest order only, every order, or none.")
 @click.option("--skip", "skipped", multiple=True, type=click.Choice(REPORT_EXPERIMENTS),
-              help="Leave out one of the experiments (repeatable): context, breakdown, induction, accuracy, cloze.")
+              help="Leave out one of the experiments (repeatable): learning, context, breakdown, induction, accuracy, cloze.")
 @ngram_option
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)

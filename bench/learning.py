@@ -130,3 +130,86 @@ def million_ticks(axis, low: float, high: float) -> None:
     axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+# ------------------------------------------------------------ in `bench report`
+
+TARGET_RATIO = 0.8  # the transformer's held-out per-word perplexity should reach 0.8 x the n-gram's
+
+
+@dataclass
+class LearningReport:
+    """The learning curve of the report's transformer beside the n-gram on the same held-out text."""
+
+    model: str
+    curve: list[LearningPoint]
+    ngram_per_word: float
+    ngram_label: str
+    measured: tuple[int, float]  # (training tokens seen, per word measured on the whole held-out text)
+    heldout_words: int
+
+    @property
+    def crossover_tokens(self) -> float | None:
+        return crossover(self.curve, self.ngram_per_word)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "ngram": self.ngram_label, "ngram_per_word": self.ngram_per_word,
+            "heldout_words": self.heldout_words, "target_ratio": TARGET_RATIO,
+            "measured": {"tokens_seen": self.measured[0], "per_word": self.measured[1],
+                         "ratio_to_ngram": self.measured[1] / self.ngram_per_word},
+            "crossover_tokens": self.crossover_tokens,
+            "points": [{"step": p.step, "tokens_seen": p.tokens_seen, "nats_per_token": p.nats_per_token,
+                        "per_word_estimated": p.per_word} for p in self.curve],
+        }
+
+
+def learning_report(training: dict | None, model: str, same_split: bool, text_is_heldout: bool,
+                    rows: list, heldout_words: int) -> LearningReport:
+    """The curve for `bench report`, from the transformer's training.json (`training`) and
+    the report's perplexity rows on the held-out text (`rows`: bench.perplexity.ScoreRow).
+
+    Refused (as a UserError, which the report records as the reason the section is
+    missing) unless the transformer was trained here, on the n-gram's split, and the
+    report's text is that whole held-out split: otherwise the two would not be measured
+    on the same text.
+    """
+    if training is None:
+        raise UserError(f"{model} has no training.json: it was not trained by `transformer train`")
+    if not same_split:
+        raise UserError(f"{model} was trained on another corpus or split than the n-gram")
+    if not text_is_heldout:
+        raise UserError("the learning curve is measured on the whole held-out split, and the report's text is another")
+    kn = [r for r in rows if r.model == "n-gram" and r.smoothing == "kn" and r.mix is None]
+    full = [r for r in rows if r.model == "transformer" and r.context is None and r.mix is None]
+    if not kn or not full:
+        raise UserError("the report has no Kneser-Ney or full-context transformer row to draw against")
+    top = max(kn, key=lambda r: r.order or 0)
+    curve = learning_curve(training, heldout_words)
+    return LearningReport(model, curve, top.score.per_word, f"n-gram, {top.label}",
+                          (curve[-1].tokens_seen, full[0].score.per_word), heldout_words)
+
+
+def render_learning(report: LearningReport, markdown: bool = True) -> str:
+    """The curve as a table: a row per evaluation, then the finished model and the crossover."""
+    from .tables import render_table
+
+    step = max(1, len(report.curve) // 12)  # about a dozen rows, the last always shown
+    shown = report.curve[::step] + ([report.curve[-1]] if (len(report.curve) - 1) % step else [])
+    rows = [[f"{p.step:,}", f"{p.tokens_seen / 1e6:,.1f} M", f"{p.nats_per_token:.3f}", f"{p.per_word:,.0f}",
+             f"{p.per_word / report.ngram_per_word:.2f}x"] for p in shown]
+    table = render_table(["step", "tokens seen", "held-out nats/token", "per word (estimated)", "vs the n-gram"],
+                         rows, markdown=markdown)
+    tokens, measured = report.measured
+    cross = report.crossover_tokens
+    lines = [
+        table, "",
+        f"{report.ngram_label}: {report.ngram_per_word:,.1f} per word on the same {report.heldout_words:,} held-out words.",
+        f"The finished model, measured on the whole held-out text: {measured:,.1f} per word "
+        f"({measured / report.ngram_per_word:.2f}x the n-gram; target {TARGET_RATIO}x).",
+        (f"It passes the n-gram after about {cross / 1e6:,.1f} M training tokens." if cross is not None
+         else "It has not passed the n-gram within its training."),
+        "Points are estimated from the held-out batches evaluated during training (nats per token x the "
+        "held-out text's tokens / its words); the finished model's figure is measured.",
+    ]
+    return "\n".join(lines)

@@ -36,7 +36,7 @@ from .models import TransformerChoice
 
 PROMPTS_FILE = Path(__file__).parent / "prompts.txt"
 TIMING_KEYS = {"seconds", "speed"}  # the only parts of report.json that change from run to run
-EXPERIMENTS = ("context", "breakdown", "induction", "accuracy", "cloze")
+EXPERIMENTS = ("learning", "context", "breakdown", "induction", "accuracy", "cloze")
 CONTEXT_WORDS = 20_000  # bench context's default
 BREAKDOWN_WORDS = 20_000
 ACCURACY_WORDS = 2_000  # bench accuracy's default
@@ -202,7 +202,17 @@ def run_cloze(report, ngram, choice, text, seed, progress):
     return cz.cloze(ngram, choice, passages, "cloze.jsonl (built from the held-out books)", cz.CLOZE_RULE, progress)
 
 
-EXPERIMENT_RUNNERS = {"context": run_context, "breakdown": run_breakdown, "induction": run_induction,
+def run_learning(report, ngram, choice, text, seed, progress):
+    from . import learning
+
+    training = ppl.training_record(choice.folder)
+    same = training is not None and ppl.split_signature(training.get("corpus", {})) == ppl.split_signature(ngram.corpus)
+    return learning.learning_report(training, choice.description, same,
+                                    text.source.startswith("held-out") and not text.truncated,
+                                    report.perplexity.rows, report.perplexity.units.words)
+
+
+EXPERIMENT_RUNNERS = {"learning": run_learning, "context": run_context, "breakdown": run_breakdown, "induction": run_induction,
                       "accuracy": run_accuracy, "cloze": run_cloze}
 
 
@@ -258,6 +268,7 @@ def render_markdown(report: Report) -> str:
 
 
 EXPERIMENT_TITLES = {
+    "learning": ("Learning curve: how much training it takes to beat the lookup table", "learning_curve.png"),
     "context": ("Context: per-word perplexity against the words each model may see", "context_curves.png"),
     "breakdown": ("Where each model wins: words by the context the trie has seen", None),
     "induction": ("Induction: copying a random sequence shown twice", "induction.png"),
@@ -268,6 +279,9 @@ EXPERIMENT_TITLES = {
 
 def render_experiment(name: str, value) -> str:
     """One experiment's table, in Markdown, through its command's own renderer."""
+    if name == "learning":
+        from .learning import render_learning
+        return render_learning(value, markdown=True)
     if name == "context":
         from .context import render_context
         return render_context(value, markdown=True)
@@ -301,9 +315,18 @@ def render_experiments(report: Report) -> list[str]:
     return lines
 
 
+def draw_learning_curve(value, path: Path) -> Path:
+    from .learning import TARGET_RATIO, plot_learning_curve
+
+    return plot_learning_curve(value.curve, value.ngram_per_word, path, ngram_label=value.ngram_label,
+                               title=f"Learning curve: {value.model.split(' (')[0]} on the held-out books "
+                                     f"({value.heldout_words:,} words)",
+                               target_ratio=TARGET_RATIO, measured=value.measured)
+
+
 def stage_experiment_files(report: Report, staged: Path) -> None:
     """The experiments' plots, and the cloze set, into the scratch folder."""
-    drawers = {"context": plots.context_curves, "induction": plots.induction_heatmap, "cloze": plots.cloze_bars}
+    drawers = {"learning": draw_learning_curve, "context": plots.context_curves, "induction": plots.induction_heatmap, "cloze": plots.cloze_bars}
     for name, value in report.experiments.items():
         if not isinstance(value, str) and name in drawers:
             drawers[name](value, staged / EXPERIMENT_TITLES[name][1])

@@ -463,7 +463,7 @@ def test_speed_measures_every_order_side_by_side(ngram_file, books):
     assert data["command"].startswith("bench speed") and data["machine"]["cpus"] >= 1
 
 
-NO_EXPERIMENTS = [arg for name in ("context", "breakdown", "induction", "accuracy", "cloze") for arg in ("--skip", name)]
+NO_EXPERIMENTS = [arg for name in ("learning", "context", "breakdown", "induction", "accuracy", "cloze") for arg in ("--skip", name)]
 
 
 def test_report_is_readable_and_reproducible(ngram_file, tmp_path):
