@@ -20,12 +20,13 @@ import numpy as np
 BLOCK_BYTES = 256 * 1024
 
 
-def row_blocks(n_rows: int, row_bytes: int, budget: int = BLOCK_BYTES) -> Iterator[slice]:
-    """Slices covering rows 0..n_rows-1, each of about `budget` bytes (at least one row).
+def row_blocks(n_rows: int, row_bytes: int, budget: int | None = None) -> Iterator[slice]:
+    """Slices covering rows 0..n_rows-1, each of about `budget` bytes (BLOCK_BYTES by
+    default), and at least one row.
 
     Example: list(row_blocks(5, 100_000, 250_000)) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     """
-    step = max(1, budget // max(1, row_bytes))
+    step = max(1, (budget or BLOCK_BYTES) // max(1, row_bytes))
     for lo in range(0, n_rows, step):
         yield slice(lo, min(lo + step, n_rows))
 

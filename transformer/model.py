@@ -108,9 +108,9 @@ def gelu(x: np.ndarray, tape: Tape | None = None, out: np.ndarray | None = None)
     """
     c = x.shape[-1]
     rows_x = x.reshape(-1, c)
-    y = np.empty_like(x) if out is None else out
+    y = np.empty(x.shape, x.dtype) if out is None else out
+    assert y.flags.c_contiguous and y.shape == x.shape, "out must be a contiguous array of x's shape"
     rows_y = y.reshape(-1, c)
-    assert np.shares_memory(rows_y, y), "out must be contiguous"
     tanh = np.empty_like(rows_x) if tape is not None else None
     scratch = None
     for rows in row_blocks(rows_x.shape[0], c * x.itemsize):
@@ -163,7 +163,21 @@ def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float, tape: Tape | None 
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """exp(x) / sum(exp(x)) along the last axis, in place (subtracting the max first
-    so exp never overflows; the result is unchanged by that shift)."""
+    so exp never overflows; the result is unchanged by that shift).
+
+    Speed: a block of rows at a time (kernels.row_blocks), so the five passes over a
+    block after the first read it from cache; training's (B, H, T, T) scores are tens of
+    MB, far more than any cache."""
+    if not x.flags.c_contiguous:  # rows of a strided view cannot be flattened in place
+        return softmax_rows(x)
+    rows = x.reshape(-1, x.shape[-1])
+    for block in row_blocks(rows.shape[0], rows.shape[1] * rows.itemsize):
+        softmax_rows(rows[block])
+    return x
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """softmax's passes over one block of rows, in place."""
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
@@ -189,7 +203,9 @@ def dropout(x: np.ndarray, tape: Tape | None, name: str) -> np.ndarray:
     Without a tape, or with p = 0, x itself comes back."""
     if tape is None or tape.dropout <= 0.0 or tape.rng is None:
         return x
-    keep = (tape.rng.random(x.shape, dtype=np.float32) >= tape.dropout).astype(x.dtype)
+    keep = tape.rng.random(x.shape, dtype=np.float32)
+    np.greater_equal(keep, tape.dropout, out=keep, casting="unsafe")  # 1.0 where kept, in place
+    keep = keep.astype(x.dtype, copy=False)  # (float64 only in the gradient check)
     keep *= 1.0 / (1.0 - tape.dropout)
     tape.keep(**{name: keep})
     return x * keep
