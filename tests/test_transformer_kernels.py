@@ -157,3 +157,25 @@ def test_dropout_draws_the_same_mask_as_the_plain_formula():
     expected_mask = (np.random.default_rng(3).random(x.shape, dtype=np.float32) >= 0.25).astype(np.float32) / 0.75
     np.testing.assert_allclose(tape.saved["mask"], expected_mask, rtol=1e-7)
     np.testing.assert_allclose(y, x * expected_mask, rtol=1e-7)
+
+
+def test_adamw_in_blocks_equals_the_formula(small_blocks):
+    from transformer.optim import adamw_update
+    from transformer.train import TrainConfig
+
+    tc = TrainConfig(weight_decay=0.1, beta1=0.9, beta2=0.95, adam_eps=1e-8)
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((7, 9)), "b": rng.standard_normal(9)}  # 2-D decays, 1-D does not
+    grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
+    m = {k: rng.standard_normal(p.shape) for k, p in params.items()}
+    v = {k: rng.random(p.shape) for k, p in params.items()}
+    step, lr = 3, 0.01
+    expected = {}
+    for k, p in params.items():
+        new_m = 0.9 * m[k] + 0.1 * grads[k]
+        new_v = 0.95 * v[k] + 0.05 * grads[k] ** 2
+        decayed = p * (1 - lr * 0.1) if p.ndim == 2 else p
+        expected[k] = decayed - lr * (new_m / (1 - 0.9**step)) / (np.sqrt(new_v / (1 - 0.95**step)) + 1e-8)
+    adamw_update(params, grads, m, v, step, lr, tc)
+    for k in params:
+        np.testing.assert_allclose(params[k], expected[k], atol=1e-12, rtol=0, err_msg=k)
