@@ -179,3 +179,27 @@ def test_adamw_in_blocks_equals_the_formula(small_blocks):
     adamw_update(params, grads, m, v, step, lr, tc)
     for k in params:
         np.testing.assert_allclose(params[k], expected[k], atol=1e-12, rtol=0, err_msg=k)
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_training_attention_in_query_blocks_equals_it_whole(dropout_p, monkeypatch):
+    """Forward and backward skip the masked keys block by block; loss and every gradient
+    are those of the whole computation (float64, blocks of 2 rows over 7 positions)."""
+    from transformer.backward import model_forward_backward
+    from transformer.config import GPT2Config
+    from transformer.train import init_params
+
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=8, n_ctx=8, vocab_size=11)
+    params = init_params(config, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    ids, targets = rng.integers(0, 11, (2, 7)), rng.integers(0, 11, (2, 7))
+
+    def run():
+        return model_forward_backward(params, config, ids, targets, dropout_p, np.random.default_rng(9))
+
+    whole_loss, whole = run()
+    monkeypatch.setattr(model_module, "QUERY_BLOCK", 2)
+    blocked_loss, blocked = run()
+    assert blocked_loss == pytest.approx(whole_loss, abs=1e-12)
+    for name in whole:
+        np.testing.assert_allclose(blocked[name], whole[name], atol=1e-12, rtol=0, err_msg=name)

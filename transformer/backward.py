@@ -29,8 +29,9 @@ import math
 import numpy as np
 
 from .config import GPT2Config
+from . import model as model_module
 from .kernels import row_blocks
-from .model import Tape, gpt2_hidden, unembed
+from .model import Tape, gpt2_hidden, query_blocks, unembed
 from .weights import assemble_params
 
 Params = dict[str, np.ndarray]  # training's flat {Hugging Face name: array}
@@ -163,8 +164,11 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     axis (in place on dp). Masked (future) positions have p = 0, so they get no gradient.
     A block of rows at a time, so the second and third passes read from cache."""
     n = dp.shape[-1]
+    if not (dp.flags.c_contiguous and p.flags.c_contiguous):  # strided views: the whole at once
+        dp -= np.einsum("...j,...j->...", dp, p)[..., None]
+        dp *= p
+        return dp
     rows_dp, rows_p = dp.reshape(-1, n), p.reshape(-1, n)
-    assert np.shares_memory(rows_dp, dp)
     for rows in row_blocks(rows_dp.shape[0], n * dp.itemsize):
         d, pb = rows_dp[rows], rows_p[rows]
         d -= np.einsum("ij,ij->i", d, pb)[:, None]
@@ -185,18 +189,28 @@ def attention_backward(dout: np.ndarray, saved: dict) -> np.ndarray:
         dv = weights.T @ dout,  dweights = dout @ v.T
         dprobs = dropout_backward(dweights),  dscores = softmax_backward(dprobs)
         dk = dscores.T @ (q / sqrt(D)),  dq = (dscores @ k) / sqrt(D)
+
+    As in the forward pass (model.attention_kept), a block of query rows at a time, over
+    only the keys it can see (model.query_blocks): the weights and their gradients are 0
+    beyond them. dv and dk collect each block's share.
     """
     q, k, v, weights, probs = saved["q"], saved["k"], saved["v"], saved["weights"], saved["probs"]
+    mask = saved.get("dropout")
     b, h, t, d = q.shape
     dout = np.ascontiguousarray(dout.reshape(b, t, h, d).transpose(0, 2, 1, 3))  # (B, H, T, D)
-    dv = weights.swapaxes(-1, -2) @ dout
-    dweights = dout @ v.swapaxes(-1, -2)  # (B, H, T, T)
-    dprobs = dropout_backward(dweights, saved.get("dropout"), out=dweights)
-    dscores = softmax_backward(dprobs, probs)  # gradient of q k^T / sqrt(D)
+    dq, dk, dv = np.empty_like(q), np.zeros_like(k), np.zeros_like(v)
+    for lo, hi, visible in query_blocks(t, k.shape[-2], model_module.QUERY_BLOCK):
+        dout_rows = dout[..., lo:hi, :]
+        dv[..., :visible, :] += weights[..., lo:hi, :visible].swapaxes(-1, -2) @ dout_rows
+        dweights = dout_rows @ v[..., :visible, :].swapaxes(-1, -2)  # (B, H, rows, visible)
+        dprobs = dropout_backward(dweights, None if mask is None else mask[..., lo:hi, :visible], out=dweights)
+        dscores = softmax_backward(dprobs, probs[..., lo:hi, :visible])  # gradient of q k^T / sqrt(D)
+        np.matmul(dscores, k[..., :visible, :], out=dq[..., lo:hi, :])
+        dk[..., :visible, :] += dscores.swapaxes(-1, -2) @ q[..., lo:hi, :]  # q holds the 1/sqrt(D)
+    dq *= 1.0 / math.sqrt(d)
     dqkv = np.empty((b, t, 3, h, d), dout.dtype)  # laid out as the c_attn output
-    dqkv[:, :, 0] = (dscores @ k).transpose(0, 2, 1, 3)
-    dqkv[:, :, 0] *= 1.0 / math.sqrt(d)
-    dqkv[:, :, 1] = (dscores.swapaxes(-1, -2) @ q).transpose(0, 2, 1, 3)  # q holds the 1/sqrt(D)
+    dqkv[:, :, 0] = dq.transpose(0, 2, 1, 3)
+    dqkv[:, :, 1] = dk.transpose(0, 2, 1, 3)
     dqkv[:, :, 2] = dv.transpose(0, 2, 1, 3)
     return dqkv.reshape(b, t, 3 * h * d)
 

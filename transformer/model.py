@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -393,38 +393,63 @@ def attend_last_rows(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarra
     return out
 
 
+def query_blocks(n_new: int, n_seen: int, block: int) -> Iterator[tuple[int, int, int]]:
+    """(lo, hi, visible) for each block of `block` query rows: rows lo..hi-1 of the n_new
+    new positions (the last n_new of the n_seen) see only the first `visible` keys; every
+    later key is in the future of all of them, so its weight is 0 and needs no work."""
+    for lo in range(0, n_new, block):
+        hi = min(lo + block, n_new)
+        yield lo, hi, n_seen - n_new + hi
+
+
 def attention(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int | None = None, tape: Tape | None = None
 ) -> np.ndarray:
     """Each query's weighted average of the values: attention_weights(q, k) @ v, (..., H, T, D).
 
-    With a tape (training, inspection) it runs whole and keeps q, k, v and the weights
-    (`probs`, and `weights` after dropout). Without one (inference) it runs
-    `attend_last_rows` on pieces whose (rows, L) scores stay in the L2 cache
-    (SCORES_BYTES): all heads at once when that is small enough (decoding, short
-    prompts), else one head and `block` (QUERY_BLOCK) query rows at a time, where a
-    block only looks at the keys up to its own last position (later keys are masked out
-    anyway). Same result; it skips up to half the work and every pass over the scores
-    hits the cache.
+    Without a tape (inference) it runs `attend_last_rows` on pieces whose (rows, L)
+    scores stay in the L2 cache (SCORES_BYTES): all heads at once when that is small
+    enough (decoding, short prompts), else one head and `block` (QUERY_BLOCK) query rows
+    at a time, where a block only looks at the keys up to its own last position
+    (query_blocks). Same result; it skips up to half the work and every pass over the
+    scores hits the cache. With a tape, see `attention_kept`.
     """
-    if tape is not None:  # contiguous copies make the backward pass's matmuls faster
-        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
-        probs = attention_weights(q, k, tape)
-        weights = dropout(probs, tape, "dropout")
-        tape.keep(k=k, v=v, probs=probs, weights=weights)
-        return weights @ v
-    n_new, n_seen = q.shape[-2], k.shape[-2]
     block = block or QUERY_BLOCK
+    if tape is not None:
+        return attention_kept(q, k, v, block, tape)
+    n_new, n_seen = q.shape[-2], k.shape[-2]
     q = q * (1.0 / math.sqrt(q.shape[-1]))  # a contiguous copy: scaling q is cheaper than scaling scores
     out = np.empty(q.shape, q.dtype)
     heads = q.shape[:-2]
     if n_new <= block and math.prod(heads) * n_new * n_seen * q.itemsize <= SCORES_BYTES:
         return attend_last_rows(q, k, v, out)
     for head in np.ndindex(heads):
-        for lo in range(0, n_new, block):
-            hi = min(lo + block, n_new)
-            visible = n_seen - n_new + hi  # keys up to the block's last query position
+        for lo, hi, visible in query_blocks(n_new, n_seen, block):
             attend_last_rows(q[head][lo:hi], k[head][:visible], v[head][:visible], out[head][lo:hi])
+    return out
+
+
+def attention_kept(q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int, tape: Tape) -> np.ndarray:
+    """attention() for training and inspection: keeps q (scaled), k, v and the weights,
+    `probs` (..., H, T, L) and `weights` after dropout, for backward.attention_backward.
+
+    The weights are whole arrays, 0 where masked, but only each query block's visible
+    keys are computed (query_blocks): the scores, the softmax and the product with v skip
+    the masked part (almost half, for long inputs). Dropout draws its mask for the whole
+    array, as it always has, so a seed gives the same masks."""
+    q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+    n_new, n_seen = q.shape[-2], k.shape[-2]
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # as attention_scores: the backward pass needs the scaled q
+    probs = np.zeros((*q.shape[:-1], n_seen), q.dtype)
+    for lo, hi, visible in query_blocks(n_new, n_seen, block):
+        part = probs[..., lo:hi, :visible]
+        np.matmul(q[..., lo:hi, :], k[..., :visible, :].swapaxes(-1, -2), out=part)
+        masked_softmax(part)
+    weights = dropout(probs, tape, "dropout")
+    out = np.empty(q.shape, q.dtype)
+    for lo, hi, visible in query_blocks(n_new, n_seen, block):
+        np.matmul(weights[..., lo:hi, :visible], v[..., :visible, :], out=out[..., lo:hi, :])
+    tape.keep(q=q, k=k, v=v, probs=probs, weights=weights)
     return out
 
 
