@@ -144,7 +144,8 @@ def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float, tape: Tape | None 
     """Normalise each position's vector to mean 0 and variance 1 (xhat), then scale and
     shift: y = g * xhat + b. The backward pass needs xhat and 1/std.
     Without a tape, y is written over xhat (one array fewer)."""
-    mean = x.mean(axis=-1, keepdims=True)
+    mean = np.add.reduce(x, axis=-1, keepdims=True)  # x.mean, without its Python-level wrapper
+    mean /= x.shape[-1]
     xhat = x - mean
     rstd = np.mean(np.square(xhat), axis=-1, keepdims=True)
     rstd += eps
@@ -475,7 +476,8 @@ def causal_self_attention(
     (one query row): the output is (..., 1, C).
     """
     qkv = linear(x, block.c_attn, child(tape, "c_attn"))  # (..., T, 3C)
-    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
+    c = qkv.shape[-1] // 3  # three slices (views; np.split costs more per call, which decoding feels)
+    q, k, v = (split_heads(qkv[..., i * c:(i + 1) * c], n_head) for i in range(3))
     if last_only:
         q = q[..., -1:, :]
     if cache is None:
