@@ -203,3 +203,30 @@ def test_training_attention_in_query_blocks_equals_it_whole(dropout_p, monkeypat
     assert blocked_loss == pytest.approx(whole_loss, abs=1e-12)
     for name in whole:
         np.testing.assert_allclose(blocked[name], whole[name], atol=1e-12, rtol=0, err_msg=name)
+
+
+def test_float32_in_float32_out_no_silent_upcasts():
+    """Every array the forward pass keeps and every gradient stays float32 (a float64
+    constant or temporary would double the memory traffic of every pass it touches)."""
+    from transformer.backward import model_forward, model_forward_backward
+    from transformer.config import GPT2Config
+    from transformer.train import init_params
+
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=8, n_ctx=8, vocab_size=11)
+    params = init_params(config, seed=0)
+    ids = np.random.default_rng(0).integers(0, 11, (2, 6))
+    logits, tape = model_forward(params, config, ids, 0.1, np.random.default_rng(1))
+
+    def arrays(saved):
+        for value in saved.values():
+            if isinstance(value, dict):
+                yield from arrays(value)
+            elif isinstance(value, list):
+                yield from value
+            else:
+                yield value
+
+    assert logits.dtype == np.float32
+    assert {a.dtype for a in arrays(tape.saved)} == {np.dtype(np.float32)}
+    _, grads = model_forward_backward(params, config, ids, ids, 0.1, np.random.default_rng(1))
+    assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}

@@ -28,10 +28,15 @@ The tape. Training and inspection run this same forward pass with a `Tape`, whic
 what each layer computed (what backward.py needs; the attention weights; the residual
 stream) and applies dropout. Inference passes none and keeps nothing.
 
-Inference is float32 (training's gradient check runs the same code in float64); the hot
-loops write into existing arrays (`out=`) instead of making new ones, which is the only
-concession to speed. transformer/reference.py is the same model in plain NumPy, with
-nothing done for speed: the tests check that both agree.
+Inference and training are float32 (training's gradient check runs the same code in
+float64). The concessions to speed, each in one place and each said where it is made:
+element-wise passes run a cache-sized block of rows at a time and write into existing
+arrays (`gelu`, `softmax`; kernels.py); the causal mask is written in place on the upper
+triangle only (`mask_future`); attention works on blocks of query rows that see only
+their visible keys and, at inference, leaves the softmax's division until after the
+product with v (`attention`, `attend_last_rows`, `attention_kept`). transformer/reference.py
+is the same model in plain NumPy with nothing done for speed, and
+tests/test_transformer_kernels.py checks each kernel against its plain formula.
 """
 from __future__ import annotations
 
