@@ -152,7 +152,8 @@ def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float, tape: Tape | None 
     mean = np.add.reduce(x, axis=-1, keepdims=True)  # x.mean, without its Python-level wrapper
     mean /= x.shape[-1]
     xhat = x - mean
-    rstd = np.mean(np.square(xhat), axis=-1, keepdims=True)
+    rstd = np.add.reduce(np.square(xhat), axis=-1, keepdims=True)  # the variance (np.mean's arithmetic)
+    rstd /= x.shape[-1]
     rstd += eps
     np.sqrt(rstd, out=rstd)
     np.divide(1.0, rstd, out=rstd)  # 1 / sqrt(variance + eps), in place
