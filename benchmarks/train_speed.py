@@ -2,13 +2,15 @@
 
     python benchmarks/train_speed.py                    # 4 layers, 4 heads, 128 wide, ctx 128, vocab 4096, batch 16
     python benchmarks/train_speed.py --threads 1 --steps 5
+    python benchmarks/train_speed.py --layers 6 --dim 256 --ctx 512 --batch 8 --dropout 0.1   # the bundled run's shape
 
 Both sides train the same GPT-2 architecture from the same initial weights on the same
 random batches, with the same recipe: full forward + backward, gradient clipping by
-global norm, AdamW (decay on 2-D tensors). The torch model is a plain GPT-2 written
+global norm, AdamW (decay on 2-D tensors), and with --dropout the same dropout sites
+(embedding, attention weights, both residual branches; torch's from its own generator). The torch model is a plain GPT-2 written
 here with nn.Linear layers and F.scaled_dot_product_attention (torch's fused causal
-attention), so it is a strong baseline, not a strawman. The first step's losses are
-compared as a check that the two compute the same thing.
+attention), so it is a strong baseline, not a strawman. The first step (dropout off
+on both sides) compares the losses as a check that the two compute the same thing.
 
 Steps alternate between the two in rounds, so a change in machine load hits both; the
 table reports the median step time of each. Needs torch (developer-run; CI never runs
@@ -37,6 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ctx", type=int, default=128)
     parser.add_argument("--vocab", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout probability on both sides (timed steps)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round, per side")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (ours, torch, ours, ...)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="BLAS/torch threads for both sides")
@@ -59,9 +62,9 @@ from transformer.train import (  # noqa: E402
 
 
 class TorchBlock(torch.nn.Module):
-    def __init__(self, c: int, n_head: int) -> None:
+    def __init__(self, c: int, n_head: int, dropout: float) -> None:
         super().__init__()
-        self.n_head = n_head
+        self.n_head, self.p = n_head, dropout
         self.ln_1 = torch.nn.LayerNorm(c)
         self.c_attn = torch.nn.Linear(c, 3 * c)
         self.attn_proj = torch.nn.Linear(c, c)
@@ -73,20 +76,21 @@ class TorchBlock(torch.nn.Module):
         b, t, c = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.attn_proj(heads.transpose(1, 2).reshape(b, t, c))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        p = self.p if self.training else 0.0
+        heads = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        x = x + F.dropout(self.attn_proj(heads.transpose(1, 2).reshape(b, t, c)), p, self.training)
+        return x + F.dropout(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")), p, self.training)
 
 
 class TorchGPT(torch.nn.Module):
     """GPT-2 in torch, loaded from our parameter dict (nn.Linear is output-major: transpose)."""
 
-    def __init__(self, config: GPT2Config, params: dict[str, np.ndarray]) -> None:
+    def __init__(self, config: GPT2Config, params: dict[str, np.ndarray], dropout: float = 0.0) -> None:
         super().__init__()
-        c = config.n_embd
+        c, self.p = config.n_embd, dropout
         self.wte = torch.nn.Parameter(torch.from_numpy(params["wte.weight"].copy()))
         self.wpe = torch.nn.Parameter(torch.from_numpy(params["wpe.weight"].copy()))
-        self.blocks = torch.nn.ModuleList(TorchBlock(c, config.n_head) for _ in range(config.n_layer))
+        self.blocks = torch.nn.ModuleList(TorchBlock(c, config.n_head, dropout) for _ in range(config.n_layer))
         self.ln_f = torch.nn.LayerNorm(c)
         with torch.no_grad():
             for i, block in enumerate(self.blocks):
@@ -101,7 +105,7 @@ class TorchGPT(torch.nn.Module):
             self.ln_f.bias.copy_(torch.from_numpy(params["ln_f.bias"]))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.wte[ids] + self.wpe[: ids.shape[1]]
+        x = F.dropout(self.wte[ids] + self.wpe[: ids.shape[1]], self.p, self.training)
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x) @ self.wte.T
@@ -131,7 +135,7 @@ def main() -> None:
     params = init_params(config, seed=0)
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v = {k: np.zeros_like(p) for k, p in params.items()}
-    torch_model = TorchGPT(config, params)
+    torch_model = TorchGPT(config, params, args.dropout)
     decay = [p for p in torch_model.parameters() if p.ndim >= 2]
     rest = [p for p in torch_model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -141,10 +145,11 @@ def main() -> None:
     batches = [(rng.integers(0, args.vocab, (args.batch, args.ctx)), rng.integers(0, args.vocab, (args.batch, args.ctx)))
                for _ in range(total)]
     ours_step = [0]
+    dropout_rng = np.random.default_rng(1)
 
-    def ours(i: int) -> float:
+    def ours(i: int, dropout: float = args.dropout) -> float:
         x, y = batches[i]
-        loss, grads = model_forward_backward(params, config, x, y)
+        loss, grads = model_forward_backward(params, config, x, y, dropout, dropout_rng)
         clip_grad_norm(grads, tc.grad_clip)
         ours_step[0] += 1
         adamw_update(params, grads, m, v, ours_step[0], 1e-3, tc)
@@ -160,7 +165,9 @@ def main() -> None:
         optimizer.step()
         return loss.item()
 
-    first = ours(0), theirs(0)  # also a warm-up for both
+    torch_model.eval()  # the check step runs without dropout on both sides
+    first = ours(0, dropout=0.0), theirs(0)  # also a warm-up for both
+    torch_model.train()
     if abs(first[0] - first[1]) > 1e-3:
         raise SystemExit(f"the two models disagree on the first loss: {first}")
     times: dict[str, list[float]] = {"ours (NumPy)": [], "torch": []}
@@ -179,7 +186,8 @@ def main() -> None:
     rate = {name: tokens / s for name, s in median.items()}
     print(f"# Training speed: NumPy vs torch, {args.threads} thread(s)\n")
     print(f"GPT-2 architecture: {args.layers} layers, {args.heads} heads, {args.dim} wide, ctx {args.ctx}, "
-          f"vocab {args.vocab}, batch {args.batch} ({tokens:,} tokens/step), {n_params:,} parameters; "
+          f"vocab {args.vocab}, batch {args.batch} ({tokens:,} tokens/step), {n_params:,} parameters, "
+          f"dropout {args.dropout:g}; "
           f"forward + backward + clip + AdamW; {args.rounds} alternating rounds of {args.steps} steps each; "
           f"first-step loss ours {first[0]:.5f}, torch {first[1]:.5f}.\n")
     print("| implementation | median s/step | tokens/s | vs torch |")

@@ -20,6 +20,10 @@ torch.set_num_threads for torch), and measures:
   transformers is driven by a plain loop over `model(..., past_key_values=...)`.
 - scoring: log-probabilities of all 1,023 targets of a 1,024-token text (all-position
   logits, log-softmax, pick the target).
+- weight-streaming bound (ours only): one plain matrix-vector product with every weight
+  matrix the decoder reads per token (the 48 block matrices and the tied unembedding),
+  nothing else. Its time is the floor for one decode step when memory bandwidth is the
+  limit, so decode tokens/s is also reported as a share of 1 / that time (target ≥75%).
 - peak memory: the process's peak resident set (VmHWM; ru_maxrss elsewhere) at the
   end minus the peak just before loading the model (after imports). It includes memory-mapped weight pages
   the process touched, so ours counts the 498 MB file like an in-memory copy.
@@ -109,10 +113,20 @@ def worker_ours(folder: Path, repeats: int) -> dict:
     def score() -> None:
         token_logprobs(model, text)
 
+    vectors = {n: np.ones(n, np.float32) for n in (model.config.n_embd, 4 * model.config.n_embd)}
+
+    def stream() -> None:  # the weight-streaming bound: one GEMV per matrix a decode step reads
+        for block in model.params.blocks:
+            for linear in (block.c_attn, block.attn_proj, block.c_fc, block.mlp_proj):
+                vectors[linear.w.shape[0]] @ linear.w
+        vectors[model.config.n_embd] @ model.params.wte.T
+
     prefill_s = best_time(prefill, repeats)
     decode_s = min(_timed_inner(decode) for _ in range(repeats + 1))  # the first also warms up
     score_s = best_time(score, repeats)
+    stream_s = best_time(stream, repeats)
     return {
+        "stream_tok_s": 1.0 / stream_s,
         "load_s": load,
         "prefill_tok_s": PROMPT_LEN / prefill_s,
         "decode_tok_s": DECODE_STEPS / decode_s,
@@ -208,7 +222,8 @@ def run_worker(side: str, folder: Path, args: argparse.Namespace) -> dict:
 
 def best_of(results: list[dict]) -> dict:
     """Combine rounds: the highest throughput, the lowest memory and load time."""
-    return {key: (min if key.endswith(("_mb", "_s")) else max)(r[key] for r in results) for key in results[0]}
+    return {key: (min if key.endswith("_mb") or key == "load_s" else max)(r[key] for r in results)
+            for key in results[0]}  # (a throughput "..._tok_s" is a maximum, not a time)
 
 
 def machine_info(args: argparse.Namespace) -> list[str]:
@@ -239,7 +254,7 @@ def ratio(ours: float, theirs: float) -> str:
 def report(ours: dict, torch_: dict) -> list[str]:
     weights_mb = 497.8  # fp32 bytes of GPT-2 small's 124.4M parameters, in MB
     rows = [
-        ("prefill 512 tokens, tokens/s (higher is better)", ours["prefill_tok_s"], torch_["prefill_tok_s"], "≥1.5x"),
+        ("prefill 512 tokens, tokens/s (higher is better)", ours["prefill_tok_s"], torch_["prefill_tok_s"], "≥1.3x"),
         ("  same, torch with logits_to_keep=1", ours["prefill_tok_s"], torch_["prefill_last_tok_s"], "-"),
         ("decode with KV cache, tokens/s", ours["decode_tok_s"], torch_["decode_tok_s"], "≥1.3x"),
         ("scoring 1024 tokens (all logits), tokens/s", ours["score_tok_s"], torch_["score_tok_s"], "≥1.0x"),
@@ -252,6 +267,10 @@ def report(ours: dict, torch_: dict) -> list[str]:
         f"| {ours['peak_mb'] / weights_mb:.2f}x / {torch_['peak_mb'] / weights_mb:.2f}x of fp32 weights | ≤1.3x weights |"
     )
     lines.append(f"| load time, s | {ours['load_s']:.2f} | {torch_['load_s']:.2f} | | |")
+    lines.append(f"| decode vs the weight-streaming bound ({ours['stream_tok_s']:,.1f} tokens/s = "
+                 f"{weights_mb * ours['stream_tok_s'] / 1000:.1f} GB/s of plain GEMVs) | "
+                 f"{ours['decode_tok_s'] / ours['stream_tok_s']:.0%} | {torch_['decode_tok_s'] / ours['stream_tok_s']:.0%} "
+                 f"| | ≥75% |")
     lines.append("")
     lines.append(f"baseline peak RSS after imports: ours {ours['baseline_mb']:.0f} MB, torch {torch_['baseline_mb']:.0f} MB; "
                  f"fp32 weights {weights_mb} MB")

@@ -29,7 +29,9 @@ import math
 import numpy as np
 
 from .config import GPT2Config
-from .model import Tape, gpt2_hidden, unembed
+from . import model as model_module
+from .kernels import row_blocks
+from .model import Tape, gpt2_hidden, query_blocks, unembed
 from .weights import assemble_params
 
 Params = dict[str, np.ndarray]  # training's flat {Hugging Face name: array}
@@ -73,14 +75,22 @@ def layer_norm_backward(dy: np.ndarray, saved: dict, g: np.ndarray) -> tuple[np.
 
         dx = rstd * (dxhat  -  mean(dxhat)  -  xhat * mean(dxhat * xhat))
                      direct    via the mean    via the variance
+
+    Speed: the two means are matrix-vector products, mean(dxhat) = dy @ g / C and
+    mean(dxhat * xhat) = (dy * xhat) @ g / C, so dxhat * xhat is never formed; dy * xhat
+    serves dg too. dy is consumed: dx is written over it (callers pass a temporary).
     """
     xhat, rstd = saved["xhat"], saved["rstd"]
     c = dy.shape[-1]
-    dg = (dy * xhat).reshape(-1, c).sum(axis=0)
+    dy_xhat = dy * xhat
+    dg = dy_xhat.reshape(-1, c).sum(axis=0)
     db = dy.reshape(-1, c).sum(axis=0)
-    dxhat = dy * g
-    dx = dxhat - dxhat.mean(axis=-1, keepdims=True)
-    dx -= xhat * np.mean(dxhat * xhat, axis=-1, keepdims=True)
+    mean_dxhat = (dy @ g)[..., None] * (1.0 / c)
+    mean_dxhat_xhat = (dy_xhat @ g)[..., None] * (1.0 / c)
+    dx = np.multiply(dy, g, out=dy)  # dxhat
+    dx -= mean_dxhat
+    np.multiply(xhat, mean_dxhat_xhat, out=dy_xhat)
+    dx -= dy_xhat
     dx *= rstd
     return dx, dg, db
 
@@ -110,30 +120,40 @@ def gelu_backward(dy: np.ndarray, saved: dict) -> np.ndarray:
         dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) s (1 + 3 * 0.044715 x^2)
               = 0.5 (1 + t) (1 + (1 - t) s x (1 + 3 * 0.044715 x^2))   as 1 - t^2 = (1 - t)(1 + t),
 
-    and the second form needs fewer passes over the array.
+    and the second form needs fewer passes over the array. The passes run a block of
+    rows at a time, in cache (kernels.row_blocks, as the forward gelu). dy is consumed:
+    dx is written over it.
     """
-    x, t = saved["x"], saved["tanh"]
-    slope = x * x
-    slope *= 3.0 * GELU_CUBIC * SQRT_2_OVER_PI
-    slope += SQRT_2_OVER_PI
-    slope *= x  # s x (1 + 3 * 0.044715 x^2)
-    other = 1.0 - t
-    slope *= other
-    slope += 1.0
-    np.add(t, 1.0, out=other)
-    slope *= other
-    slope *= dy
-    slope *= 0.5
-    return slope
+    c = dy.shape[-1]
+    x, t, dx = saved["x"].reshape(-1, c), saved["tanh"].reshape(-1, c), dy.reshape(-1, c)
+    assert np.shares_memory(dx, dy)
+    slope = other = None
+    for rows in row_blocks(dx.shape[0], c * dx.itemsize):
+        xb, tb, db = x[rows], t[rows], dx[rows]
+        if slope is None or slope.shape != xb.shape:
+            slope, other = np.empty_like(xb), np.empty_like(xb)
+        np.multiply(xb, xb, out=slope)
+        slope *= 3.0 * GELU_CUBIC * SQRT_2_OVER_PI
+        slope += SQRT_2_OVER_PI
+        slope *= xb  # s x (1 + 3 * 0.044715 x^2)
+        np.subtract(1.0, tb, out=other)
+        slope *= other
+        slope += 1.0
+        np.add(tb, 1.0, out=other)
+        slope *= other
+        slope *= db
+        np.multiply(slope, 0.5, out=db)
+    return dy
 
 
 # -------------------------------------------------------------------- dropout
 
 
-def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def dropout_backward(dy: np.ndarray, mask: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
     """The forward pass was y = x * mask (mask: 0, or 1/(1-p) for kept elements), so
-    dx = dy * mask: the gradient flows only through the kept elements, with the same scale."""
-    return dy if mask is None else dy * mask
+    dx = dy * mask: the gradient flows only through the kept elements, with the same scale.
+    `out=dy` works in place when the caller owns dy."""
+    return dy if mask is None else np.multiply(dy, mask, out=out)
 
 
 # ------------------------------------------------------------------ attention
@@ -141,9 +161,18 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     """The forward pass was p = softmax(s), so ds = p * (dp - sum(dp * p)) along the last
-    axis (in place on dp). Masked (future) positions have p = 0, so they get no gradient."""
-    dp -= np.einsum("...j,...j->...", dp, p)[..., None]
-    dp *= p
+    axis (in place on dp). Masked (future) positions have p = 0, so they get no gradient.
+    A block of rows at a time, so the second and third passes read from cache."""
+    n = dp.shape[-1]
+    if not (dp.flags.c_contiguous and p.flags.c_contiguous):  # strided views: the whole at once
+        dp -= np.einsum("...j,...j->...", dp, p)[..., None]
+        dp *= p
+        return dp
+    rows_dp, rows_p = dp.reshape(-1, n), p.reshape(-1, n)
+    for rows in row_blocks(rows_dp.shape[0], n * dp.itemsize):
+        d, pb = rows_dp[rows], rows_p[rows]
+        d -= np.einsum("ij,ij->i", d, pb)[:, None]
+        d *= pb
     return dp
 
 
@@ -160,18 +189,28 @@ def attention_backward(dout: np.ndarray, saved: dict) -> np.ndarray:
         dv = weights.T @ dout,  dweights = dout @ v.T
         dprobs = dropout_backward(dweights),  dscores = softmax_backward(dprobs)
         dk = dscores.T @ (q / sqrt(D)),  dq = (dscores @ k) / sqrt(D)
+
+    As in the forward pass (model.attention_kept), a block of query rows at a time, over
+    only the keys it can see (model.query_blocks): the weights and their gradients are 0
+    beyond them. dv and dk collect each block's share.
     """
     q, k, v, weights, probs = saved["q"], saved["k"], saved["v"], saved["weights"], saved["probs"]
+    mask = saved.get("dropout")
     b, h, t, d = q.shape
     dout = np.ascontiguousarray(dout.reshape(b, t, h, d).transpose(0, 2, 1, 3))  # (B, H, T, D)
-    dv = weights.swapaxes(-1, -2) @ dout
-    dweights = dout @ v.swapaxes(-1, -2)  # (B, H, T, T)
-    dprobs = dropout_backward(dweights, saved.get("dropout"))
-    dscores = softmax_backward(dprobs, probs)  # gradient of q k^T / sqrt(D)
+    dq, dk, dv = np.empty_like(q), np.zeros_like(k), np.zeros_like(v)
+    for lo, hi, visible in query_blocks(t, k.shape[-2], model_module.QUERY_BLOCK):
+        dout_rows = dout[..., lo:hi, :]
+        dv[..., :visible, :] += weights[..., lo:hi, :visible].swapaxes(-1, -2) @ dout_rows
+        dweights = dout_rows @ v[..., :visible, :].swapaxes(-1, -2)  # (B, H, rows, visible)
+        dprobs = dropout_backward(dweights, None if mask is None else mask[..., lo:hi, :visible], out=dweights)
+        dscores = softmax_backward(dprobs, probs[..., lo:hi, :visible])  # gradient of q k^T / sqrt(D)
+        np.matmul(dscores, k[..., :visible, :], out=dq[..., lo:hi, :])
+        dk[..., :visible, :] += dscores.swapaxes(-1, -2) @ q[..., lo:hi, :]  # q holds the 1/sqrt(D)
+    dq *= 1.0 / math.sqrt(d)
     dqkv = np.empty((b, t, 3, h, d), dout.dtype)  # laid out as the c_attn output
-    dqkv[:, :, 0] = (dscores @ k).transpose(0, 2, 1, 3)
-    dqkv[:, :, 0] *= 1.0 / math.sqrt(d)
-    dqkv[:, :, 1] = (dscores.swapaxes(-1, -2) @ q).transpose(0, 2, 1, 3)  # q holds the 1/sqrt(D)
+    dqkv[:, :, 0] = dq.transpose(0, 2, 1, 3)
+    dqkv[:, :, 1] = dk.transpose(0, 2, 1, 3)
     dqkv[:, :, 2] = dv.transpose(0, 2, 1, 3)
     return dqkv.reshape(b, t, 3 * h * d)
 
@@ -184,15 +223,19 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.nd
 
     `logits` (N, V) is overwritten with the softmax probabilities, which are returned
     for cross_entropy_backward (saving one (N, V) array, the largest in the model).
+    A block of rows at a time, so the passes after the first read from cache.
     """
     n = logits.shape[0]
-    logits -= logits.max(axis=-1, keepdims=True)
-    picked = logits[np.arange(n), targets].astype(np.float64)
-    np.exp(logits, out=logits)
-    sums = logits.sum(axis=-1, keepdims=True)
-    loss = float(np.mean(np.log(sums[:, 0].astype(np.float64)) - picked))
-    logits /= sums
-    return loss, logits
+    nll = np.empty(n, np.float64)  # -log p[target] per position
+    for rows in row_blocks(n, logits.shape[1] * logits.itemsize):
+        part = logits[rows]
+        part -= part.max(axis=-1, keepdims=True)
+        picked = part[np.arange(part.shape[0]), targets[rows]].astype(np.float64)
+        np.exp(part, out=part)
+        sums = part.sum(axis=-1, keepdims=True)
+        nll[rows] = np.log(sums[:, 0].astype(np.float64)) - picked
+        part /= sums
+    return float(np.mean(nll)), logits
 
 
 def cross_entropy_backward(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -28,23 +28,29 @@ The tape. Training and inspection run this same forward pass with a `Tape`, whic
 what each layer computed (what backward.py needs; the attention weights; the residual
 stream) and applies dropout. Inference passes none and keeps nothing.
 
-Inference is float32 (training's gradient check runs the same code in float64); the hot
-loops write into existing arrays (`out=`) instead of making new ones, which is the only
-concession to speed. transformer/reference.py is the same model in plain NumPy, with
-nothing done for speed: the tests check that both agree.
+Inference and training are float32 (training's gradient check runs the same code in
+float64). The concessions to speed, each in one place and each said where it is made:
+element-wise passes run a cache-sized block of rows at a time and write into existing
+arrays (`gelu`, `softmax`; kernels.py); the causal mask is written in place on the upper
+triangle only (`mask_future`); attention works on blocks of query rows that see only
+their visible keys and, at inference, leaves the softmax's division until after the
+product with v (`attention`, `attend_last_rows`, `attention_kept`). transformer/reference.py
+is the same model in plain NumPy with nothing done for speed, and
+tests/test_transformer_kernels.py checks each kernel against its plain formula.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from corpora.common import UserError
 
 from .config import GPT2Config
+from .kernels import row_blocks, upper_triangle
 from .weights import Block, LayerNormParams, Linear, Params, load_params, resolve_model_dir, tokenizer_files_present
 
 if TYPE_CHECKING:
@@ -52,7 +58,8 @@ if TYPE_CHECKING:
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)  # Python floats keep float32 arrays float32 (and float64 float64)
 GELU_CUBIC = 0.044715
-QUERY_BLOCK = 256  # attention works on at most this many query rows at a time
+QUERY_BLOCK = 128  # inference's attention works on at most this many query rows at a time
+SCORES_BYTES = 1 << 20  # ... and on (rows, L) scores of at most about this size (L2-resident)
 
 
 # ------------------------------------------------------------------ the tape
@@ -91,46 +98,93 @@ def child(tape: Tape | None, name: str) -> Tape | None:
 # -------------------------------------------------------------------- the pieces
 
 
-def gelu(x: np.ndarray, tape: Tape | None = None) -> np.ndarray:
+def gelu(x: np.ndarray, tape: Tape | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """GPT-2's GELU, the tanh approximation:
 
         gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))
 
     Roughly x for large positive x, 0 for large negative x, a smooth bend between.
     The backward pass needs x and the tanh.
+
+    Speed: the formula is nine element-wise passes; they run a block of rows at a time
+    (kernels.row_blocks), so only the first pass of a block reads memory and the other
+    eight hit the L2 cache. `out` may be x itself (the MLP's inference path: its input is
+    a temporary nobody reads again), which saves allocating the widest array of a block.
     """
-    t = x * x
-    t *= GELU_CUBIC
-    t += 1.0
-    t *= x
-    t *= SQRT_2_OVER_PI  # sqrt(2/pi) * (x + 0.044715 x^3)
-    np.tanh(t, out=t)
+    c = x.shape[-1]
+    rows_x = x.reshape(-1, c)
+    y = np.empty(x.shape, x.dtype) if out is None else out
+    assert y.flags.c_contiguous and y.shape == x.shape, "out must be a contiguous array of x's shape"
+    rows_y = y.reshape(-1, c)
+    tanh = np.empty_like(rows_x) if tape is not None else None
+    scratch = None
+    for rows in row_blocks(rows_x.shape[0], c * x.itemsize):
+        xb = rows_x[rows]
+        if tanh is not None:
+            t = tanh[rows]
+        else:  # a reusable block-sized buffer (out may be x, so it cannot hold t)
+            scratch = np.empty_like(xb) if scratch is None or scratch.shape != xb.shape else scratch
+            t = scratch
+        np.multiply(xb, xb, out=t)
+        t *= GELU_CUBIC
+        t += 1.0
+        t *= xb
+        t *= SQRT_2_OVER_PI  # sqrt(2/pi) * (x + 0.044715 x^3)
+        np.tanh(t, out=t)
+        yb = rows_y[rows]
+        if tanh is not None:
+            np.add(t, 1.0, out=yb)
+            yb *= xb
+            yb *= 0.5
+        else:  # yb may be xb: read x before writing y
+            t += 1.0
+            t *= xb
+            np.multiply(t, 0.5, out=yb)
     if tape is not None:
-        tape.keep(x=x, tanh=t)
-    y = t + 1.0
-    y *= x
-    y *= 0.5
+        tape.keep(x=x, tanh=tanh.reshape(x.shape))
     return y
 
 
 def layer_norm(x: np.ndarray, p: LayerNormParams, eps: float, tape: Tape | None = None) -> np.ndarray:
     """Normalise each position's vector to mean 0 and variance 1 (xhat), then scale and
-    shift: y = g * xhat + b. The backward pass needs xhat and 1/std."""
-    mean = x.mean(axis=-1, keepdims=True)
+    shift: y = g * xhat + b. The backward pass needs xhat and 1/std.
+    Without a tape, y is written over xhat (one array fewer)."""
+    mean = np.add.reduce(x, axis=-1, keepdims=True)  # x.mean, without its Python-level wrapper
+    mean /= x.shape[-1]
     xhat = x - mean
-    variance = np.mean(np.square(xhat), axis=-1, keepdims=True)
-    rstd = 1.0 / np.sqrt(variance + eps)
+    rstd = np.add.reduce(np.square(xhat), axis=-1, keepdims=True)  # the variance (np.mean's arithmetic)
+    rstd /= x.shape[-1]
+    rstd += eps
+    np.sqrt(rstd, out=rstd)
+    np.divide(1.0, rstd, out=rstd)  # 1 / sqrt(variance + eps), in place
     xhat *= rstd
-    if tape is not None:
+    if tape is None:
+        y = xhat
+        y *= p.g
+    else:
         tape.keep(xhat=xhat, rstd=rstd)
-    y = xhat * p.g
+        y = xhat * p.g
     y += p.b
     return y
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """exp(x) / sum(exp(x)) along the last axis, in place (subtracting the max first
-    so exp never overflows; the result is unchanged by that shift)."""
+    so exp never overflows; the result is unchanged by that shift).
+
+    Speed: a block of rows at a time (kernels.row_blocks), so the five passes over a
+    block after the first read it from cache; training's (B, H, T, T) scores are tens of
+    MB, far more than any cache."""
+    if not x.flags.c_contiguous:  # rows of a strided view cannot be flattened in place
+        return softmax_rows(x)
+    rows = x.reshape(-1, x.shape[-1])
+    for block in row_blocks(rows.shape[0], rows.shape[1] * rows.itemsize):
+        softmax_rows(rows[block])
+    return x
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """softmax's passes over one block of rows, in place."""
     x -= x.max(axis=-1, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
@@ -156,7 +210,9 @@ def dropout(x: np.ndarray, tape: Tape | None, name: str) -> np.ndarray:
     Without a tape, or with p = 0, x itself comes back."""
     if tape is None or tape.dropout <= 0.0 or tape.rng is None:
         return x
-    keep = (tape.rng.random(x.shape, dtype=np.float32) >= tape.dropout).astype(x.dtype)
+    keep = tape.rng.random(x.shape, dtype=np.float32)
+    np.greater_equal(keep, tape.dropout, out=keep, casting="unsafe")  # 1.0 where kept, in place
+    keep = keep.astype(x.dtype, copy=False)  # (float64 only in the gradient check)
     keep *= 1.0 / (1.0 - tape.dropout)
     tape.keep(**{name: keep})
     return x * keep
@@ -286,10 +342,22 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 def causal_mask(n_new: int, n_seen: int) -> np.ndarray:
     """(T, L) additive mask: 0 where new position i may look at position j, -inf where
-    j is in its future. The new positions are the last T of the L."""
+    j is in its future. The new positions are the last T of the L. (The readable form;
+    `mask_future` applies the same mask in place.)"""
     offset = n_seen - n_new
     future = np.arange(n_seen)[None, :] > (offset + np.arange(n_new))[:, None]
     return np.where(future, np.float32(-np.inf), np.float32(0.0))
+
+
+def mask_future(scores: np.ndarray) -> np.ndarray:
+    """scores + causal_mask(T, L), in place: the T new positions are the last T of the L,
+    so only the last T columns hold future positions, and there only the strict upper
+    triangle. Writing -inf there touches T*T/2 elements instead of adding a whole (T, L)
+    mask; a single newest position sees everything and needs nothing."""
+    n_new = scores.shape[-2]
+    if n_new > 1:
+        np.copyto(scores[..., scores.shape[-1] - n_new:], -np.inf, where=upper_triangle(n_new))
+    return scores
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) -> np.ndarray:
@@ -304,9 +372,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) -> 
 def masked_softmax(scores: np.ndarray) -> np.ndarray:
     """softmax(scores + causal mask), in place: the weights (..., H, T, L) with which each
     new position attends to each visible one. A single newest position may see everything."""
-    if scores.shape[-2] > 1:
-        scores += causal_mask(scores.shape[-2], scores.shape[-1])
-    return softmax(scores)
+    return softmax(mask_future(scores))
 
 
 def attention_weights(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) -> np.ndarray:
@@ -315,33 +381,82 @@ def attention_weights(q: np.ndarray, k: np.ndarray, tape: Tape | None = None) ->
     return masked_softmax(attention_scores(q, k, tape))
 
 
+def attend_last_rows(q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Inference's attention kernel: softmax(q k^T + causal mask) @ v into `out` (..., b, D),
+    for b queries (already scaled by 1/sqrt(D)) that are the last b of the L positions
+    of k and v (..., L, D).
+
+    The trick: the softmax is left unnormalised, exp(s - max), and the (b, D) result is
+    divided by the row sums after the product with v, instead of dividing the (b, L)
+    weights before it: D (64) is far smaller than L, so that saves one whole pass over
+    the weights. The mask is written in place (mask_future)."""
+    scores = q @ k.swapaxes(-1, -2)  # (..., b, L)
+    mask_future(scores)
+    scores -= scores.max(axis=-1, keepdims=True)
+    np.exp(scores, out=scores)
+    total = scores.sum(axis=-1, keepdims=True)
+    np.matmul(scores, v, out=out)
+    out /= total
+    return out
+
+
+def query_blocks(n_new: int, n_seen: int, block: int) -> Iterator[tuple[int, int, int]]:
+    """(lo, hi, visible) for each block of `block` query rows: rows lo..hi-1 of the n_new
+    new positions (the last n_new of the n_seen) see only the first `visible` keys; every
+    later key is in the future of all of them, so its weight is 0 and needs no work."""
+    for lo in range(0, n_new, block):
+        hi = min(lo + block, n_new)
+        yield lo, hi, n_seen - n_new + hi
+
+
 def attention(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int | None = None, tape: Tape | None = None
 ) -> np.ndarray:
     """Each query's weighted average of the values: attention_weights(q, k) @ v, (..., H, T, D).
 
-    Long inputs go `block` (QUERY_BLOCK) query rows at a time, and a block only looks at
-    the keys up to its own last position (later keys are masked out anyway). Same
-    result; it skips up to half the work and keeps the (H, rows, L) weights small.
-    With a tape (training, inspection) it runs whole and keeps q, k, v and the weights
-    (`probs`, and `weights` after dropout).
+    Without a tape (inference) it runs `attend_last_rows` on pieces whose (rows, L)
+    scores stay in the L2 cache (SCORES_BYTES): all heads at once when that is small
+    enough (decoding, short prompts), else one head and `block` (QUERY_BLOCK) query rows
+    at a time, where a block only looks at the keys up to its own last position
+    (query_blocks). Same result; it skips up to half the work and every pass over the
+    scores hits the cache. With a tape, see `attention_kept`.
     """
-    n_new, n_seen = q.shape[-2], k.shape[-2]
     block = block or QUERY_BLOCK
-    if tape is not None:  # contiguous copies make the backward pass's matmuls faster
-        q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
-        probs = attention_weights(q, k, tape)
-        weights = dropout(probs, tape, "dropout")
-        tape.keep(k=k, v=v, probs=probs, weights=weights)
-        return weights @ v
-    if n_new <= block:
-        return attention_weights(q, k) @ v
+    if tape is not None:
+        return attention_kept(q, k, v, block, tape)
+    n_new, n_seen = q.shape[-2], k.shape[-2]
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # a contiguous copy: scaling q is cheaper than scaling scores
     out = np.empty(q.shape, q.dtype)
-    for lo in range(0, n_new, block):
-        hi = min(lo + block, n_new)
-        visible = n_seen - n_new + hi  # keys up to the block's last query position
-        weights = attention_weights(q[..., lo:hi, :], k[..., :visible, :])
-        np.matmul(weights, v[..., :visible, :], out=out[..., lo:hi, :])
+    heads = q.shape[:-2]
+    if n_new <= block and math.prod(heads) * n_new * n_seen * q.itemsize <= SCORES_BYTES:
+        return attend_last_rows(q, k, v, out)
+    for head in np.ndindex(heads):
+        for lo, hi, visible in query_blocks(n_new, n_seen, block):
+            attend_last_rows(q[head][lo:hi], k[head][:visible], v[head][:visible], out[head][lo:hi])
+    return out
+
+
+def attention_kept(q: np.ndarray, k: np.ndarray, v: np.ndarray, block: int, tape: Tape) -> np.ndarray:
+    """attention() for training and inspection: keeps q (scaled), k, v and the weights,
+    `probs` (..., H, T, L) and `weights` after dropout, for backward.attention_backward.
+
+    The weights are whole arrays, 0 where masked, but only each query block's visible
+    keys are computed (query_blocks): the scores, the softmax and the product with v skip
+    the masked part (almost half, for long inputs). Dropout draws its mask for the whole
+    array, as it always has, so a seed gives the same masks."""
+    q, k, v = np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v)
+    n_new, n_seen = q.shape[-2], k.shape[-2]
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # as attention_scores: the backward pass needs the scaled q
+    probs = np.zeros((*q.shape[:-1], n_seen), q.dtype)
+    for lo, hi, visible in query_blocks(n_new, n_seen, block):
+        part = probs[..., lo:hi, :visible]
+        np.matmul(q[..., lo:hi, :], k[..., :visible, :].swapaxes(-1, -2), out=part)
+        masked_softmax(part)
+    weights = dropout(probs, tape, "dropout")
+    out = np.empty(q.shape, q.dtype)
+    for lo, hi, visible in query_blocks(n_new, n_seen, block):
+        np.matmul(weights[..., lo:hi, :visible], v[..., :visible, :], out=out[..., lo:hi, :])
+    tape.keep(q=q, k=k, v=v, probs=probs, weights=weights)
     return out
 
 
@@ -367,7 +482,8 @@ def causal_self_attention(
     (one query row): the output is (..., 1, C).
     """
     qkv = linear(x, block.c_attn, child(tape, "c_attn"))  # (..., T, 3C)
-    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
+    c = qkv.shape[-1] // 3  # three slices (views; np.split costs more per call, which decoding feels)
+    q, k, v = (split_heads(qkv[..., i * c:(i + 1) * c], n_head) for i in range(3))
     if last_only:
         q = q[..., -1:, :]
     if cache is None:
@@ -380,7 +496,9 @@ def causal_self_attention(
 
 def mlp(x: np.ndarray, block: Block, tape: Tape | None = None) -> np.ndarray:
     """Position-wise feed-forward network: widen 4x, GELU, project back."""
-    hidden = gelu(linear(x, block.c_fc, child(tape, "c_fc")), child(tape, "gelu"))
+    widened = linear(x, block.c_fc, child(tape, "c_fc"))
+    # without a tape nobody reads `widened` again, so GELU overwrites it (no new 4C array)
+    hidden = gelu(widened, child(tape, "gelu"), out=widened if tape is None else None)
     return linear(hidden, block.mlp_proj, child(tape, "mlp_proj"))
 
 

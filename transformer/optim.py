@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .kernels import row_blocks
+
 if TYPE_CHECKING:
     from .train import TrainConfig
 
@@ -65,23 +67,42 @@ def adamw_update(
         m <- beta1 m + (1 - beta1) g                (running mean of the gradient)
         v <- beta2 v + (1 - beta2) g^2              (running mean of its square)
         p <- p - lr * m_hat / (sqrt(v_hat) + eps)   (hats: divided by 1 - beta^step)
+
+    Speed: each tensor goes a cache-sized block at a time (kernels.row_blocks) through
+    one scratch buffer, so the dozen passes allocate nothing and mostly hit the cache.
     """
     b1, b2 = tc.beta1, tc.beta2
     correction1 = 1.0 - b1**step
     sqrt_correction2 = math.sqrt(1.0 - b2**step)
     for name, p in params.items():
-        g = grads[name]
-        if tc.weight_decay and decays(name, p):
-            p *= 1.0 - lr * tc.weight_decay
-        m[name] *= b1
-        m[name] += (1.0 - b1) * g
-        v[name] *= b2
-        v[name] += (1.0 - b2) * (g * g)
-        denom = np.sqrt(v[name])
-        denom *= 1.0 / sqrt_correction2
-        denom += tc.adam_eps
-        np.divide(m[name], denom, out=denom)
-        denom *= lr / correction1
-        p -= denom
+        decay = 1.0 - lr * tc.weight_decay if tc.weight_decay and decays(name, p) else None
+        arrays = (p, grads[name], m[name], v[name])
+        if all(a.flags.c_contiguous for a in arrays):  # flat views, cut into blocks
+            flat = [a.reshape(-1) for a in arrays]
+            parts = [[a[block] for a in flat] for block in row_blocks(p.size, p.itemsize)]
+        else:
+            parts = [list(arrays)]
+        scratch = np.empty(parts[0][0].shape, p.dtype)
+        for pb, gb, mb, vb in parts:
+            tmp = scratch[:pb.size].reshape(pb.shape)
+            adamw_block(pb, gb, mb, vb, tmp, decay, b1, b2, lr / correction1, 1.0 / sqrt_correction2, tc.adam_eps)
 
 
+def adamw_block(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray, decay: float | None,
+                b1: float, b2: float, step_size: float, rescale_v: float, eps: float) -> None:
+    """adamw_update's arithmetic on one block, in place; `tmp` is scratch of the block's shape."""
+    if decay is not None:
+        p *= decay
+    m *= b1
+    np.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1.0 - b2
+    v += tmp
+    np.sqrt(v, out=tmp)  # the denominator, sqrt(v_hat) + eps
+    tmp *= rescale_v
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= step_size
+    p -= tmp
