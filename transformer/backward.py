@@ -218,12 +218,12 @@ def attention_backward(dout: np.ndarray, saved: dict) -> np.ndarray:
 # ------------------------------------------------------------ lm head and loss
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-    """The loss, forward: mean of -log softmax(logits)[target] over all positions.
+def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log softmax(logits)[target] for every row of `logits` (N, V), in float64.
 
-    `logits` (N, V) is overwritten with the softmax probabilities, which are returned
-    for cross_entropy_backward (saving one (N, V) array, the largest in the model).
-    A block of rows at a time, so the passes after the first read from cache.
+    `logits` is overwritten with the softmax probabilities (cross_entropy_backward reuses
+    them: the (N, V) array is the largest in the model). A block of rows at a time, so
+    the passes after the first read from cache.
     """
     n = logits.shape[0]
     nll = np.empty(n, np.float64)  # -log p[target] per position
@@ -235,7 +235,13 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.nd
         sums = part.sum(axis=-1, keepdims=True)
         nll[rows] = np.log(sums[:, 0].astype(np.float64)) - picked
         part /= sums
-    return float(np.mean(nll)), logits
+    return nll
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """The loss, forward: mean of -log softmax(logits)[target] over all positions
+    (`token_nll`); returns it and the probabilities left in `logits`, for the backward."""
+    return float(np.mean(token_nll(logits, targets))), logits
 
 
 def cross_entropy_backward(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -303,12 +309,16 @@ def model_forward(
     return unembed(h, weights), tape
 
 
-def model_loss(params: Params, config: GPT2Config, ids: np.ndarray, targets: np.ndarray) -> float:
-    """Mean cross-entropy (nats per token) of predicting `targets` from `ids`, no gradients."""
+def model_token_losses(params: Params, config: GPT2Config, ids: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(B, T) losses in nats of predicting each of `targets` from `ids`, no gradients."""
     weights = assemble_params(params, config)
     h, _ = gpt2_hidden(ids, weights, config)
-    loss, _ = cross_entropy(unembed(h, weights).reshape(-1, config.vocab_size), targets.reshape(-1))
-    return loss
+    return token_nll(unembed(h, weights).reshape(-1, config.vocab_size), targets.reshape(-1)).reshape(targets.shape)
+
+
+def model_loss(params: Params, config: GPT2Config, ids: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy (nats per token) of predicting `targets` from `ids`, no gradients."""
+    return float(np.mean(model_token_losses(params, config, ids, targets)))
 
 
 def model_forward_backward(
