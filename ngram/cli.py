@@ -22,7 +22,7 @@ from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
 from .build import announce_saving
 from .chunked import parse_memory
-from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
+from .io import GZIP_MAGIC, default_model_path, diagnose_damage, is_json_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
 from .score import score_tokens
@@ -203,6 +203,7 @@ def build_from_arpa(arpa_path: Path, source, dataset, output, tokens: str, lower
 @click.option("--example/--no-example", default=True, show_default=True, help="Show a corpus sentence where the context occurs.")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def predict(args, k, smoothing, example, as_json):
     """The most likely next tokens after a context: [MODEL] CONTEXT.
 
@@ -257,6 +258,7 @@ def prediction_lines(model: NgramModel, prediction: Prediction, smoothing: str) 
 @click.option("--sentence-start", is_flag=True, help="Only where the context begins a sentence (the path starts at <s>).")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def show(args, depth, top, sentence_start, as_json):
     """Show the trie under a context as the nested object it is: [MODEL] [CONTEXT].
 
@@ -300,6 +302,7 @@ def show_arguments(args: tuple[str, ...]) -> tuple[str | None, str]:
 @smoothing_option
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def complete(args, length, k, smoothing, as_json):
     """Rank whole phrases that could follow a context: [MODEL] CONTEXT.
 
@@ -326,6 +329,7 @@ def complete(args, length, k, smoothing, as_json):
 @smoothing_option
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_json):
     """Continue a prompt, token by token: [MODEL] PROMPT.
 
@@ -355,6 +359,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
     """Perplexity of a text: [MODEL] [TEXT_FILE] (default: the model's held-out text).
 
@@ -437,6 +442,7 @@ def describe_perplexity(r: Score) -> str:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def export(model_path, arpa_path, trie_json, context, depth, sentence_start, progress, as_json):
     """Write a model for other tools: [MODEL] --arpa FILE, or [MODEL] --trie-json FILE.
 
@@ -489,6 +495,7 @@ def export(model_path, arpa_path, trie_json, context, depth, sentence_start, pro
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Show the trie's memory (its arrays' bytes).")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def stats(model_path, memory, as_json):
     """Size of a model: nodes, n-grams per order, vocabulary, memory, file size.
 

@@ -16,7 +16,10 @@ import gzip
 import json
 import os
 import zlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 
 from corpora import UserError, atomic_write, cache_dir
 from corpora.documents import check_corpus_record
@@ -25,7 +28,7 @@ from corpora.runtime import gc_paused
 from corpora.tokenizers import tokenizer_from_config
 from corpora.validate import available_memory_bytes, is_int, json_with_depth_limit, read_limited_bytes
 
-from .arrays import ARPA_KIND, HEADER, ArrayTrie, is_array_model, load_arrays, save_arrays
+from .arrays import ARPA_KIND, HEADER, MAX_COUNT, MAX_ORDER, ArrayTrie, is_array_model, load_arrays, save_arrays
 from .model import NgramModel
 from .trie import CONTINUATION, COUNT
 
@@ -39,8 +42,6 @@ JSON_SUFFIX = ".json.gz"
 #: Limits for a gzip-JSON model: its file, and the JSON inside once unpacked (a few
 #: kilobytes of gzip can unpack to gigabytes; the unpacking stops at the limit).
 MAX_JSON_MODEL_BYTES = 2 * 1024**3
-MAX_ORDER = 64
-MAX_COUNT = 2**62  # counts are stored as 64-bit integers
 
 
 def default_model_path() -> Path:
@@ -111,14 +112,57 @@ def load_model(path: str | os.PathLike | None = None) -> NgramModel:
         hint = " (build one with: ngram build corpora/)" if path == default_model_path() else ""
         raise UserError(f"no model at {path}{hint}")
     if path.is_dir():
-        return load_folder(path)
+        return watched(load_folder(path))
     raw = read_limited_bytes(path, MAX_JSON_MODEL_BYTES, "model file")
     if not raw.startswith(GZIP_MAGIC):
         raise UserError(f"{path} is not an n-gram model file (expected gzip-compressed JSON)")
     text = gunzip_limited(raw, min(MAX_JSON_MODEL_BYTES, available_memory_bytes() // 8), path)
     with gc_paused():
         document = json_with_depth_limit(text, MAX_ORDER + 8, f"{path} (inside the gzip)")
-    return model_from_document(document, path)
+    return watched(model_from_document(document, path))
+
+
+# ------------------------------------------------------------ damage found when it shows
+# Loading a folder reads O(1) values, so damage inside the arrays shows only when a
+# computation trips over it: an index out of range, a negative length. Checking every value
+# at every load would cost a pass over the whole model (see `ArrayTrie.verify`); instead the
+# commands run under `diagnose_damage`, which verifies the models they loaded only when such
+# an error happens — nothing on the happy path.
+
+#: What damaged values raise deep inside NumPy code (not UserError: those are already clear).
+DAMAGE_SYMPTOMS = (IndexError, ValueError, OverflowError, FloatingPointError, ZeroDivisionError)
+
+_WATCHED: ContextVar[list | None] = ContextVar("ngram_models_watched", default=None)
+
+
+def watched(model: NgramModel) -> NgramModel:
+    """`model`, noted for `diagnose_damage` if one is active (outside one: nothing is kept)."""
+    models = _WATCHED.get()
+    if models is not None:
+        models.append(model)
+    return model
+
+
+@contextmanager
+def diagnose_damage() -> Iterator[None]:
+    """Run a command so that a crash caused by a damaged model becomes one clear error.
+
+    Models loaded inside (by `load_model`) are noted. If the body raises one of
+    `DAMAGE_SYMPTOMS`, each is verified (`ArrayTrie.verify`): damage found → the one
+    `UserError` "...; the model is damaged"; none found → the original error is re-raised,
+    so a real bug stays visible. Use as ``with diagnose_damage():`` or as a decorator
+    ``@diagnose_damage()`` under `friendly_errors`.
+    """
+    models: list[NgramModel] = []
+    token = _WATCHED.set(models)
+    try:
+        yield
+    except DAMAGE_SYMPTOMS:
+        for model in models:
+            model.trie.verify()
+        raise
+    finally:
+        _WATCHED.reset(token)
 
 
 def gunzip_limited(raw: bytes, max_bytes: int, path: Path) -> bytes:
