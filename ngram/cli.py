@@ -15,14 +15,14 @@ from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
 from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK, get_tokenizer
-from corpora.validate import check_finite_values
 from corpora.units import Score
 
 from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
 from .build import announce_saving
 from .chunked import parse_memory
-from .io import GZIP_MAGIC, default_model_path, diagnose_damage, is_json_path, load_model, model_bytes, save_model
+from .io import (GZIP_MAGIC, check_log_likelihood, check_probabilities, default_model_path, diagnose_damage, is_json_path,
+                 load_model, model_bytes, save_model)
 from .model import NgramModel
 from .predict import Prediction, describe_match
 from .score import score_tokens
@@ -214,8 +214,8 @@ def predict(args, k, smoothing, example, as_json):
     """
     model, context = model_and_text(args, "context")
     prediction = model.predict(context, k=k, smoothing=smoothing, example=example)
-    check_finite_values([c.probability for c in prediction.candidates]  # never print NaN as a probability
-                        + [prediction.end_of_sentence, prediction.unknown_word], "the prediction")
+    check_probabilities([c.probability for c in prediction.candidates]  # never print NaN as a probability
+                        + [prediction.end_of_sentence, prediction.unknown_word], prediction.smoothing, "the prediction")
     if as_json:
         echo_json(prediction.to_dict())
         return
@@ -312,6 +312,8 @@ def complete(args, length, k, smoothing, as_json):
     """
     model, context = model_and_text(args, "context")
     phrases = model.complete(context, length=length, k=k, smoothing=smoothing)
+    used = "arpa" if model.trie.kind == ARPA_KIND else smoothing  # an imported ARPA model scores by its own table
+    check_probabilities([p.probability for p in phrases], used, "the completion")
     if as_json:
         echo_json([{"tokens": p.tokens, "text": p.text, "probability": p.probability} for p in phrases])
         return
@@ -382,6 +384,8 @@ def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
         for m in methods
     ]
+    for r in results:
+        check_log_likelihood(r.nll, r.setting["smoothing"], "the perplexity")
     options = {"k": add_k} if methods[0] == "addk" else {}
     tokens = score_tokens(model, text, methods[0], order, **options) if per_token else None
     if as_json:

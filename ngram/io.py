@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import zlib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from corpora import UserError, atomic_write, cache_dir
 from corpora.documents import check_corpus_record
@@ -131,6 +132,32 @@ def load_model(path: str | os.PathLike | None = None) -> NgramModel:
 
 #: What damaged values raise deep inside NumPy code (not UserError: those are already clear).
 DAMAGE_SYMPTOMS = (IndexError, ValueError, OverflowError, FloatingPointError, ZeroDivisionError)
+
+#: Smoothings whose results are true probabilities (stupid backoff ranks by scores, and an
+#: imported ARPA model's back-off weights may exceed 1: only finiteness is checked for those).
+PROBABILITY_SMOOTHINGS = ("kn", "addk", "mle")
+
+
+class ImplausibleResult(ValueError):
+    """A result no sound model gives: NaN, a negative probability, probabilities summing to more
+    than 1, a perplexity below 1. One of the `DAMAGE_SYMPTOMS`: under `diagnose_damage` the
+    models are verified; if they are sound, this is a bug and stays a traceback."""
+
+
+def check_probabilities(values: Sequence[float], smoothing: str, step: str) -> None:
+    """Refuse results that are not numbers and, for true probabilities, values outside [0, 1]
+    or summing to more than 1 (beyond rounding) — before they are printed as results."""
+    if not all(math.isfinite(v) for v in values):
+        raise ImplausibleResult(f"{step} gave a value that is not a number")
+    if smoothing in PROBABILITY_SMOOTHINGS and values and (min(values) < 0 or max(values) > 1 or sum(values) > 1 + 1e-6):
+        raise ImplausibleResult(f"{step} gave probabilities outside [0, 1] or summing to more than 1")
+
+
+def check_log_likelihood(nll: float, smoothing: str, step: str) -> None:
+    """A text's negative log-likelihood: never NaN, and >= 0 under true probabilities (each p <= 1)."""
+    if math.isnan(nll) or (smoothing in PROBABILITY_SMOOTHINGS and nll < 0):
+        raise ImplausibleResult(f"{step} gave a negative log-likelihood of {nll}")
+
 
 _WATCHED: ContextVar[list | None] = ContextVar("ngram_models_watched", default=None)
 
