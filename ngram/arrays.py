@@ -237,8 +237,7 @@ class ArrayTrie:
         first = self.levels[depth - 1].first_child
         start, end = int(first[index]), int(first[index + 1])
         if not 0 <= start <= end <= len(self.levels[depth].ids):
-            raise UserError(f"{getattr(self, 'source', 'the model')}: the children ranges of order {depth} "
-                            "are damaged")
+            raise self.damaged(f"the children ranges of order {depth} are out of order")
         return start, end
 
     def child(self, depth: int, index: int, token_id: int) -> int | None:
@@ -269,8 +268,7 @@ class ArrayTrie:
         """The token of entry `at` of level depth+1 (checked: a damaged id is an error, not a crash)."""
         token_id = int(self.levels[depth].ids[at])
         if not 0 <= token_id < len(self.vocab):
-            raise UserError(f"{getattr(self, 'source', 'the model')}: order {depth + 1} holds token ids "
-                            "outside the vocabulary")
+            raise self.damaged(f"order {depth + 1} holds token ids outside the vocabulary")
         return self.vocab[token_id]
 
     def level_keys(self, k: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
 from .build import announce_saving
 from .chunked import parse_memory
-from .io import (GZIP_MAGIC, check_log_likelihood, check_probabilities, default_model_path, diagnose_damage, is_json_path,
+from .io import (GZIP_MAGIC, check_probabilities, check_score, default_model_path, diagnose_damage, is_json_path,
                  load_model, model_bytes, save_model)
 from .model import NgramModel
 from .predict import Prediction, describe_match
@@ -385,7 +385,7 @@ def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
         for m in methods
     ]
     for r in results:
-        check_log_likelihood(r.nll, r.setting["smoothing"], "the perplexity")
+        check_score(r, "the perplexity")
     options = {"k": add_k} if methods[0] == "addk" else {}
     tokens = score_tokens(model, text, methods[0], order, **options) if per_token else None
     if as_json:

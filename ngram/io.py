@@ -27,6 +27,7 @@ from corpora.documents import check_corpus_record
 
 from corpora.runtime import gc_paused
 from corpora.tokenizers import tokenizer_from_config
+from corpora.units import Score
 from corpora.validate import available_memory_bytes, is_int, json_with_depth_limit, read_limited_bytes
 
 from .arrays import ARPA_KIND, HEADER, MAX_COUNT, MAX_ORDER, ArrayTrie, is_array_model, load_arrays, save_arrays
@@ -153,10 +154,14 @@ def check_probabilities(values: Sequence[float], smoothing: str, step: str) -> N
         raise ImplausibleResult(f"{step} gave probabilities outside [0, 1] or summing to more than 1")
 
 
-def check_log_likelihood(nll: float, smoothing: str, step: str) -> None:
-    """A text's negative log-likelihood: never NaN, and >= 0 under true probabilities (each p <= 1)."""
-    if math.isnan(nll) or (smoothing in PROBABILITY_SMOOTHINGS and nll < 0):
-        raise ImplausibleResult(f"{step} gave a negative log-likelihood of {nll}")
+def check_score(score: Score, step: str) -> None:
+    """A text's score: its negative log-likelihood never NaN, and >= 0 under true probabilities
+    (each p <= 1); under Kneser-Ney no token has probability 0 (the uniform floor)."""
+    smoothing = score.setting.get("smoothing")
+    if math.isnan(score.nll) or (smoothing in PROBABILITY_SMOOTHINGS and score.nll < 0):
+        raise ImplausibleResult(f"{step} gave a negative log-likelihood of {score.nll}")
+    if smoothing == "kn" and score.zero_prob:
+        raise ImplausibleResult(f"{step} gave {score.zero_prob} tokens probability 0 under Kneser-Ney")
 
 
 _WATCHED: ContextVar[list | None] = ContextVar("ngram_models_watched", default=None)
