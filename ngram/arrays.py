@@ -597,10 +597,11 @@ def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayT
 
     Every array is checked against the header (dtype, shape, lengths that must agree,
     the ends of every children range) and the header against itself: a few reads,
-    whatever the model's size, so loading stays instant. `verify` also reads every
-    value once (`ArrayTrie.verify`: ids inside the vocabulary, counts >= 1, children
-    ranges in order); lookups check what they read either way, so a damaged file gives
-    one clear error, never an index out of bounds.
+    whatever the model's size, so loading stays instant. `verify` also checks every
+    value (`ArrayTrie.verify`; about 0.7 s for the default 5-gram, plus 2.5 s for its
+    Kneser-Ney tables — why it is not done at every load). Without it, lookups check what
+    they read, and the commands verify a model only when a computation on it trips
+    (`ngram.io.diagnose_damage`): a damaged file gives one clear error, never a traceback.
     """
     folder = Path(folder)
     header = read_header(folder)

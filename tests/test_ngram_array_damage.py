@@ -285,3 +285,98 @@ def test_a_section_header_with_a_huge_order_is_one_error(tmp_path):
     path.write_text("\\data\\\nngram 1=1\n\n\\" + "9" * 5000 + "-grams:\n-1.0\tthe\n\\end\\\n", encoding="utf-8")
     with pytest.raises(UserError, match="line 4: a section for an order"):
         read_arpa(path)
+
+
+# ----------------------------------------------------------------- training checkpoints
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny training run stopped after 4 of 8 steps: (corpus, output folder)."""
+    from test_train_cli import TINY_ARGS, write_corpus
+    from transformer.train_cli import train
+
+    corpus = write_corpus(tmp_path_factory.mktemp("corpus"), sentences=200)
+    out = tmp_path_factory.mktemp("run") / "run"
+    args = [str(corpus), "-o", str(out), *TINY_ARGS, "--steps", "4"]
+    assert CliRunner().invoke(train, args).exit_code == 0
+    return corpus, out
+
+
+def damaged_checkpoint(trained, tmp_path, change_meta=None, change_tensors=None, raw=None) -> Path:
+    """A copy of the run whose checkpoint's metadata (or tensors) were changed."""
+    from safetensors.numpy import load_file, save_file
+
+    from transformer.checkpoint import CHECKPOINT_FILE
+    from safetensors import safe_open
+
+    out = Path(shutil.copytree(trained[1], tmp_path / "run"))
+    path = out / CHECKPOINT_FILE
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = json.loads(handle.metadata()["trainer"])
+    tensors = load_file(str(path))
+    if change_meta:
+        change_meta(meta)
+    if change_tensors:
+        change_tensors(tensors)
+    save_file(tensors, str(path), metadata={"format": "np", "trainer": raw if raw is not None else json.dumps(meta)})
+    return out
+
+
+def resume(trained, out: Path):
+    from transformer.train_cli import train
+
+    return CliRunner().invoke(train, [str(trained[0]), "-o", str(out), "--resume", "--no-progress"])
+
+
+def put(path: tuple, value):
+    def change(meta):
+        node = meta
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (put(("model", "n_layer"), "1"), "n_layer must be a whole number"),  # was GPT2Config(**meta["model"]) unchecked
+    (put(("model", "extra"), 1), "model settings are malformed"),  # was TypeError: unexpected keyword
+    (put(("model",), [1, 2]), "model settings are malformed"),
+    (put(("train", "batch_size"), "4"), "batch_size must be a whole number"),  # was TypeError in a comparison
+    (put(("train", "lr"), [0.1]), "lr must be a finite number"),
+    (put(("train", "dropout"), 2.0), "dropout must be in"),
+    (put(("rng", "state", "state"), "x"), "random generator"),
+    (put(("rng",), None), "random generator"),
+    (put(("step",), -1), "step must be between"),
+    (put(("losses",), ["a"]), "a loss must be a number"),
+    (put(("evals",), [[1]]), "evaluations are malformed"),
+    (put(("seconds",), "1"), "seconds must be a finite number"),
+    (put(("record", "corpus"), "x"), "record of its corpus is malformed"),
+    (put(("record", "train_tokens"), 2.5), "train_tokens must be a whole number"),
+    (put(("record", "segments"), {"a": 1}), "segments are malformed"),
+    (put(("record",), []), "record is malformed"),
+])
+def test_a_damaged_checkpoint_is_one_error_line(trained, tmp_path, change, message):
+    result = resume(trained, damaged_checkpoint(trained, tmp_path, change_meta=change))
+    line = one_error_line(result)
+    assert message in line, line
+
+
+@pytest.mark.parametrize("raw, message", [
+    ('{"format": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"format": "trie-vs-transformer/train checkpoint v1", "step": ' + "1" * 5000 + "}", "not valid JSON"),
+    ("not json", "not valid JSON"),
+])
+def test_checkpoint_metadata_that_is_not_json_is_one_error_line(trained, tmp_path, raw, message):
+    result = resume(trained, damaged_checkpoint(trained, tmp_path, raw=raw))
+    assert message in one_error_line(result)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.pop("param.wte.weight"), "param tensors do not match"),
+    (lambda t: t.__setitem__("adam_v.wpe.weight", t["adam_v.wpe.weight"][:3].copy()), "expected"),
+    (lambda t: t["adam_m.ln_f.bias"].__setitem__(0, np.nan), "NaN or infinite"),
+])
+def test_checkpoint_tensors_are_checked(trained, tmp_path, change, message):
+    result = resume(trained, damaged_checkpoint(trained, tmp_path, change_tensors=change))
+    assert message in one_error_line(result)

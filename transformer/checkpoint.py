@@ -27,7 +27,7 @@ import numpy as np
 
 from corpora.common import UserError, atomic_write
 from corpora.documents import check_corpus_record
-from corpora.validate import (MAX_JSON_DEPTH, cap_line, check_finite_array, check_int, is_int, json_with_depth_limit,
+from corpora.validate import (MAX_JSON_DEPTH, cap_line, check_finite_array, check_int, is_int, json_depth,
                               safetensors_header, short_repr)
 
 from .config import GPT2Config
@@ -217,7 +217,7 @@ def load_checkpoint(folder: Path) -> "tuple[TrainState, GPT2Config, TrainConfig,
         raise UserError(cap_line(f"{path} is not a training checkpoint ({err})")) from None
     if not isinstance(raw, str):
         raise UserError(f"{path} is not a training checkpoint (no trainer metadata)")
-    meta = json_with_depth_limit(raw, MAX_JSON_DEPTH, f"{path} (trainer metadata)")
+    meta = trainer_metadata(raw, f"{path} (trainer metadata)")
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a training checkpoint of this version")
     where = f"{path} (damaged)"
@@ -227,6 +227,23 @@ def load_checkpoint(folder: Path) -> "tuple[TrainState, GPT2Config, TrainConfig,
     params, m, v = (checked_tensors(tensors, prefix, config, where) for prefix in ("param.", "adam_m.", "adam_v."))
     state = checked_state(meta, params, m, v, where)
     return state, config, tc, record
+
+
+def trainer_metadata(raw: str, where: str) -> object:
+    """The trainer metadata's JSON, with bounded nesting and no integer of thousands of digits.
+
+    Unlike `json_with_depth_limit` it accepts NaN and Infinity: `save_checkpoint` writes the
+    loss history with Python's json, and a run whose loss blew up keeps them there.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as err:  # invalid JSON, or an integer too long to convert
+        raise UserError(cap_line(f"{where} is not valid JSON: {err}")) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise UserError(f"{where}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return value
 
 
 def checked_model_config(model: object, where: str) -> GPT2Config:
@@ -317,12 +334,19 @@ def checked_state(meta: dict, params: Params, m: Params, v: Params, where: str) 
     losses, evals = meta.get("losses"), meta.get("evals")
     if not isinstance(losses, list):
         raise UserError(f"{where}: the losses are malformed")
-    losses = [check_number("a loss", x, where) for x in losses]
+    losses = [check_loss("a loss", x, where) for x in losses]
     if not isinstance(evals, list) or not all(isinstance(e, list) and len(e) == 2 for e in evals):
         raise UserError(f"{where}: the evaluations are malformed")
-    evals = [[check_int("an evaluation's step", s, 0, MAX_SETTING, where), check_number("a held-out loss", x, where)]
+    evals = [[check_int("an evaluation's step", s, 0, MAX_SETTING, where), check_loss("a held-out loss", x, where)]
              for s, x in evals]
     return TrainState(params, m, v, checked_rng(meta.get("rng"), where), step, losses, evals, seconds, tokens)
+
+
+def check_loss(name: str, value: object, where: str) -> float:
+    """A recorded loss: a number, possibly NaN or infinite (a run that blew up records it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {name} must be a number, got {short_repr(value)}")
+    return float(value)
 
 
 def checked_rng(state: object, where: str) -> np.random.Generator:
