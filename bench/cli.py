@@ -180,6 +180,7 @@ def main() -> None:
 @click.option("--markdown", is_flag=True, help="Print Markdown, to paste into teaching material.")
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def compare(prompt, prompts_file, k, explain, budget, ngram_path, transformer_name, markdown, as_json):
     """Next-word predictions of both models for PROMPT, side by side.
 
@@ -254,6 +255,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
                with_breakdown, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
@@ -318,6 +320,7 @@ def perplexity(text_file, dataset, dataset_config, split, column, max_words, ord
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, markdown, progress, as_json):
     """Build time and memory, load time, next-token latency and generation speed of both.
 
@@ -363,6 +366,7 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, ngram_path, transformer_name, progress):
     """Run compare, perplexity and speed; write one folder a reader can cite and rerun.
 
@@ -438,6 +442,7 @@ def experiment_text(text_file: Path | None, max_words: int | None, ngram):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, transformer_name, markdown, progress, as_json):
     """Per-word perplexity against how many preceding words each model may see.
 
@@ -492,6 +497,7 @@ def show_experiment(report, render, as_json: bool, plot_path: Path | None, plot_
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transformer_name, markdown, as_json):
     """In-context copying: random token sequences shown twice (Olsson et al. 2022).
 
@@ -530,6 +536,7 @@ def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transf
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdown, progress, as_json):
     """Next-word accuracy, top-1 and top-5, of both models on the same text.
 
