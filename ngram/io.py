@@ -159,7 +159,7 @@ def check_score(score: Score, step: str) -> None:
     (each p <= 1); under Kneser-Ney no token has probability 0 (the uniform floor)."""
     smoothing = score.setting.get("smoothing")
     if math.isnan(score.nll) or (smoothing in PROBABILITY_SMOOTHINGS and score.nll < 0):
-        raise ImplausibleResult(f"{step} gave a negative log-likelihood of {score.nll}")
+        raise ImplausibleResult(f"{step} gave a log-likelihood of {score.nll} (NaN, or a probability above 1)")
     if smoothing == "kn" and score.zero_prob:
         raise ImplausibleResult(f"{step} gave {score.zero_prob} tokens probability 0 under Kneser-Ney")
 
