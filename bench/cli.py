@@ -182,6 +182,7 @@ def main() -> None:
 @click.option("--markdown", is_flag=True, help="Print Markdown, to paste into teaching material.")
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def compare(prompt, prompts_file, k, explain, budget, ngram_path, transformer_name, markdown, as_json):
     """Next-word predictions of both models for PROMPT, side by side.
 
@@ -259,6 +260,7 @@ def evaluation_text(text_file, dataset, dataset_config, split, column, max_words
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def perplexity(text_file, dataset, dataset_config, split, column, max_words, orders, closed_vocab, ablation, mix,
                with_breakdown, as_wikitext, ngram_path, transformer_name, markdown, progress, as_json):
     """Both models on the same text: perplexity per token, per word, and bits per byte.
@@ -353,6 +355,7 @@ def wikitext_perplexity(text_file, dataset, mix, with_breakdown, max_words, want
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, markdown, progress, as_json):
     """Build time and memory, load time, next-token latency and generation speed of both.
 
@@ -400,6 +403,7 @@ def speed(orders, corpus_folder, ngram_path, transformer_name, contexts, seed, m
 @transformer_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def report(output, prompts_file, text_file, max_words, seed, no_speed, no_mix, ablation, skipped, ngram_path,
            transformer_name, progress):
     """Run compare, perplexity, the experiments and speed; write one folder a reader can cite and rerun.
@@ -480,6 +484,7 @@ def experiment_text(text_file: Path | None, max_words: int | None, ngram):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def context(text_file, max_words, plot_path, closed_vocab, exact, ngram_path, transformer_name, markdown, progress, as_json):
     """Per-word perplexity against how many preceding words each model may see.
 
@@ -534,6 +539,7 @@ def show_experiment(report, render, as_json: bool, plot_path: Path | None, plot_
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transformer_name, markdown, as_json):
     """In-context copying: random token sequences shown twice (Olsson et al. 2022).
 
@@ -572,6 +578,7 @@ def induction(length, repeats, seed, plot_path, closed_vocab, ngram_path, transf
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def accuracy(text_file, max_words, budget, ngram_path, transformer_name, markdown, progress, as_json):
     """Next-word accuracy, top-1 and top-5, of both models on the same text.
 
@@ -644,6 +651,7 @@ def default_cloze_set_path() -> Path:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@models.diagnose_damage()  # a crash on a damaged n-gram model: one clear error
 def cloze(passages_file, dataset, split, column, limit, save_set, threads, ngram_path, transformer_name, markdown, progress,
           as_json):
     """Guess the last word of each passage from the whole passage (LAMBADA).

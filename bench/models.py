@@ -15,6 +15,7 @@ import click
 
 import corpora
 from ngram import NgramModel, default_model_path, load_model as load_ngram_file, save_model
+from ngram.io import diagnose_damage  # noqa: F401 (bench/cli.py runs its commands under it)
 from transformer import GPT2, load_model as load_transformer_folder
 from transformer.train import count_params
 from transformer.weights import AUTO_NAME, BUNDLED_MODEL, choose_auto_model, resolve_model_dir

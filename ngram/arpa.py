@@ -30,7 +30,7 @@ import numpy as np
 from corpora.common import UserError, atomic_write
 from corpora.tokenizers import BOS
 
-from .arrays import ArrayTrie, first_tokens, parents_of
+from .arrays import MAX_ORDER, ArrayTrie, first_tokens, parents_of
 from .smoothing import KneserNey
 
 NO_PROBABILITY = -99.0  # what ARPA writes for <s>, which is never predicted
@@ -249,7 +249,7 @@ class ArpaReader:
                         declared[k] = n
                     elif line.startswith("\\") and line.endswith("-grams:"):
                         k_text = line[1:-len("-grams:")]
-                        if not k_text.isdigit() or int(k_text) not in declared:
+                        if not (k_text.isascii() and k_text.isdigit() and len(k_text) <= 19) or int(k_text) not in declared:
                             raise UserError(f"{path}, line {number}: a section for an order the header does not declare")
                         order, section = int(k_text), "ngrams"
                         seen.setdefault(order, 0)
@@ -288,10 +288,13 @@ class ArpaReader:
         return Batch(order, numbers, fields, logp, backoff)
 
     def declaration(self, line: str, number: int) -> tuple[int, int]:
-        """'ngram K=N' of the \\data\\ section."""
-        k, _, n = line[len("ngram "):].partition("=")
-        if not (k.strip().isdigit() and n.strip().isdigit()) or int(k) < 1:
+        """'ngram K=N' of the \\data\\ section: K from 1 to MAX_ORDER, N a count of at most 19
+        digits (ASCII digits only: int() would refuse '²', and a 5,000-digit N)."""
+        k, _, n = (part.strip() for part in line[len("ngram "):].partition("="))
+        if not all(part.isascii() and part.isdigit() and len(part) <= 19 for part in (k, n)):
             raise UserError(f"{self.path}, line {number}: expected 'ngram K=N', got {line[:80]!r}")
+        if not 1 <= int(k) <= MAX_ORDER:
+            raise UserError(f"{self.path}, line {number}: order {int(k):,} is out of range (1..{MAX_ORDER})")
         return int(k), int(n)
 
     def ngram_line(self, line: str, order: int, number: int) -> tuple[tuple[str, ...], float, float]:

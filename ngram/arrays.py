@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,20 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from corpora.common import UserError
+from corpora.validate import is_int, json_with_depth_limit, read_limited_bytes, regular_file, short_repr
 
 from .trie import CONTINUATION, COUNT
 
 FORMAT = "trie-vs-transformer n-gram arrays"
 VERSION = 1
 HEADER = "header.json"
+
+#: The longest n-gram any model may have (the one bound: `ngram.io` and `ngram.arpa` use it too).
+MAX_ORDER = 64
+#: Counts are 64-bit integers; a header number above this is damage, not a corpus.
+MAX_COUNT = 2**62
+#: A model's header is a few kilobytes (its metadata included); more than this is not a header.
+MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 ID_DTYPE = np.dtype("<i4")
 COUNT_DTYPE = np.dtype("<i8")
@@ -127,6 +136,17 @@ def first_tokens(trie: ArrayTrie) -> list[np.ndarray]:
     for k in range(2, trie.order + 1):
         firsts.append(firsts[-1][parents_of(trie, k)])
     return firsts
+
+
+def children_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of values[bounds[i]:bounds[i+1]] for every range, as floats (no overflow however
+    damaged the values are; exact below 2**53): for checks, not for counting."""
+    bounds = np.asarray(bounds, dtype=np.int64)
+    sums = np.zeros(len(bounds) - 1)
+    filled = bounds[1:] > bounds[:-1]
+    if filled.any():
+        sums[filled] = np.add.reduceat(values, bounds[:-1][filled], dtype=np.float64)
+    return sums
 
 
 def count_of_counts(counts: np.ndarray) -> list[int]:
@@ -217,8 +237,7 @@ class ArrayTrie:
         first = self.levels[depth - 1].first_child
         start, end = int(first[index]), int(first[index + 1])
         if not 0 <= start <= end <= len(self.levels[depth].ids):
-            raise UserError(f"{getattr(self, 'source', 'the model')}: the children ranges of order {depth} "
-                            "are damaged")
+            raise self.damaged(f"the children ranges of order {depth} are out of order")
         return start, end
 
     def child(self, depth: int, index: int, token_id: int) -> int | None:
@@ -249,8 +268,7 @@ class ArrayTrie:
         """The token of entry `at` of level depth+1 (checked: a damaged id is an error, not a crash)."""
         token_id = int(self.levels[depth].ids[at])
         if not 0 <= token_id < len(self.vocab):
-            raise UserError(f"{getattr(self, 'source', 'the model')}: order {depth + 1} holds token ids "
-                            "outside the vocabulary")
+            raise self.damaged(f"order {depth + 1} holds token ids outside the vocabulary")
         return self.vocab[token_id]
 
     def level_keys(self, k: int) -> np.ndarray:
@@ -292,19 +310,102 @@ class ArrayTrie:
         return self.root.to_dict()
 
     def verify(self) -> None:
-        """Read every value once: ids inside the vocabulary, counts >= 1, children ranges in order.
+        """Read every value once and refuse what `ngram build` could never have written.
 
-        A few passes over memory (about a second for the default 5-gram); `ngram build`'s
-        arrays pass by construction, so this is for files that came from elsewhere.
+        Loading reads O(1) values (so it costs the same for any model size); this is where
+        the values themselves are checked, each by one small function below: token ids
+        inside the vocabulary and sorted under each parent, children ranges in order,
+        counts >= 1 and never more than their parent's, continuation counts from 0 to the
+        count, an ARPA model's log10 values finite and <= 0, and the saved Kneser-Ney
+        tables equal to what they are computed from. The first fault found raises one
+        `UserError` ending in "the model is damaged". The commands call this only when a
+        computation on a loaded model failed (`ngram.io.diagnose_damage`).
         """
-        where = getattr(self, "source", "the model")
         for k, level in enumerate(self.levels, start=1):
-            if len(level.ids) and (int(level.ids.min()) < 0 or int(level.ids.max()) >= len(self.vocab)):
-                raise UserError(f"{where}: order {k} holds token ids outside the vocabulary")
-            if self.kind == COUNTS_KIND and len(level.counts) and int(level.counts.min()) < 1:
-                raise UserError(f"{where}: order {k} holds counts below 1")
-            if level.first_child is not None and np.any(np.diff(level.first_child) < 0):
-                raise UserError(f"{where}: the children ranges of order {k} are damaged")
+            self.check_children_ranges(k, level)
+        for k, level in enumerate(self.levels, start=1):
+            self.check_ids(k, level)
+            if self.kind == COUNTS_KIND:
+                self.check_counts(k, level)
+            else:
+                self.check_log_values(k, level)
+        if self.kn_tables:
+            self.check_kn_tables()
+
+    def damaged(self, what: str) -> UserError:
+        """The one error line for damage found in the values: where, what, and that it is damage."""
+        return UserError(f"{getattr(self, 'source', 'the model')}: {what}; the model is damaged")
+
+    def check_children_ranges(self, k: int, level: Level) -> None:
+        """first_child starts at 0, never decreases and ends at the next level's length."""
+        first = level.first_child
+        if first is None:
+            return
+        if (len(first) != len(level.ids) + 1 or int(first[0]) != 0 or int(first[-1]) != len(self.levels[k].ids)
+                or np.any(first[1:] < first[:-1])):
+            raise self.damaged(f"the children ranges of order {k} are out of order")
+
+    def check_ids(self, k: int, level: Level) -> None:
+        """Token ids inside the vocabulary, strictly increasing within each parent's children
+        (the binary searches rely on it; a repeat would be one n-gram listed twice)."""
+        ids = level.ids
+        if not len(ids):
+            return
+        if int(ids.min()) < 0 or int(ids.max()) >= len(self.vocab):
+            raise self.damaged(f"order {k} holds token ids outside the vocabulary")
+        unsorted = np.diff(ids) <= 0  # ids[i + 1] <= ids[i]: fine only where a new parent's range begins
+        if k > 1:
+            starts = np.asarray(self.levels[k - 2].first_child[1:-1], dtype=np.int64)
+            starts = starts[(starts > 0) & (starts < len(ids))]
+            unsorted[starts - 1] = False
+        if unsorted.any():
+            raise self.damaged(f"the token ids of order {k} are not sorted")
+
+    def check_counts(self, k: int, level: Level) -> None:
+        """Counts >= 1; the children of a node never occur more often than the node (the root:
+        `total`); continuation counts from 0 to the count."""
+        counts = level.counts
+        if len(counts) and int(counts.min()) < 1:
+            raise self.damaged(f"order {k} holds counts below 1")
+        parents = np.array([self.total]) if k == 1 else self.levels[k - 2].counts
+        bounds = np.array([0, len(counts)]) if k == 1 else self.levels[k - 2].first_child
+        if np.any(children_sums(counts, bounds) > parents.astype(np.float64) * (1 + 1e-12)):
+            raise self.damaged(f"order {k} holds counts larger than their context's count")
+        cont = level.continuation
+        if cont is not None and len(cont) and (int(cont.min()) < 0 or np.any(cont > counts)):
+            raise self.damaged(f"order {k} holds continuation counts below 0 or above the count")
+
+    def check_log_values(self, k: int, level: Level) -> None:
+        """An imported ARPA model's log10 probabilities: finite and <= 0; back-off weights finite."""
+        for name, values in (("log10 probabilities", level.logprob), ("back-off weights", level.backoff)):
+            if values is None or not len(values):
+                continue
+            if not np.isfinite(np.add.reduce(values, dtype=np.float64)):
+                raise self.damaged(f"the {name} of order {k} hold NaN or infinite values")
+            if name == "log10 probabilities" and float(values.max()) > 0:
+                raise self.damaged(f"the {name} of order {k} hold values above 0")
+
+    def check_kn_tables(self) -> None:
+        """The saved Kneser-Ney tables: the right lengths, finite discounts, and c(h •), γ(h)
+        equal to what `ngram.smoothing.kn_context_tables` computes from the verified counts
+        with those discounts (a γ that is merely in range could still make the probabilities
+        of a context sum to more than 1). About as long as `ngram build` spends making them."""
+        from corpora.tokenizers import BOS
+
+        from .smoothing import kn_context_tables  # smoothing builds on this module
+
+        tables, order = self.kn_tables, self.order
+        discounts = tables.get(KN_DISCOUNTS)
+        sizes = [1] + [len(self.levels[d - 1].ids) for d in range(1, order)]
+        if (discounts is None or len(discounts) != 3 * order or not np.all(np.isfinite(discounts))
+                or any(kn_array_name(d, name) not in tables or len(tables[kn_array_name(d, name)]) != sizes[d]
+                       for d in range(order) for name in ("total", "gamma"))):
+            raise self.damaged("the Kneser-Ney tables are incomplete or have the wrong lengths")
+        by_order = {k: tuple(float(x) for x in discounts[3 * (k - 1):3 * k]) for k in range(1, order + 1)}
+        expected = kn_context_tables(self, order, by_order, self.token_id.get(BOS, -1))
+        for name, values in expected.items():
+            if name != KN_DISCOUNTS and not np.array_equal(np.asarray(tables[name]), values):
+                raise self.damaged(f"the Kneser-Ney table {name} does not match the counts")
 
     def count_statistics(self, bos_id: int) -> dict:
         """N-grams per order and the count-of-counts of every order, as `trie.count_statistics`
@@ -496,10 +597,11 @@ def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayT
 
     Every array is checked against the header (dtype, shape, lengths that must agree,
     the ends of every children range) and the header against itself: a few reads,
-    whatever the model's size, so loading stays instant. `verify` also reads every
-    value once (`ArrayTrie.verify`: ids inside the vocabulary, counts >= 1, children
-    ranges in order); lookups check what they read either way, so a damaged file gives
-    one clear error, never an index out of bounds.
+    whatever the model's size, so loading stays instant. `verify` also checks every
+    value (`ArrayTrie.verify`; about 0.7 s for the default 5-gram, plus 2.5 s for its
+    Kneser-Ney tables — why it is not done at every load). Without it, lookups check what
+    they read, and the commands verify a model only when a computation on it trips
+    (`ngram.io.diagnose_damage`): a damaged file gives one clear error, never a traceback.
     """
     folder = Path(folder)
     header = read_header(folder)
@@ -528,27 +630,31 @@ def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayT
 
 
 def read_header(folder: Path) -> dict:
-    """The JSON header, checked: format, version, and the arrays every level needs."""
+    """The JSON header, checked: format, version, numbers in range, and the arrays every level needs.
+
+    Read through `corpora.validate` (a size limit, bounded nesting, no NaN, no integer of
+    thousands of digits), so a hostile header is one error line.
+    """
     path = folder / HEADER
+    if not path.exists():
+        raise UserError(f"{folder} is not an n-gram model folder (no {HEADER})")
+    raw = read_limited_bytes(path, MAX_HEADER_BYTES, "model header")
     try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{folder} is not an n-gram model folder (no {HEADER})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise UserError(f"{path} is not valid JSON; the model is damaged") from None
+        header = json_with_depth_limit(raw, where="JSON")
+    except UserError as err:
+        reason = str(err).removeprefix("JSON: ").removeprefix("JSON is not valid JSON: ")
+        raise UserError(f"{path} is not valid JSON ({reason}); the model is damaged") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise UserError(f"{path} is not an n-gram model header")
     if header.get("version") != VERSION:
-        raise UserError(f"{folder} is an n-gram model of format version {header.get('version')!r}; "
+        raise UserError(f"{folder} is an n-gram model of format version {short_repr(header.get('version'), 40)}; "
                         f"this version reads {VERSION}: rebuild it with `ngram build`")
-    for key in ("order", "vocab_size", "total", "root_continuation"):
-        if not isinstance(header.get(key), int) or isinstance(header.get(key), bool) or header[key] < 0:
-            raise UserError(f"{path}: {key!r} must be a non-negative integer")
-    if not 1 <= header["order"] <= 64:
-        raise UserError(f"{path}: order {header['order']} is out of range (1..64)")
+    for key, lo, hi in (("order", 1, MAX_ORDER), ("vocab_size", 1, 2**31 - 1),  # ids are 4-byte integers
+                        ("total", 0, MAX_COUNT), ("root_continuation", 0, MAX_COUNT)):
+        header_int(header, key, lo, hi, path)
     arrays = header.get("arrays")
     if header.setdefault("kind", COUNTS_KIND) not in (COUNTS_KIND, ARPA_KIND):
-        raise UserError(f"{path}: unknown model kind {header['kind']!r}")
+        raise UserError(f"{path}: unknown model kind {short_repr(header['kind'], 40)}")
     needed = {"vocab_bytes"} | probability_arrays(header["kind"], header["order"])
     for k in range(1, header["order"] + 1):
         needed |= {f"k{k}.ids", f"k{k}.counts"}
@@ -559,32 +665,59 @@ def read_header(folder: Path) -> dict:
     return header
 
 
+def header_int(header: dict, key: str, lo: int, hi: int, path: Path) -> int:
+    """header[key] if it is a whole number from lo to hi (not a bool, a float or a string)."""
+    value = header.get(key)
+    if not is_int(value) or value < 0:
+        raise UserError(f"{path}: {key!r} must be a non-negative integer, got {short_repr(value, 40)}")
+    if not lo <= value <= hi:
+        raise UserError(f"{path}: {key} {short_repr(value, 40)} is out of range ({lo}..{hi:,})")
+    return value
+
+
+def allowed_dtypes(name: str) -> set[np.dtype]:
+    """The dtypes array `name` may be saved in."""
+    if name == "vocab_bytes":
+        return {np.dtype(np.uint8)}
+    if name.endswith(".ids"):
+        return {ID_DTYPE}
+    if name.endswith((".logprob", ".backoff")):
+        return {PROB_DTYPE}
+    if name == KN_DISCOUNTS or name.endswith(".gamma"):
+        return {FLOAT_DTYPE}
+    return {SMALL_DTYPE, np.dtype("<i8")}
+
+
+def checked_spec(folder: Path, name: str, spec: object) -> tuple[np.dtype, int]:
+    """(dtype, length) of a header entry {"dtype": "<i4", "shape": [n]}, checked for type first."""
+    allowed = {d.str: d for d in allowed_dtypes(name)}
+    dtype = spec.get("dtype") if isinstance(spec, dict) else None
+    shape = spec.get("shape") if isinstance(spec, dict) else None
+    if (not isinstance(dtype, str) or dtype not in allowed or not isinstance(shape, list) or len(shape) != 1
+            or not is_int(shape[0]) or not 0 <= shape[0] <= MAX_COUNT):
+        raise UserError(f"{folder / HEADER}: the entry for {name} is malformed")
+    return allowed[dtype], int(shape[0])
+
+
+#: What np.load raises on a damaged .npy header (it parses the header as a Python literal).
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, TypeError, OverflowError,
+              RecursionError, MemoryError)
+
+
 def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
     """Memory-map one .npy file and check it is the 1-D array of the dtype the header names."""
     path = folder / f"{name}.npy"
-    if name == "vocab_bytes":
-        allowed = {np.dtype(np.uint8)}
-    elif name.endswith(".ids"):
-        allowed = {ID_DTYPE}
-    elif name.endswith((".logprob", ".backoff")):
-        allowed = {PROB_DTYPE}
-    elif name == KN_DISCOUNTS or name.endswith(".gamma"):
-        allowed = {FLOAT_DTYPE}
-    else:
-        allowed = {SMALL_DTYPE, np.dtype("<i8")}
-    if (not isinstance(spec, dict) or spec.get("dtype") not in {d.str for d in allowed}
-            or not isinstance(spec.get("shape"), list)):
-        raise UserError(f"{folder / HEADER}: the entry for {name} is malformed")
-    expected = np.dtype(spec["dtype"])
+    expected, length = checked_spec(folder, name, spec)
+    if not path.exists():
+        raise UserError(f"{path} is missing; the model is incomplete")
+    regular_file(path, what="model array")  # never a pipe or a device
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)  # plain views: no memmap overhead
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; the model is incomplete") from None
-    except (ValueError, OSError, EOFError) as err:
+    except NPY_ERRORS as err:
         raise UserError(f"{path} is not a readable NumPy array ({str(err)[:120]}); the model is damaged") from None
-    if array.dtype != expected or array.ndim != 1 or list(array.shape) != spec["shape"]:
+    if array.dtype != expected or array.ndim != 1 or array.shape != (length,):
         raise UserError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected {expected} "
-                        f"of shape {tuple(spec['shape'])}")
+                        f"of shape ({length},)")
     return array
 
 

@@ -15,14 +15,14 @@ from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
 from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK, get_tokenizer
-from corpora.validate import check_finite_values
 from corpora.units import Score
 
 from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
 from .build import announce_saving
 from .chunked import parse_memory
-from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
+from .io import (GZIP_MAGIC, check_probabilities, check_score, default_model_path, diagnose_damage, is_json_path,
+                 load_model, model_bytes, save_model)
 from .model import NgramModel
 from .phrases import continue_text
 from .predict import Prediction, describe_match
@@ -204,6 +204,7 @@ def build_from_arpa(arpa_path: Path, source, dataset, output, tokens: str, lower
 @click.option("--example/--no-example", default=True, show_default=True, help="Show a corpus sentence where the context occurs.")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def predict(args, k, smoothing, example, as_json):
     """The most likely next tokens after a context: [MODEL] CONTEXT.
 
@@ -214,8 +215,8 @@ def predict(args, k, smoothing, example, as_json):
     """
     model, context = model_and_text(args, "context")
     prediction = model.predict(context, k=k, smoothing=smoothing, example=example)
-    check_finite_values([c.probability for c in prediction.candidates]  # never print NaN as a probability
-                        + [prediction.end_of_sentence, prediction.unknown_word], "the prediction")
+    check_probabilities([c.probability for c in prediction.candidates]  # never print NaN as a probability
+                        + [prediction.end_of_sentence, prediction.unknown_word], prediction.smoothing, "the prediction")
     if as_json:
         echo_json(prediction.to_dict())
         return
@@ -258,6 +259,7 @@ def prediction_lines(model: NgramModel, prediction: Prediction, smoothing: str) 
 @click.option("--sentence-start", is_flag=True, help="Only where the context begins a sentence (the path starts at <s>).")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def show(args, depth, top, sentence_start, as_json):
     """Show the trie under a context as the nested object it is: [MODEL] [CONTEXT].
 
@@ -301,6 +303,7 @@ def show_arguments(args: tuple[str, ...]) -> tuple[str | None, str]:
 @smoothing_option
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def complete(args, length, k, smoothing, as_json):
     """Rank whole phrases that could follow a context: [MODEL] CONTEXT.
 
@@ -310,6 +313,8 @@ def complete(args, length, k, smoothing, as_json):
     """
     model, context = model_and_text(args, "context")
     phrases = model.complete(context, length=length, k=k, smoothing=smoothing)
+    used = "arpa" if model.trie.kind == ARPA_KIND else smoothing  # an imported ARPA model scores by its own table
+    check_probabilities([p.probability for p in phrases], used, "the completion")
     if as_json:
         echo_json([{"tokens": p.tokens, "text": p.text, "probability": p.probability} for p in phrases])
         return
@@ -327,6 +332,7 @@ def complete(args, length, k, smoothing, as_json):
 @smoothing_option
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_json):
     """Continue a prompt, token by token: [MODEL] PROMPT.
 
@@ -355,6 +361,7 @@ def generate(args, max_tokens, greedy, temperature, top_k, seed, smoothing, as_j
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
     """Perplexity of a text: [MODEL] [TEXT_FILE] (default: the model's held-out text).
 
@@ -377,6 +384,8 @@ def perplexity(args, smoothing, order, add_k, per_token, progress, as_json):
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
         for m in methods
     ]
+    for r in results:
+        check_score(r, "the perplexity")
     options = {"k": add_k} if methods[0] == "addk" else {}
     tokens = score_tokens(model, text, methods[0], order, **options) if per_token else None
     if as_json:
@@ -437,6 +446,7 @@ def describe_perplexity(r: Score) -> str:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def export(model_path, arpa_path, trie_json, context, depth, sentence_start, progress, as_json):
     """Write a model for other tools: [MODEL] --arpa FILE, or [MODEL] --trie-json FILE.
 
@@ -489,6 +499,7 @@ def export(model_path, arpa_path, trie_json, context, depth, sentence_start, pro
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Show the trie's memory (its arrays' bytes).")
 @json_option
 @friendly_errors
+@diagnose_damage()  # a crash on a damaged model: one clear error
 def stats(model_path, memory, as_json):
     """Size of a model: nodes, n-grams per order, vocabulary, memory, file size.
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import zlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from corpora import UserError, atomic_write, cache_dir
 from corpora.documents import check_corpus_record
 
 from corpora.runtime import gc_paused
 from corpora.tokenizers import tokenizer_from_config
+from corpora.units import Score
 from corpora.validate import available_memory_bytes, is_int, json_with_depth_limit, read_limited_bytes
 
-from .arrays import ARPA_KIND, HEADER, ArrayTrie, is_array_model, load_arrays, save_arrays
+from .arrays import ARPA_KIND, HEADER, MAX_COUNT, MAX_ORDER, ArrayTrie, is_array_model, load_arrays, save_arrays
 from .model import NgramModel
 from .trie import CONTINUATION, COUNT
 
@@ -39,8 +44,6 @@ JSON_SUFFIX = ".json.gz"
 #: Limits for a gzip-JSON model: its file, and the JSON inside once unpacked (a few
 #: kilobytes of gzip can unpack to gigabytes; the unpacking stops at the limit).
 MAX_JSON_MODEL_BYTES = 2 * 1024**3
-MAX_ORDER = 64
-MAX_COUNT = 2**62  # counts are stored as 64-bit integers
 
 
 def default_model_path() -> Path:
@@ -111,14 +114,87 @@ def load_model(path: str | os.PathLike | None = None) -> NgramModel:
         hint = " (build one with: ngram build corpora/)" if path == default_model_path() else ""
         raise UserError(f"no model at {path}{hint}")
     if path.is_dir():
-        return load_folder(path)
+        return watched(load_folder(path))
     raw = read_limited_bytes(path, MAX_JSON_MODEL_BYTES, "model file")
     if not raw.startswith(GZIP_MAGIC):
         raise UserError(f"{path} is not an n-gram model file (expected gzip-compressed JSON)")
     text = gunzip_limited(raw, min(MAX_JSON_MODEL_BYTES, available_memory_bytes() // 8), path)
     with gc_paused():
         document = json_with_depth_limit(text, MAX_ORDER + 8, f"{path} (inside the gzip)")
-    return model_from_document(document, path)
+    return watched(model_from_document(document, path))
+
+
+# ------------------------------------------------------------ damage found when it shows
+# Loading a folder reads O(1) values, so damage inside the arrays shows only when a
+# computation trips over it: an index out of range, a negative length. Checking every value
+# at every load would cost a pass over the whole model (see `ArrayTrie.verify`); instead the
+# commands run under `diagnose_damage`, which verifies the models they loaded only when such
+# an error happens — nothing on the happy path.
+
+#: What damaged values raise deep inside NumPy code (not UserError: those are already clear).
+DAMAGE_SYMPTOMS = (IndexError, ValueError, OverflowError, FloatingPointError, ZeroDivisionError)
+
+#: Smoothings whose results are true probabilities (stupid backoff ranks by scores, and an
+#: imported ARPA model's back-off weights may exceed 1: only finiteness is checked for those).
+PROBABILITY_SMOOTHINGS = ("kn", "addk", "mle")
+
+
+class ImplausibleResult(ValueError):
+    """A result no sound model gives: NaN, a negative probability, probabilities summing to more
+    than 1, a perplexity below 1. One of the `DAMAGE_SYMPTOMS`: under `diagnose_damage` the
+    models are verified; if they are sound, this is a bug and stays a traceback."""
+
+
+def check_probabilities(values: Sequence[float], smoothing: str, step: str) -> None:
+    """Refuse results that are not numbers and, for true probabilities, values outside [0, 1]
+    or summing to more than 1 (beyond rounding) — before they are printed as results."""
+    if not all(math.isfinite(v) for v in values):
+        raise ImplausibleResult(f"{step} gave a value that is not a number")
+    if smoothing in PROBABILITY_SMOOTHINGS and values and (min(values) < 0 or max(values) > 1 or sum(values) > 1 + 1e-6):
+        raise ImplausibleResult(f"{step} gave probabilities outside [0, 1] or summing to more than 1")
+
+
+def check_score(score: Score, step: str) -> None:
+    """A text's score: its negative log-likelihood never NaN, and >= 0 under true probabilities
+    (each p <= 1); under Kneser-Ney no token has probability 0 (the uniform floor)."""
+    smoothing = score.setting.get("smoothing")
+    if math.isnan(score.nll) or (smoothing in PROBABILITY_SMOOTHINGS and score.nll < 0):
+        raise ImplausibleResult(f"{step} gave a log-likelihood of {score.nll} (NaN, or a probability above 1)")
+    if smoothing == "kn" and score.zero_prob:
+        raise ImplausibleResult(f"{step} gave {score.zero_prob} tokens probability 0 under Kneser-Ney")
+
+
+_WATCHED: ContextVar[list | None] = ContextVar("ngram_models_watched", default=None)
+
+
+def watched(model: NgramModel) -> NgramModel:
+    """`model`, noted for `diagnose_damage` if one is active (outside one: nothing is kept)."""
+    models = _WATCHED.get()
+    if models is not None:
+        models.append(model)
+    return model
+
+
+@contextmanager
+def diagnose_damage() -> Iterator[None]:
+    """Run a command so that a crash caused by a damaged model becomes one clear error.
+
+    Models loaded inside (by `load_model`) are noted. If the body raises one of
+    `DAMAGE_SYMPTOMS`, each is verified (`ArrayTrie.verify`): damage found → the one
+    `UserError` "...; the model is damaged"; none found → the original error is re-raised,
+    so a real bug stays visible. Use as ``with diagnose_damage():`` or as a decorator
+    ``@diagnose_damage()`` under `friendly_errors`.
+    """
+    models: list[NgramModel] = []
+    token = _WATCHED.set(models)
+    try:
+        yield
+    except DAMAGE_SYMPTOMS:
+        for model in models:
+            model.trie.verify()
+        raise
+    finally:
+        _WATCHED.reset(token)
 
 
 def gunzip_limited(raw: bytes, max_bytes: int, path: Path) -> bytes:

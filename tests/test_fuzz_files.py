@@ -64,14 +64,6 @@ def test_fuzz_ngram_json_models(originals):
     assert failures(hostile.ngram_variants(originals, count("ngram") // 2, seed=3, formats="json")) == []
 
 
-#: ngram/arrays.py and ngram/arpa.py are being reworked on another branch; these two
-#: found tracebacks there (values of the arrays not checked before use: negative
-#: continuation counts, decreasing first_child; an ARPA file that is not UTF-8).
-#: Non-strict, so they pass silently once fixed: then drop the marks.
-KNOWN_ELSEWHERE = pytest.mark.xfail(strict=False, reason="tracebacks in ngram/arrays.py / ngram/arpa.py, reported")
-
-
-@KNOWN_ELSEWHERE
 def test_fuzz_ngram_array_folders(originals):
     assert failures(hostile.ngram_variants(originals, count("ngram") // 2, seed=5, formats="folder")) == []
 

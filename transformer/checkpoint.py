@@ -18,12 +18,17 @@ they may gain keys but never lose or rename one.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from corpora.common import UserError, atomic_write
+from corpora.documents import check_corpus_record
+from corpora.validate import (MAX_JSON_DEPTH, cap_line, check_finite_array, check_int, is_int, json_depth,
+                              safetensors_header, short_repr)
 
 from .config import GPT2Config
 
@@ -35,6 +40,7 @@ Params = dict[str, np.ndarray]
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "trie-vs-transformer/train checkpoint v1"
 INIT_STD = 0.02  # GPT-2's initializer_range
+MAX_SETTING = 2**53  # whole numbers in a checkpoint's metadata (steps, tokens, seeds) stay below this
 
 
 def hf_config(config: GPT2Config, eot_id: int | None, dropout: float = 0.0) -> dict:
@@ -190,32 +196,168 @@ def training_summary(state: "TrainState", config: GPT2Config, tc: "TrainConfig",
 
 
 def load_checkpoint(folder: Path) -> "tuple[TrainState, GPT2Config, TrainConfig, dict]":
-    """Read checkpoint.safetensors: (state, model config, training config, record)."""
-    from safetensors import safe_open
+    """Read checkpoint.safetensors: (state, model config, training config, record).
 
-    from .train import TrainConfig, TrainState  # train.py imports this module first
+    Everything is checked before use, through `corpora.validate`: the safetensors header
+    (types, byte ranges), the trainer metadata (bounded JSON; every field of the type and
+    range training reads it as), the tensors (the names and shapes the config implies,
+    finite values). A damaged checkpoint is one `UserError`, never a traceback.
+    """
+    from safetensors import SafetensorError, safe_open
 
     path = Path(folder) / CHECKPOINT_FILE
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist")
+    safetensors_header(path)  # the header checked first: types, byte ranges, no overlaps
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            meta = json.loads((handle.metadata() or {})["trainer"])
+            raw = (handle.metadata() or {}).get("trainer")
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (KeyError, json.JSONDecodeError, OSError, ValueError) as err:
-        raise UserError(f"{path} is not a training checkpoint ({err})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
+    except (SafetensorError, OSError, ValueError, TypeError) as err:
+        raise UserError(cap_line(f"{path} is not a training checkpoint ({err})")) from None
+    if not isinstance(raw, str):
+        raise UserError(f"{path} is not a training checkpoint (no trainer metadata)")
+    meta = trainer_metadata(raw, f"{path} (trainer metadata)")
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a training checkpoint of this version")
-    config = GPT2Config(**meta["model"])
-    tc = TrainConfig.from_dict(meta["train"])
+    where = f"{path} (damaged)"
+    config = checked_model_config(meta.get("model"), where)
+    tc = checked_train_config(meta.get("train"), where)
+    record = checked_record(meta.get("record"), where)
+    params, m, v = (checked_tensors(tensors, prefix, config, where) for prefix in ("param.", "adam_m.", "adam_v."))
+    state = checked_state(meta, params, m, v, where)
+    return state, config, tc, record
 
-    def group(prefix: str) -> Params:
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
+def trainer_metadata(raw: str, where: str) -> object:
+    """The trainer metadata's JSON, with bounded nesting and no integer of thousands of digits.
+
+    Unlike `json_with_depth_limit` it accepts NaN and Infinity: `save_checkpoint` writes the
+    loss history with Python's json, and a run whose loss blew up keeps them there.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as err:  # invalid JSON, or an integer too long to convert
+        raise UserError(cap_line(f"{where} is not valid JSON: {err}")) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise UserError(f"{where}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+    return value
+
+
+def checked_model_config(model: object, where: str) -> GPT2Config:
+    """The model's shape from the metadata: exactly GPT2Config's fields, checked by GPT2Config itself."""
+    names = {f.name for f in fields(GPT2Config)}
+    if not isinstance(model, dict) or set(model) != names:
+        raise UserError(f"{where}: the model settings are malformed")
+    try:
+        return GPT2Config(**model)
+    except UserError as err:
+        raise UserError(f"{where}: {str(err).removeprefix('config: ')}") from None
+
+
+def checked_train_config(train: object, where: str) -> "TrainConfig":
+    """The training settings: each known field of its default's type (whole numbers for the
+    integer settings, finite numbers for the others), then TrainConfig's own range checks.
+    Fields missing (a checkpoint from older code) take their defaults."""
+    from .train import TrainConfig  # train.py imports this module first
+
+    if not isinstance(train, dict):
+        raise UserError(f"{where}: the training settings are malformed")
+    known = {f.name: f.default for f in fields(TrainConfig)}
+    for name, value in train.items():
+        if name not in known:
+            continue
+        if isinstance(known[name], int):
+            check_int(name, value, 0, MAX_SETTING, where)
+        else:
+            check_number(name, value, where)
+    try:
+        return TrainConfig.from_dict(train)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def check_number(name: str, value: object, where: str, lo: float = -math.inf) -> float:
+    """`value` if it is a finite number (not a bool) of at least `lo`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < lo:
+        raise UserError(f"{where}: {name} must be a finite number, got {short_repr(value)}")
+    return float(value)
+
+
+def checked_record(record: object, where: str) -> dict:
+    """The run's record (corpus, split, token counts, command, segments) as `--resume` reads it."""
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+        raise UserError(f"{where}: the run's record is malformed")
+    try:
+        check_corpus_record(record.get("corpus"))
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    fraction = check_number("heldout_fraction", record.get("heldout_fraction"), where, 0.0)
+    if fraction >= 1.0:
+        raise UserError(f"{where}: heldout_fraction must be below 1, got {fraction}")
+    for key in ("train_tokens", "heldout_tokens"):
+        check_int(key, record.get(key), 0, MAX_SETTING, where)
+    if record.get("eot_id") is not None:
+        check_int("eot_id", record["eot_id"], 0, MAX_SETTING, where)
+    segments = record.get("segments", [])
+    if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
+        raise UserError(f"{where}: the run's segments are malformed")
+    return record
+
+
+def checked_tensors(tensors: dict, prefix: str, config: GPT2Config, where: str) -> Params:
+    """The tensors under `prefix`: exactly the names and shapes the config implies, all finite."""
+    from .weights import expected_shapes
+
+    group = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = expected_shapes(config)
+    if set(group) != set(expected):
+        missing = sorted(set(expected) - set(group)) or sorted(set(group) - set(expected))
+        raise UserError(f"{where}: the {prefix.rstrip('.')} tensors do not match the model "
+                        f"({cap_line(', '.join(missing[:3]), 80)} ...)")
+    for name, array in group.items():
+        if array.shape != expected[name] or array.dtype != np.float32:
+            raise UserError(f"{where}: {prefix}{name} has shape {array.shape}; expected {expected[name]}")
+        check_finite_array(array, prefix + name, where)
+    return group
+
+
+def checked_state(meta: dict, params: Params, m: Params, v: Params, where: str) -> "TrainState":
+    """The training state: step, RNG, losses, evaluations, seconds and tokens, each checked."""
+    from .train import TrainState
+
+    step = check_int("step", meta.get("step"), 0, MAX_SETTING, where)
+    tokens = check_int("tokens", meta.get("tokens"), 0, MAX_SETTING, where)
+    seconds = check_number("seconds", meta.get("seconds"), where, 0.0)
+    losses, evals = meta.get("losses"), meta.get("evals")
+    if not isinstance(losses, list):
+        raise UserError(f"{where}: the losses are malformed")
+    losses = [check_loss("a loss", x, where) for x in losses]
+    if not isinstance(evals, list) or not all(isinstance(e, list) and len(e) == 2 for e in evals):
+        raise UserError(f"{where}: the evaluations are malformed")
+    evals = [[check_int("an evaluation's step", s, 0, MAX_SETTING, where), check_loss("a held-out loss", x, where)]
+             for s, x in evals]
+    return TrainState(params, m, v, checked_rng(meta.get("rng"), where), step, losses, evals, seconds, tokens)
+
+
+def check_loss(name: str, value: object, where: str) -> float:
+    """A recorded loss: a number, possibly NaN or infinite (a run that blew up records it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {name} must be a number, got {short_repr(value)}")
+    return float(value)
+
+
+def checked_rng(state: object, where: str) -> np.random.Generator:
+    """The batch-order RNG from its saved PCG64 state (NumPy checks the numbers; we check the shape)."""
+    inner = state.get("state") if isinstance(state, dict) else None
+    if (not isinstance(state, dict) or state.get("bit_generator") != "PCG64" or not isinstance(inner, dict)
+            or not all(is_int(inner.get(k)) for k in ("state", "inc"))):
+        raise UserError(f"{where}: the random generator's state is malformed")
     rng = np.random.Generator(np.random.PCG64())
-    rng.bit_generator.state = meta["rng"]
-    state = TrainState(group("param."), group("adam_m."), group("adam_v."), rng, meta["step"],
-                       meta["losses"], [list(e) for e in meta["evals"]], meta["seconds"], meta["tokens"])
-    return state, config, tc, meta["record"]
-
-
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise UserError(f"{where}: the random generator's state is malformed") from None
+    return rng
