@@ -21,6 +21,7 @@ from transformer.train import (
     clip_grad_norm,
     decays,
     evaluate,
+    evaluate_copying,
     heldout_batches,
     init_params,
     learning_rate,
@@ -269,6 +270,8 @@ def test_training_lowers_loss_and_is_deterministic(tmp_path):
     assert np.mean(a.losses[-5:]) < a.losses[0] - 0.5
     assert [e[0] for e in a.evals] == [4, 8, 12, 16, 20, 24, 28, 30]
     assert a.evals[-1][1] < a.evals[0][1]
+    assert [e[0] for e in a.copy_evals] == [e[0] for e in a.evals]  # copying measured at every evaluation
+    assert a.copy_evals == b.copy_evals and all(np.isfinite(e[1:]).all() for e in a.copy_evals)
     c = run(tmp_path / "c", steps=30, seed=1)
     assert c.losses != a.losses
     d = run(tmp_path / "d", steps=30, dropout=0.1)
@@ -285,6 +288,7 @@ def test_resume_gives_the_same_result_as_uninterrupted(tmp_path):
     resumed = run(tmp_path / "parts", steps=10, state=state)
     assert resumed.losses == whole.losses
     assert resumed.evals == whole.evals
+    assert resumed.copy_evals == whole.copy_evals  # kept in the checkpoint, continued on resume
     for name in whole.params:
         np.testing.assert_array_equal(resumed.params[name], whole.params[name])
         np.testing.assert_array_equal(resumed.v[name], whole.v[name])
@@ -334,6 +338,22 @@ def test_evaluate_is_the_mean_token_loss():
     expected = np.mean([model_loss(params, SMALL, x[i:i + 1], y[i:i + 1]) for x, y in batches for i in range(len(x))])
     assert evaluate(params, SMALL, batches) == pytest.approx(expected, rel=1e-5)
     assert evaluate(params, SMALL, batches) == pytest.approx(np.log(SMALL.vocab_size), abs=0.1)  # fresh: ~uniform
+
+
+def test_copying_is_measured_on_each_copy_of_a_sequence_shown_twice():
+    from transformer.copying import training_copy_set
+
+    params = init_params(SMALL, 0)
+    sequences = training_copy_set(SMALL.vocab_size, 39, SMALL.n_ctx)  # copies of 7 tokens: 1 + 2 x 7 <= 16
+    assert sequences.shape == (8, 15) and (sequences[:, 0] == 39).all() and (sequences[:, 1:] != 39).all()
+    assert (sequences[:, 1:8] == sequences[:, 8:]).all()
+    first, second = evaluate_copying(params, SMALL, sequences)
+    # attention is causal, so the first copy's losses are those of the first copy scored alone
+    alone = np.mean([model_loss(params, SMALL, row[None, :7], row[None, 1:8]) for row in sequences])
+    whole = np.mean([model_loss(params, SMALL, row[None, :-1], row[None, 1:]) for row in sequences])
+    assert first == pytest.approx(alone, rel=1e-5) and (first + second) / 2 == pytest.approx(whole, rel=1e-5)
+    assert second == pytest.approx(np.log(SMALL.vocab_size), abs=0.1)  # a fresh model cannot copy: about log V
+    assert training_copy_set(SMALL.vocab_size, 39, 4) is None  # too short a context to show anything twice
 
 
 def test_blas_threads_can_be_set_at_run_time():

@@ -218,3 +218,18 @@ def test_train_and_bpe_are_transformer_subcommands():
     assert listing.exit_code == 0 and "train" in listing.output and "bpe" in listing.output
     helped = CliRunner().invoke(main, ["train", "--help"])
     assert helped.exit_code == 0 and "Example" in helped.output and "--resume" in helped.output
+
+
+def test_resume_refuses_a_checkpoint_the_library_wrote_without_a_run_record(tmp_path):
+    from transformer.config import GPT2Config
+    from transformer.train import TokenData, TrainConfig, new_state
+    from transformer.train import train as library_train
+
+    config = GPT2Config(n_layer=1, n_head=1, n_embd=8, n_ctx=8, vocab_size=20)
+    tc = TrainConfig(steps=2, batch_size=2, ctx=4, warmup=1, eval_every=2, eval_batches=1)
+    tokens = np.arange(200, dtype=np.int32) % 20
+    library_train(tmp_path / "run", new_state(config, tc), config, tc, TokenData(tokens[:150], tokens[150:]),
+                  {"eot_id": 19}, progress=False, log=lambda text: None)
+    result = invoke(write_corpus(tmp_path / "books"), "-o", tmp_path / "run", "--resume")
+    assert result.exit_code == 1 and "not written by `transformer train`" in result.output
+    assert "lacks command, corpus, heldout_fraction" in result.output

@@ -31,6 +31,7 @@ from corpora.validate import (MAX_JSON_DEPTH, cap_line, check_finite_array, chec
                               safetensors_header, short_repr)
 
 from .config import GPT2Config
+from .copying import COPY_LENGTH, COPY_REPEATS
 
 if TYPE_CHECKING:
     from .train import TrainConfig, TrainState
@@ -113,6 +114,7 @@ def save_checkpoint(folder: Path, state: "TrainState", config: GPT2Config, tc: "
         "rng": state.rng.bit_generator.state,
         "losses": state.losses,
         "evals": state.evals,
+        "copy_evals": state.copy_evals,
         "seconds": state.seconds,
         "tokens": state.tokens,
         "model": config.to_dict(),
@@ -190,6 +192,9 @@ def training_summary(state: "TrainState", config: GPT2Config, tc: "TrainConfig",
         "train_loss_last_50_mean": float(np.mean(recent)) if recent else None,
         "heldout_loss": state.evals[-1][1] if state.evals else None,
         "evals": state.evals,
+        "copy_evals": state.copy_evals,
+        "copy_evals_are": "[step, loss on the first copy, loss on the second copy] in nats per token: "
+                          f"{COPY_REPEATS} random sequences of up to {COPY_LENGTH} tokens shown twice (transformer/copying.py)",
         "train_losses_every_10_steps": [round(x, 4) for x in state.losses[::10]],
         **record,
     }
@@ -287,24 +292,40 @@ def check_number(name: str, value: object, where: str, lo: float = -math.inf) ->
 
 
 def checked_record(record: object, where: str) -> dict:
-    """The run's record (corpus, split, token counts, command, segments) as `--resume` reads it."""
-    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+    """The run's record (corpus, split, token counts, command, segments), each entry it
+    holds checked for type and range. `transformer train` writes all of them (its --resume
+    asks for them: `RUN_RECORD_KEYS`); the library's `train` takes whatever record it is given."""
+    if not isinstance(record, dict) or not isinstance(record.get("command", ""), str):
         raise UserError(f"{where}: the run's record is malformed")
-    try:
-        check_corpus_record(record.get("corpus"))
-    except UserError as err:
-        raise UserError(f"{where}: {err}") from None
-    fraction = check_number("heldout_fraction", record.get("heldout_fraction"), where, 0.0)
-    if fraction >= 1.0:
-        raise UserError(f"{where}: heldout_fraction must be below 1, got {fraction}")
+    if "corpus" in record:
+        try:
+            check_corpus_record(record["corpus"])
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
+    if "heldout_fraction" in record:
+        fraction = check_number("heldout_fraction", record["heldout_fraction"], where, 0.0)
+        if fraction >= 1.0:
+            raise UserError(f"{where}: heldout_fraction must be below 1, got {fraction}")
     for key in ("train_tokens", "heldout_tokens"):
-        check_int(key, record.get(key), 0, MAX_SETTING, where)
+        if key in record:
+            check_int(key, record[key], 0, MAX_SETTING, where)
     if record.get("eot_id") is not None:
         check_int("eot_id", record["eot_id"], 0, MAX_SETTING, where)
     segments = record.get("segments", [])
     if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
         raise UserError(f"{where}: the run's segments are malformed")
     return record
+
+
+RUN_RECORD_KEYS = ("command", "corpus", "heldout_fraction", "train_tokens", "heldout_tokens")
+
+
+def check_run_record(record: dict, folder: Path) -> None:
+    """--resume: the record must be one `transformer train` wrote (every RUN_RECORD_KEYS entry)."""
+    missing = [key for key in RUN_RECORD_KEYS if key not in record]
+    if missing:
+        raise UserError(f"{folder} holds a checkpoint not written by `transformer train` "
+                        f"(its record lacks {', '.join(missing)}); it cannot be resumed from the command line")
 
 
 def checked_tensors(tensors: dict, prefix: str, config: GPT2Config, where: str) -> Params:
@@ -339,7 +360,12 @@ def checked_state(meta: dict, params: Params, m: Params, v: Params, where: str) 
         raise UserError(f"{where}: the evaluations are malformed")
     evals = [[check_int("an evaluation's step", s, 0, MAX_SETTING, where), check_loss("a held-out loss", x, where)]
              for s, x in evals]
-    return TrainState(params, m, v, checked_rng(meta.get("rng"), where), step, losses, evals, seconds, tokens)
+    copying = meta.get("copy_evals", [])  # absent in checkpoints written before copying was measured
+    if not isinstance(copying, list) or not all(isinstance(e, list) and len(e) == 3 for e in copying):
+        raise UserError(f"{where}: the copying evaluations are malformed")
+    copying = [[check_int("an evaluation's step", s, 0, MAX_SETTING, where), check_loss("a copy loss", a, where),
+                check_loss("a copy loss", b, where)] for s, a, b in copying]
+    return TrainState(params, m, v, checked_rng(meta.get("rng"), where), step, losses, evals, seconds, tokens, copying)
 
 
 def check_loss(name: str, value: object, where: str) -> float:

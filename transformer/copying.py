@@ -25,3 +25,18 @@ def copy_means(losses: np.ndarray, length: int) -> tuple[float, float]:
     """Mean loss over the first copy's targets (1..L) and the second's (L+1..2L), from the
     per-target losses of one sequence (target t = ids[t + 1])."""
     return float(losses[:length].mean()), float(losses[length:2 * length].mean())
+
+
+COPY_LENGTH = 60  # random tokens in each copy, as `bench induction` shows them
+COPY_REPEATS = 8  # sequences averaged over at every training evaluation
+
+
+def training_copy_set(vocab_size: int, eot_id: int | None, ctx: int) -> np.ndarray | None:
+    """The fixed sequences training measures copying on (the same at every evaluation, seed 0):
+    any id but <|endoftext|>, each copy as long as fits twice in `ctx` (at most COPY_LENGTH);
+    None when the context is too short to show anything twice."""
+    length = min(COPY_LENGTH, (ctx - 1) // 2)
+    if length < 2:
+        return None
+    pool = np.array([i for i in range(vocab_size) if i != eot_id])
+    return repeated_sequences(pool, eot_id if eot_id is not None else int(pool[0]), length, COPY_REPEATS, seed=0)

@@ -26,9 +26,10 @@ import numpy as np
 from corpora.common import UserError
 from corpora.runtime import keep_freed_memory_for_reuse
 
-from .backward import Params, model_forward_backward, model_loss
+from .backward import Params, model_forward_backward, model_loss, model_token_losses
 from .checkpoint import CHECKPOINT_FILE, INIT_STD, export_model, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 from .config import GPT2Config
+from .copying import copy_means, training_copy_set
 from .interrupt import ctrl_c_requests_stop
 from .optim import adamw_update, clip_grad_norm, decays, global_norm, learning_rate  # noqa: F401 (re-exported)
 from .weights import expected_shapes
@@ -152,6 +153,16 @@ def heldout_batches(tokens: np.ndarray, batch_size: int, ctx: int, max_batches: 
     return [(w[:, :-1], w[:, 1:]) for w in np.array_split(windows, math.ceil(count / batch_size))]
 
 
+def evaluate_copying(params: Params, config: GPT2Config, sequences: np.ndarray) -> tuple[float, float]:
+    """Mean loss (nats per token) on the first and on the second copy of random sequences
+    shown twice (`transformer.copying`): a model that has learned to copy from its context
+    (induction heads) finds the second copy nearly free."""
+    losses = model_token_losses(params, config, sequences[:, :-1], sequences[:, 1:])
+    length = (sequences.shape[1] - 1) // 2
+    first, second = zip(*(copy_means(row, length) for row in losses))
+    return float(np.mean(first)), float(np.mean(second))
+
+
 def evaluate(params: Params, config: GPT2Config, batches: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Mean loss per token (nats) over the held-out batches (no dropout, no gradients)."""
     total = sum(model_loss(params, config, x, y) * x.size for x, y in batches)
@@ -174,6 +185,7 @@ class TrainState:
     evals: list[list] = field(default_factory=list)  # [step, held-out loss] pairs
     seconds: float = 0.0  # time spent training (not counting evaluation)
     tokens: int = 0  # tokens trained on
+    copy_evals: list[list] = field(default_factory=list)  # [step, first-copy loss, second-copy loss]
 
 
 def new_state(config: GPT2Config, tc: TrainConfig) -> TrainState:
@@ -246,6 +258,7 @@ def train(
     keep_freed_memory_for_reuse()
     log = log or (lambda text: tqdm.write(text, file=sys.stderr))
     eval_set = heldout_batches(data.heldout, tc.batch_size, tc.ctx, tc.eval_batches)
+    copy_set = training_copy_set(config.vocab_size, record.get("eot_id"), min(tc.ctx, config.n_ctx))
     last_saved = state.step if (folder / CHECKPOINT_FILE).is_file() else None
 
     def checkpoint(with_eval: bool = True) -> None:
@@ -253,6 +266,10 @@ def train(
         if with_eval and eval_set and (not state.evals or state.evals[-1][0] != state.step):
             state.evals.append([state.step, evaluate(state.params, config, eval_set)])
             log(f"step {state.step}: held-out loss {state.evals[-1][1]:.4f}")
+        if with_eval and copy_set is not None and (not state.copy_evals or state.copy_evals[-1][0] != state.step):
+            state.copy_evals.append([state.step, *evaluate_copying(state.params, config, copy_set)])
+            log(f"step {state.step}: copying a random sequence: {state.copy_evals[-1][1]:.3f} nats/token "
+                f"on the first copy, {state.copy_evals[-1][2]:.3f} on the second")
         save_checkpoint(folder, state, config, tc, record)
         last_saved = state.step
 

@@ -21,7 +21,7 @@ from corpora.runtime import set_blas_threads
 
 from corpora.tokenizers.bpe import BPETokenizer
 from corpora.tokenizers.bpe_learn import learn_bpe
-from .checkpoint import start_segment
+from .checkpoint import check_run_record, start_segment
 from .config import GPT2Config
 from .train import (
     CHECKPOINT_FILE,
@@ -136,6 +136,7 @@ def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool
 
     if resume:
         state, config, tc, record = load_checkpoint(out_dir)
+        check_run_record(record, out_dir)
         check_same_settings(out_dir, config, tc, {**settings, "heldout_fraction": heldout_fraction},
                             explicit, record)
         corpus = load_corpus(source, record["heldout_fraction"])
