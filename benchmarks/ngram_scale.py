@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bpe_long_words import cpu_name  # noqa: E402
 
-SAMPLED_NOTE = "The text is sampled from the default n-gram model, not real text."
+SAMPLED_NOTE = ("The text is sampled from the default n-gram model (its counts, backing off as Kneser-Ney "
+                "interpolates), not real text.")
 
 
 # ---------------------------------------------------------------- sampling text
@@ -56,9 +57,14 @@ class Sampler:
 
     A stream's state is its last N-1 token ids (-1 where the sentence has not reached
     yet). Each step finds every stream's longest context that was seen with a follower
-    (one vectorised binary search per order, `ArrayTrie.find_many`) and draws the next
-    token from that node's children in proportion to their counts (a binary search in
-    the level's cumulative counts). ``</s>`` ends a sentence and starts the next.
+    (one vectorised binary search per order, `ArrayTrie.find_many`), then backs off to the
+    next shorter context with probability γ(h), Kneser-Ney's interpolation weight of that
+    context (the share of probability it hands down), and draws the next token from the
+    chosen node's children in proportion to their counts (a binary search in the level's
+    cumulative counts). The backing off is what makes n-grams the books never had, as a
+    real text of this size would: drawn from the longest context only, the text would
+    repeat the model's own n-grams and the trie would not grow. ``</s>`` ends a sentence
+    and starts the next.
     """
 
     def __init__(self, model, streams: int, seed: int) -> None:
@@ -68,6 +74,7 @@ class Sampler:
         self.context = np.full((streams, self.order - 1), -1, dtype=np.int64)
         self.context[:, -1] = self.bos
         self.cumulative = [np.cumsum(level.counts, dtype=np.int64) for level in self.trie.levels]
+        self.gamma = kneser_ney_gammas(model)
 
     def longest_match(self) -> tuple[np.ndarray, np.ndarray]:
         """(depth, node index) of every stream's longest context with children (depth 0: the root)."""
@@ -89,9 +96,20 @@ class Sampler:
             open_[hit] = False
         return depth, node
 
+    def back_off(self, depth: np.ndarray, node: np.ndarray) -> None:
+        """With probability γ(h) at each order, move a stream to its context one token shorter (in place)."""
+        for j in range(self.order - 1, 0, -1):
+            at = np.flatnonzero(depth == j)
+            leave = at[self.rng.random(len(at)) < self.gamma[j][node[at]]]
+            if len(leave) == 0:
+                continue
+            depth[leave] = j - 1
+            node[leave] = self.trie.find_many(self.context[leave, -(j - 1):]) if j > 1 else 0
+
     def step(self) -> np.ndarray:
         """Draw one token for every stream, advance the contexts, return the tokens."""
         depth, node = self.longest_match()
+        self.back_off(depth, node)
         drawn = np.empty(len(depth), np.int64)
         for j in np.unique(depth).tolist():
             streams = np.flatnonzero(depth == j)
@@ -111,6 +129,17 @@ class Sampler:
         self.context[ended] = -1
         self.context[ended, -1] = self.bos
         return drawn
+
+
+def kneser_ney_gammas(model) -> list[np.ndarray]:
+    """γ(h) of every context, by its length (index 0: the root), from the model's Kneser-Ney tables."""
+    from ngram.arrays import kn_array_name
+    from ngram.smoothing import attach_kn_tables
+
+    trie = model.trie
+    if not getattr(trie, "kn_tables", None):  # a model saved before the tables: compute them
+        attach_kn_tables(trie, model.statistics, model.vocab.index("<s>"))
+    return [np.asarray(trie.kn_tables[kn_array_name(d, "gamma")]) for d in range(model.order)]
 
 
 def sentences_text(ids: list[int], vocab: list[str], eos: int, unk: int) -> str:

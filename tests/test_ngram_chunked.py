@@ -223,7 +223,7 @@ def test_a_hub_dataset_offline_is_one_line(tmp_path):
 # ---------------------------------------------------------------- the scale run's sampled text
 
 
-def test_sampled_text_only_continues_contexts_the_model_has_seen():
+def test_sampled_text_continues_a_seen_context_and_backs_off_as_kneser_ney_does():
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -234,14 +234,23 @@ def test_sampled_text_only_continues_contexts_the_model_has_seen():
     model = NgramModel.from_sentences([s.split() for s in TEXT.replace(".", " .\n").splitlines() if s.strip()], 3)
     sampler = Sampler(model, streams=16, seed=1)
     steps = np.stack([sampler.step() for _ in range(60)], axis=1)
+    again = Sampler(model, streams=16, seed=1)
+    assert (np.stack([again.step() for _ in range(60)], axis=1) == steps).all()  # the same seed, the same text
+    novel = 0
     for row in steps.tolist():
         context = ["<s>"]
         for token_id in row:
             token = model.vocab[token_id]
-            node = model.root
-            for seen in context[-2:]:  # the longest context of a trigram model, always seen here
-                node = node[seen]
-            assert token != "<s>" and token in node, (context, token)
+            assert token != "<s>"
+            follows = []  # for each suffix of the context (longest first): was the token seen after it?
+            for k in (2, 1, 0):
+                node = model.root
+                for seen in context[len(context) - k:] if k else []:
+                    node = node[seen] if seen in node and not isinstance(node[seen], int) else {}
+                follows.append(token in node)
+            assert any(follows), (context, token)  # always a follower of the context or a suffix of it
+            novel += not follows[0] and len(context) >= 2  # a trigram the model never had: backed off
             context = ["<s>"] if token == "</s>" else [*context, token]
+    assert novel > 0  # γ(h) > 0: some draws come from shorter contexts, making new n-grams
     text = sentences_text(steps[0].tolist(), model.vocab, sampler.eos, sampler.unk)
     assert "</s>" not in text and "<unk>" not in text and text.count("\n\n") == (steps[0] == sampler.eos).sum()
