@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -61,16 +60,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def machine() -> dict:
-    """What the numbers were measured on."""
-    import numpy
+    """What the numbers were measured on (`corpora.machine`), with the load at that moment."""
+    from corpora.machine import machine_summary
 
-    return {
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-    }
+    return {**machine_summary(), "load_average": round(os.getloadavg()[0], 2)}
 
 
 # ------------------------------------------------------------ fresh processes

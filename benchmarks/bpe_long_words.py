@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy  # noqa: E402
 
+from corpora.machine import cpu_name  # noqa: E402,F401 (other benchmarks import it from here too)
 from corpora.tokenizers.bpe import (  # noqa: E402
     ENDOFTEXT,
     GPT2_SPLIT_PATTERN,
@@ -90,17 +91,6 @@ def textbook_encoder(tok: BPETokenizer) -> Callable[[str], list[int]]:
     def encode(text: str) -> list[int]:
         return [tok.encoder[s] for s in bpe_merge(bytes_to_symbols(text.encode("utf-8")), tok.ranks)]
     return encode
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, or what `platform` knows elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

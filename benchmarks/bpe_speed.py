@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy  # noqa: E402
 
+from corpora.machine import cpu_name  # noqa: E402
 from corpora.tokenizers.bpe import ENDOFTEXT, GPT2_SPLIT_PATTERN, BPETokenizer  # noqa: E402
 from corpora.tokenizers.bpe_learn import learn_bpe  # noqa: E402
 
@@ -87,7 +88,7 @@ def main() -> None:
         identical = cold_ids == warm_ids
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+    print(f"machine: {platform.platform()}, {cpu_name()}, "
           f"{os.cpu_count()} CPUs; Python {platform.python_version()}, NumPy {numpy.__version__}"
           + (f", tiktoken {__import__('tiktoken').__version__}" if reference is not None else ""))
     print(f"text: {len(paths)} files in {args.books}, {n_bytes:,} bytes, {n_tokens:,} GPT-2 tokens; "

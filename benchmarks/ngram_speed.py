@@ -108,13 +108,15 @@ def run_worker(args: list[str]) -> dict:
 def machine() -> str:
     import numpy
 
+    from corpora.machine import cpu_name
+
     try:
         import nltk
 
         nltk_version = nltk.__version__
     except ImportError:
         nltk_version = "not installed"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     load = os.getloadavg()[0]
     return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, load average {load:.2f}; "
             f"Python {platform.python_version()}, NumPy {numpy.__version__}, nltk {nltk_version}")

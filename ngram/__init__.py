@@ -7,10 +7,15 @@
     >>> save_model(model, "books.ngram"); model = load_model("books.ngram")   # memory-mapped arrays
     >>> gpt2 = NgramModel.build("corpora/", tokens="gpt2")  # GPT-2's BPE tokens, as the transformer sees them
     >>> gpt2.token_logprobs(next(gpt2.tokenizer.sentences("It was a dark and stormy night")))
+    >>> export_arpa(model, "books.arpa")                     # KenLM, SRILM and Kaldi read it
+    >>> kenlm = import_arpa("kenlm.arpa", get_tokenizer("words"))   # e.g. one made by lmplz
+    >>> export_trie_json(model, "want.json", context="I want", depth=2)   # the nested object, for a browser
 """
 from corpora.tokenizers import BPETokens, CharTokenizer, Tokenizer, WordTokenizer, get_tokenizer
 from corpora.units import Score
 
+from .backoff import ArpaBackoff, import_arpa
+from .export import export_arpa, export_trie_json
 from .io import default_model_path, load_model, save_model
 from .kneser_ney_reference import kneser_ney_prob
 from .model import NgramModel
@@ -20,6 +25,7 @@ from .smoothing import AddK, Counts, KneserNey, MLE, StupidBackoff, get_smoothin
 
 __all__ = [
     "AddK",
+    "ArpaBackoff",
     "BPETokens",
     "Candidate",
     "CharTokenizer",
@@ -34,8 +40,11 @@ __all__ = [
     "Tokenizer",
     "WordTokenizer",
     "default_model_path",
+    "export_arpa",
+    "export_trie_json",
     "get_smoothing",
     "get_tokenizer",
+    "import_arpa",
     "kneser_ney_prob",
     "load_model",
     "save_model",

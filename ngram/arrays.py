@@ -49,6 +49,20 @@ COUNT_DTYPE = np.dtype("<i8")
 INDEX_DTYPE = np.dtype("<i8")
 SMALL_DTYPE = np.dtype("<i4")  # counts and indices are saved in 4 bytes when they fit
 
+# A model imported from an ARPA file (``ngram build --from-arpa``) has no counts: each
+# n-gram carries log10 p and, if it is a context, a log10 back-off weight instead (see
+# `ngram.backoff`). Its header says ``"kind": "arpa-backoff"``; its counts read 0.
+COUNTS_KIND = "counts"
+ARPA_KIND = "arpa-backoff"
+PROB_DTYPE = np.dtype("<f4")  # log10 values, as KenLM stores them
+
+
+def probability_arrays(kind: str, order: int) -> set[str]:
+    """The extra arrays a model of `kind` holds: logprob at every order, backoff below the top."""
+    if kind != ARPA_KIND:
+        return set()
+    return {f"k{k}.logprob" for k in range(1, order + 1)} | {f"k{k}.backoff" for k in range(1, order)}
+
 
 def compact(array: np.ndarray) -> np.ndarray:
     """The array in 4-byte integers if every value fits, else 8-byte: a third less to map."""
@@ -64,6 +78,8 @@ class Level:
     counts: np.ndarray
     continuation: np.ndarray | None = None  # None at the top order
     first_child: np.ndarray | None = None  # None at the top order; len(ids) + 1 entries
+    logprob: np.ndarray | None = None  # ARPA models only: log10 p(last token | the rest)
+    backoff: np.ndarray | None = None  # ARPA models only, not at the top order: log10 back-off weight
 
     def arrays(self) -> dict[str, np.ndarray]:
         named = {"ids": self.ids, "counts": self.counts}
@@ -71,6 +87,9 @@ class Level:
             named["continuation"] = self.continuation
         if self.first_child is not None:
             named["first_child"] = self.first_child
+        for name in ("logprob", "backoff"):
+            if getattr(self, name) is not None:
+                named[name] = getattr(self, name)
         return named
 
 
@@ -101,7 +120,9 @@ def count_of_counts(counts: np.ndarray) -> list[int]:
 class ArrayTrie:
     """The n-grams of orders 1..`order` over a vocabulary, as sorted arrays."""
 
-    def __init__(self, vocab: Sequence[str], levels: list[Level], total: int, root_continuation: int) -> None:
+    def __init__(self, vocab: Sequence[str], levels: list[Level], total: int, root_continuation: int,
+                 kind: str = COUNTS_KIND) -> None:
+        self.kind = kind  # COUNTS_KIND, or ARPA_KIND: log10 probabilities and back-off weights, no counts
         self.vocab = list(vocab)
         self.levels = levels
         self.order = len(levels)
@@ -262,7 +283,7 @@ class ArrayTrie:
         for k, level in enumerate(self.levels, start=1):
             if len(level.ids) and (int(level.ids.min()) < 0 or int(level.ids.max()) >= len(self.vocab)):
                 raise UserError(f"{where}: order {k} holds token ids outside the vocabulary")
-            if len(level.counts) and int(level.counts.min()) < 1:
+            if self.kind == COUNTS_KIND and len(level.counts) and int(level.counts.min()) < 1:
                 raise UserError(f"{where}: order {k} holds counts below 1")
             if level.first_child is not None and np.any(np.diff(level.first_child) < 0):
                 raise UserError(f"{where}: the children ranges of order {k} are damaged")
@@ -385,7 +406,8 @@ def save_arrays(trie: ArrayTrie, folder: str | os.PathLike, metadata: dict) -> P
     try:
         arrays: dict[str, dict] = {}
         for name, array in {"vocab_bytes": encode_vocab(trie.vocab), **level_arrays(trie)}.items():
-            array = array if name.startswith("vocab") or name.endswith(".ids") else compact(np.asarray(array))
+            keep = name.startswith("vocab") or name.endswith(".ids") or np.asarray(array).dtype.kind == "f"
+            array = array if keep else compact(np.asarray(array))
             np.save(tmp / f"{name}.npy", array, allow_pickle=False)
             arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
         header = {
@@ -395,6 +417,7 @@ def save_arrays(trie: ArrayTrie, folder: str | os.PathLike, metadata: dict) -> P
             "vocab_size": len(trie.vocab),
             "total": trie.total,
             "root_continuation": trie.root_continuation,
+            "kind": trie.kind,
             "arrays": arrays,
             "metadata": metadata,
         }
@@ -471,10 +494,13 @@ def load_arrays(folder: str | os.PathLike, verify: bool = False) -> tuple[ArrayT
             counts=arrays[f"k{k}.counts"],
             continuation=None if top else arrays[f"k{k}.continuation"],
             first_child=None if top else arrays[f"k{k}.first_child"],
+            logprob=arrays.get(f"k{k}.logprob"),
+            backoff=arrays.get(f"k{k}.backoff"),
         ))
     check_shapes(levels, folder)
     vocab = decode_vocab(arrays["vocab_bytes"], header["vocab_size"], folder)
-    trie = ArrayTrie(vocab, levels, total=header["total"], root_continuation=header["root_continuation"])
+    trie = ArrayTrie(vocab, levels, total=header["total"], root_continuation=header["root_continuation"],
+                     kind=header.get("kind", COUNTS_KIND))
     trie.source = folder
     if verify:
         trie.verify()
@@ -501,7 +527,9 @@ def read_header(folder: Path) -> dict:
     if not 1 <= header["order"] <= 64:
         raise UserError(f"{path}: order {header['order']} is out of range (1..64)")
     arrays = header.get("arrays")
-    needed = {"vocab_bytes"}
+    if header.setdefault("kind", COUNTS_KIND) not in (COUNTS_KIND, ARPA_KIND):
+        raise UserError(f"{path}: unknown model kind {header['kind']!r}")
+    needed = {"vocab_bytes"} | probability_arrays(header["kind"], header["order"])
     for k in range(1, header["order"] + 1):
         needed |= {f"k{k}.ids", f"k{k}.counts"}
         if k < header["order"]:
@@ -518,6 +546,8 @@ def load_array(folder: Path, name: str, spec: object) -> np.ndarray:
         allowed = {np.dtype(np.uint8)}
     elif name.endswith(".ids"):
         allowed = {ID_DTYPE}
+    elif name.endswith((".logprob", ".backoff")):
+        allowed = {PROB_DTYPE}
     else:
         allowed = {SMALL_DTYPE, np.dtype("<i8")}
     if (not isinstance(spec, dict) or spec.get("dtype") not in {d.str for d in allowed}
@@ -540,7 +570,8 @@ def check_shapes(levels: list[Level], folder: Path) -> None:
     """Lengths that must agree, and the two ends of every level's children ranges (O(1) reads)."""
     for k, level in enumerate(levels, start=1):
         n = len(level.ids)
-        if len(level.counts) != n or (level.continuation is not None and len(level.continuation) != n):
+        if len(level.counts) != n or any(a is not None and len(a) != n
+                                         for a in (level.continuation, level.logprob, level.backoff)):
             raise UserError(f"{folder}: the arrays of order {k} differ in length")
         if level.first_child is not None:
             first = level.first_child

@@ -14,13 +14,14 @@ import click
 from corpora import Corpus, UserError, dataset_corpus
 from corpora.cli_common import echo_json, elide, friendly_errors, plural, version_option
 from corpora.documents import read_text_argument
-from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK
+from corpora.tokenizers import EOS, TOKENIZER_CHOICES, UNK, get_tokenizer
 from corpora.units import Score
 
-from .arrays import is_array_model
+from .arrays import ARPA_KIND, is_array_model
+from .backoff import NO_COUNTS
 from .build import announce_saving
 from .chunked import parse_memory
-from .io import GZIP_MAGIC, default_model_path, load_model, model_bytes, save_model
+from .io import GZIP_MAGIC, default_model_path, is_json_path, load_model, model_bytes, save_model
 from .model import NgramModel
 from .predict import Prediction, describe_match
 from .show import render_subtree
@@ -120,9 +121,12 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--memory", metavar="SIZE", help="Count in chunks within this much working memory (e.g. 2G, 512M), "
               "merging sorted runs on disk, for corpora too large to count at once.  [default: count in memory]")
+@click.option("--from-arpa", "from_arpa", type=click.Path(path_type=Path),
+              help="Import an ARPA model (e.g. KenLM's lmplz output, .arpa or .arpa.gz) instead of counting "
+              "text: its order and vocabulary come from the file, its words must be --tokens' tokens.")
 @json_option
 @friendly_errors
-def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, as_json):
+def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, from_arpa, as_json):
     """Build a model from every .txt file under SOURCE (the last 5% of each held out).
 
     \b
@@ -132,7 +136,10 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
       ngram build corpora/ -o gpt2-tokens.ngram --tokens gpt2
       ngram build corpora/ -o small.json.gz --order 2   # gzip JSON, for a browser
       ngram build big-corpus/ -o big.ngram --memory 2G  # bounded memory, like lmplz -S
+      ngram build --from-arpa kenlm.arpa -o kenlm.ngram  # probabilities, not counts
     """
+    if from_arpa is not None:
+        return build_from_arpa(from_arpa, source, dataset, output, tokens, lowercase, progress, as_json)
     check_build_arguments(order, min_count, heldout_fraction)
     budget = parse_memory(memory) if memory is not None else None
     if output is not None and output.is_dir() and not is_array_model(output):
@@ -157,6 +164,34 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
         f"vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s."
     )
     click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
+
+
+def build_from_arpa(arpa_path: Path, source, dataset, output, tokens: str, lowercase: bool, progress: bool,
+                    as_json: bool) -> None:
+    """`ngram build --from-arpa`: read the ARPA file into a model folder (written atomically)."""
+    if source is not None or dataset:
+        raise UserError("--from-arpa reads the model from the ARPA file: give no SOURCE or --dataset")
+    if output is not None and output.is_dir() and not is_array_model(output):
+        raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
+    if output is not None and is_json_path(output):
+        raise UserError("an imported ARPA model is saved as a model folder; give -o a name not ending in .json.gz")
+    from tqdm import tqdm
+
+    from .backoff import import_arpa
+
+    started = time.perf_counter()
+    with tqdm(desc="reading ARPA", unit=" lines", unit_scale=True, disable=not progress, leave=False) as bar:
+        model = import_arpa(arpa_path, get_tokenizer(tokens, lowercase), bar)
+    path = save_model(model, output or default_model_path())
+    summary = {**model.stats(), "arpa": str(arpa_path), "model": str(path), "file_bytes": model_bytes(path),
+               "seconds": round(time.perf_counter() - started, 2)}
+    if as_json:
+        echo_json(summary)
+        return
+    counts = ", ".join(f"{n:,} {k}-grams" for k, n in summary["ngrams_per_order"].items())
+    click.echo(f"Imported a {model.order}-gram ARPA model from {elide(str(arpa_path))}: {counts} "
+               f"(vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s.")
+    click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB). It holds probabilities, not counts.")
 
 
 @main.command()
@@ -186,6 +221,7 @@ def prediction_lines(model: NgramModel, prediction: Prediction, smoothing: str) 
     """`ngram predict` as a person reads it: the context as the model saw it, the ranked
     words, what is left for the end of the sentence and unknown words, and why."""
     show = model.tokenizer.show
+    smoothing = prediction.smoothing  # the method used: "arpa" for a model imported from an ARPA file
     shown = show(prediction.matched_context) or "(no context: unigrams)"
     column = f"p({smoothing})" if smoothing != "backoff" else "score"
     lines = [
@@ -194,7 +230,8 @@ def prediction_lines(model: NgramModel, prediction: Prediction, smoothing: str) 
         f"{'#':>3}  {'token':<16} {'count':>9}  {column:>10}  order",
     ]
     for i, c in enumerate(prediction.candidates, 1):
-        lines.append(f"{i:>3}  {model.tokenizer.display(c.token):<16} {c.count:>9,}  {c.probability:>10.4f}  {c.order}")
+        count = f"{c.count:>9,}" if smoothing != "arpa" else f"{'-':>9}"  # an ARPA model has no counts
+        lines.append(f"{i:>3}  {model.tokenizer.display(c.token):<16} {count}  {c.probability:>10.4f}  {c.order}")
     lines.append(
         f"Not listed: end of sentence ({EOS}) {prediction.end_of_sentence:.4f}, "
         f"an unknown word ({UNK}) {prediction.unknown_word:.4f}"
@@ -231,6 +268,10 @@ def show(args, depth, top, sentence_start, as_json):
     model_path, context = show_arguments(args)
     model = load_model(model_path)
     data = model.subtree(context, depth=depth, top=top, sentence_start=sentence_start)
+    if model.trie.kind == ARPA_KIND:
+        data["note"] = NO_COUNTS + "; the tree shows which n-grams it lists"
+        if not as_json:
+            click.echo(f"Note: {data['note']}.")
     if as_json:
         echo_json(data)
         return
@@ -322,6 +363,8 @@ def perplexity(args, smoothing, order, add_k, progress, as_json):
     model = load_model(model_path)
     text = text or model.heldout_text()
     methods = ["kn", "addk", "mle"] if smoothing == "all" else [smoothing]
+    if model.trie.kind == ARPA_KIND and smoothing in ("all", "kn"):
+        methods = ["arpa"]  # an imported ARPA model: its own back-off probabilities, no counts to smooth
     results = [
         model.score(text, m, order, progress=progress, **({"k": add_k} if m == "addk" else {}))
         for m in methods
@@ -356,6 +399,65 @@ def describe_perplexity(r: Score) -> str:
         f"{name:<11} order {order}: perplexity {r.per_token:,.1f} per token, {r.per_word:,.1f} per word, "
         f"{r.bits_per_byte:.3f} bits/byte"
     )
+
+
+@main.command()
+@click.argument("model_path", required=False, type=click.Path(path_type=Path))
+@click.option("--arpa", "arpa_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the model as an ARPA file (log10 probabilities and back-off weights).")
+@click.option("--trie-json", "trie_json", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the nested-dict trie as JSON (gzip if FILE ends in .gz), for a browser.")
+@click.option("--context", default="", help="With --trie-json: only the subtree under this context (as `ngram show` reads it).")
+@click.option("--depth", type=click.IntRange(0), default=None, help="With --trie-json: levels kept below the context [default: all].")
+@click.option("--sentence-start", is_flag=True, help="With --trie-json --context: only where the context begins a sentence.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+@friendly_errors
+def export(model_path, arpa_path, trie_json, context, depth, sentence_start, progress, as_json):
+    """Write a model for other tools: [MODEL] --arpa FILE, or [MODEL] --trie-json FILE.
+
+    --arpa writes standard ARPA, which KenLM (build_binary, query), SRILM and Kaldi
+    read: interpolated modified Kneser-Ney, <unk> included (a model imported with
+    `ngram build --from-arpa` writes back what it stores). --trie-json writes the trie
+    as the nested object {"I": {"want": {"to": ...}}}, counts under "" and "\\0": the
+    whole trie (a .json.gz of it loads back as a model), or with --context and --depth
+    the part under a context. The format is an option of its own because --json, as in
+    every ngram command, prints a machine-readable summary of what was written.
+
+    \b
+    Example:
+      ngram export --arpa books.arpa
+      ngram export model.ngram --trie-json want.json --context "I want" --depth 2 --json
+    """
+    from .export import arpa_size, export_arpa, export_trie_json
+
+    if (arpa_path is None) == (trie_json is None):
+        raise UserError("give one output: --arpa FILE or --trie-json FILE")
+    if arpa_path is not None and (context or depth is not None or sentence_start):
+        raise UserError("--context, --depth and --sentence-start go with --trie-json; an ARPA file holds the whole model")
+    model = load_model(model_path)
+    if arpa_path is not None:
+        from tqdm import tqdm
+
+        with tqdm(total=arpa_size(model), desc="writing ARPA", unit=" n-grams", unit_scale=True,
+                  disable=not progress, leave=False) as bar:
+            summary = export_arpa(model, arpa_path, bar)
+    else:
+        summary = export_trie_json(model, trie_json, context, depth, sentence_start)
+    summary = {"model": str(model_path or default_model_path()), **summary}
+    if as_json:
+        echo_json(summary)
+        return
+    if summary["format"] == "arpa":
+        counts = ", ".join(f"{n:,} {k}-grams" for k, n in summary["ngrams_per_order"].items())
+        click.echo(f"Wrote {summary['output']} ({summary['bytes'] / 1e6:.1f} MB): {summary['probabilities']} "
+                   f"probabilities, {counts}.")
+    else:
+        part = "the whole trie" if summary["whole_trie"] else f"the trie under “{' '.join(summary['context'])}”"
+        click.echo(f"Wrote {summary['output']} ({summary['bytes'] / 1e6:.1f} MB): {part}, "
+                   f"{plural(summary['nodes'], 'node')}.")
+    if summary.get("note"):
+        click.echo(f"Note: {summary['note']}.")
 
 
 @main.command()

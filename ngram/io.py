@@ -73,7 +73,16 @@ def save_model(model: NgramModel, path: str | os.PathLike, compresslevel: int = 
 
 def save_json(model: NgramModel, path: str | os.PathLike, compresslevel: int = 3) -> Path:
     """Write `model` as gzip JSON with the whole nested-dict trie, atomically."""
-    document = {
+    data = json.dumps(json_document(model), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    path = Path(path)
+    with atomic_write(path) as handle:
+        handle.write(gzip.compress(data, compresslevel=compresslevel, mtime=0))
+    return path
+
+
+def json_document(model: NgramModel, trie: dict | None = None) -> dict:
+    """The JSON model document: metadata, vocabulary and `trie` (default: the whole nested-dict trie)."""
+    return {
         "format": FORMAT,
         "version": VERSION,
         "order": model.order,
@@ -83,13 +92,8 @@ def save_json(model: NgramModel, path: str | os.PathLike, compresslevel: int = 3
         "corpus": model.corpus,
         "info": model.info,
         "statistics": model.statistics,
-        "trie": model.trie.to_dict(),
+        "trie": model.trie.to_dict() if trie is None else trie,
     }
-    data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    path = Path(path)
-    with atomic_write(path) as handle:
-        handle.write(gzip.compress(data, compresslevel=compresslevel, mtime=0))
-    return path
 
 
 def load_model(path: str | os.PathLike | None = None) -> NgramModel:

@@ -29,7 +29,7 @@ from corpora.units import Score
 
 from . import build as building
 from . import phrases, predict as predicting, score as scoring, show as showing
-from .arrays import ArrayTrie
+from .arrays import ARPA_KIND, ArrayTrie
 from .phrases import Phrase
 from .predict import Prediction
 from .smoothing import Counts, Smoothing, get_smoothing
@@ -138,7 +138,12 @@ class NgramModel:
         """A (cached) smoothing method over this model's counts."""
         key = (name, order, tuple(sorted(options.items())))
         if key not in self._smoothings:
-            self._smoothings[key] = get_smoothing(name, self.counts, order, **options)
+            if self.trie.kind == ARPA_KIND:  # imported from ARPA: stored probabilities, no counts
+                from .backoff import arpa_smoothing
+
+                self._smoothings[key] = arpa_smoothing(self.counts, name, order, **options)
+            else:
+                self._smoothings[key] = get_smoothing(name, self.counts, order, **options)
         return self._smoothings[key]
 
     # ------------------------------------------------- predicting and explaining
@@ -212,6 +217,8 @@ class NgramModel:
 
     def heldout_text(self) -> str:
         """The held-out part of the corpus this model was built from."""
+        if self.info.get("source") == "arpa":
+            raise UserError("this model was imported from an ARPA file: it has no held-out text; pass a text file")
         corpus = corpus_from_record(self.corpus)
         text = corpus.heldout_text()
         if not text.strip():

@@ -95,7 +95,7 @@ def predict(model: "NgramModel", context: str | Sequence[str], k: int, smoothing
         matched_order=len(matched) + 1,
         context_count=matched_count,
         candidates=candidates,
-        smoothing=smoothing,
+        smoothing=method.name,  # the method used: "arpa" for a model imported from an ARPA file
         notes=notes,
         end_of_sentence=values.get(EOS, 0.0),
         unknown_word=values.get(UNK, 0.0),
@@ -182,6 +182,8 @@ def describe_match(shown: str, prediction: Prediction) -> str:
     """
     count = prediction.context_count
     text = f"{prediction.matched_order}-gram, context seen {count:,} time{'' if count == 1 else 's'}"
+    if prediction.smoothing == "arpa":  # an imported ARPA model lists n-grams but holds no counts
+        text = f"{prediction.matched_order}-gram" + (", context listed in the ARPA model" if prediction.matched_context else "")
     if BOS in prediction.matched_context:
         text += "; <s> is the start of a sentence"
     return text
@@ -208,6 +210,8 @@ def example_for(model: "NgramModel", matched: Sequence[str], candidates: Sequenc
         return None, "no context was matched: the words are ranked by how often they occur (unigrams)"
     if not [t for t in matched if t not in NOT_WORDS]:
         return None, f"the matched context ({' '.join(matched)}) holds no word to look for in the text"
+    if model.info.get("source") == "arpa":
+        return None, "the model was imported from an ARPA file, which holds probabilities but no text to quote"
     top = candidates[0].token if candidates else None
     sentence = (example_sentence(model, matched, top) if top else None) or example_sentence(model, matched)
     if sentence:

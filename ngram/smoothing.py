@@ -30,7 +30,7 @@ from .arrays import ArrayNode, ArrayTrie
 
 
 #: How tables and the CLIs name each smoothing: the one label table.
-SMOOTHING_LABELS = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE", "backoff": "stupid backoff"}
+SMOOTHING_LABELS = {"kn": "Kneser-Ney", "addk": "add-k", "mle": "MLE", "backoff": "stupid backoff", "arpa": "ARPA back-off"}
 
 
 def smoothing_label(name: str, k: float | None = None) -> str:

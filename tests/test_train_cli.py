@@ -15,6 +15,7 @@ from transformer.backward import model_forward
 from transformer.model import load_model
 from corpora.runtime import set_blas_threads
 from transformer.train import CHECKPOINT_FILE, load_checkpoint
+from corpora.common import UserError
 from transformer.train_cli import train
 
 WORDS = ("the a cat dog sat ran on under mat log house garden little old man woman child said "
@@ -106,6 +107,13 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(corpus, tmp_path, 
     done = invoke(corpus, "-o", tmp_path / "parts", "--resume", "--no-progress")
     assert done.exit_code == 0 and "nothing to do" in done.output
 
+    segments = b["segments"]  # every run that trained is one segment, in order
+    assert [(s["number"], s["from_step"], s["to_step"]) for s in segments] == [(1, 0, 6), (2, 6, 10)]
+    assert all(s["seconds"] >= 0 and s["ended_utc"] >= s["started_utc"] for s in segments)
+    assert "--resume" in segments[1]["command"] and "--resume" not in segments[0]["command"]
+    assert all(s["machine"]["cpus"] >= 1 and s["code"] for s in segments)
+    assert [(s["from_step"], s["to_step"]) for s in a["segments"]] == [(0, 10)]
+
 
 def test_resume_refuses_other_settings_and_changed_text(tmp_path):
     corpus = write_corpus(tmp_path / "books")
@@ -122,6 +130,19 @@ def test_resume_refuses_other_settings_and_changed_text(tmp_path):
     assert result.exit_code == 1 and "two.txt has changed since training started" in result.output
     result = invoke(tmp_path / "nowhere", "-o", tmp_path / "fresh", "--resume")
     assert result.exit_code == 1 and "nothing to resume" in result.output
+
+
+def test_resume_refuses_data_that_tokenizes_differently():
+    from types import SimpleNamespace
+
+    from transformer.train_cli import check_same_tokens
+
+    record = {"train_tokens": 100, "heldout_tokens": 10}
+    check_same_tokens(SimpleNamespace(train=[0] * 100, heldout=[0] * 10), record)  # the same: fine
+    with pytest.raises(UserError, match="held-out text is 11 tokens now but was 10"):
+        check_same_tokens(SimpleNamespace(train=[0] * 100, heldout=[0] * 11), record)
+    with pytest.raises(UserError, match="training text is 99 tokens now but was 100"):
+        check_same_tokens(SimpleNamespace(train=[0] * 99, heldout=[0] * 10), record)
 
 
 def test_given_tokenizer_is_used(corpus, tmp_path):

@@ -113,9 +113,58 @@ def save_checkpoint(folder: Path, state: "TrainState", config: GPT2Config, tc: "
         "train": tc.to_dict(),
         "record": record,
     }
+    update_segment(record, state)
     save_tensors(folder / CHECKPOINT_FILE, tensors, {"format": "np", "trainer": json.dumps(meta)})
     export_model(folder, state.params, config, record.get("eot_id"), tc.dropout)
     write_json(folder / "training.json", training_summary(state, config, tc, record))
+
+
+def start_segment(record: dict, state: "TrainState", threads: int | None, command: str) -> dict:
+    """Open a new entry in record["segments"]: one per `transformer train` run that trains.
+
+    A long run is trained in segments (each stopped by Ctrl-C or a session's end and
+    continued with --resume); each says when and where it ran, with which code and command,
+    and (kept up to date at every checkpoint) the steps it trained and the seconds it took.
+    A run resumed from a checkpoint written before segments were recorded gets one first
+    entry covering what was trained then.
+    """
+    from datetime import datetime, timezone
+
+    from corpora.machine import code_version, machine_summary
+
+    segments = record.setdefault("segments", [])
+    if not segments and state.step > 0:
+        segments.append({"number": 1, "from_step": 0, "to_step": state.step, "seconds": round(state.seconds, 1),
+                         "note": "trained before segments were recorded"})
+    segment = {
+        "number": len(segments) + 1,
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ended_utc": None,
+        "from_step": state.step,
+        "to_step": state.step,
+        "seconds": 0.0,
+        "seconds_before": round(state.seconds, 1),
+        "command": command,
+        "code": code_version(),
+        "threads": threads,
+        "machine": machine_summary(),
+    }
+    segments.append(segment)
+    return segment
+
+
+def update_segment(record: dict, state: "TrainState") -> None:
+    """Bring the open segment up to the checkpoint being saved: its last step, end time and seconds."""
+    from datetime import datetime, timezone
+
+    if not record.get("segments"):
+        return
+    segment = record["segments"][-1]
+    if "seconds_before" not in segment:  # the back-filled first entry is closed
+        return
+    segment["to_step"] = state.step
+    segment["ended_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    segment["seconds"] = round(state.seconds - segment["seconds_before"], 1)
 
 
 def training_summary(state: "TrainState", config: GPT2Config, tc: "TrainConfig", record: dict) -> dict:

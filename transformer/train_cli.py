@@ -21,6 +21,7 @@ from corpora.runtime import set_blas_threads
 
 from corpora.tokenizers.bpe import BPETokenizer
 from corpora.tokenizers.bpe_learn import learn_bpe
+from .checkpoint import start_segment
 from .config import GPT2Config
 from .train import (
     CHECKPOINT_FILE,
@@ -123,11 +124,11 @@ def train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool,
     if threads is not None and not set_blas_threads(threads):
         click.echo("Notice: --threads was ignored (NumPy's BLAS here is not OpenBLAS; set its own "
                    "environment variable, e.g. OMP_NUM_THREADS, instead).", err=True)
-    friendly_errors(_train)(source, out_dir, tokenizer_dir, resume, heldout_fraction, progress, settings, explicit)
+    friendly_errors(_train)(source, out_dir, tokenizer_dir, resume, heldout_fraction, threads, progress, settings, explicit)
 
 
 def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool, heldout_fraction: float,
-           progress: bool | None, settings: dict, explicit: set[str]) -> None:
+           threads: int | None, progress: bool | None, settings: dict, explicit: set[str]) -> None:
     if progress is None:
         progress = sys.stderr.isatty()
     if out_dir.exists() and not out_dir.is_dir():
@@ -143,6 +144,7 @@ def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool
         if tokenizer_dir is not None and not same_tokenizer(BPETokenizer.from_dir(tokenizer_dir), tokenizer):
             raise UserError(f"--resume: --tokenizer {tokenizer_dir} differs from the tokenizer saved in {out_dir}")
         data = encode_corpus(corpus.train_texts(), corpus.heldout_texts(), tokenizer)
+        check_same_tokens(data, record)
         if state.step >= tc.steps:
             click.echo(f"{out_dir} has already trained all {tc.steps} steps; nothing to do "
                        "(train longer in a new folder, or with a larger --steps from scratch).")
@@ -183,6 +185,7 @@ def _train(source: Path, out_dir: Path, tokenizer_dir: Path | None, resume: bool
                    f"({count_params(config):,} parameters, vocabulary {config.vocab_size}) on "
                    f"{len(data.train):,} tokens; held out: {len(data.heldout):,} tokens.", err=True)
 
+    start_segment(record, state, threads, segment_command(record["command"], resume, threads))
     try:
         state = run_training(out_dir, state, config, tc, data, record, progress=progress)
     except Interrupted as stop:
@@ -254,6 +257,22 @@ def check_same_corpus(now: dict, then: dict) -> None:
             raise UserError(f"--resume: {name} is in SOURCE but was not part of the training text")
         if old[name] != new[name]:
             raise UserError(f"--resume: {name} has changed since training started")
+
+
+def segment_command(run_command: str, resume: bool, threads: int | None) -> str:
+    """The command a segment ran: the run's full command, plus --resume and --threads as given."""
+    return run_command + (" --resume" if resume else "") + (f" --threads {threads}" if threads else "")
+
+
+def check_same_tokens(data, record: dict) -> None:
+    """--resume: the same text through the same tokenizer gives the same number of tokens on
+    each side of the split; a difference means the data the run would continue on is not the
+    data it started on (another split, or a tokenizer that changed since)."""
+    for side, then in (("training", record["train_tokens"]), ("held-out", record["heldout_tokens"])):
+        now = len(data.train if side == "training" else data.heldout)
+        if now != then:
+            raise UserError(f"--resume: the {side} text is {now:,} tokens now but was {then:,} when the run "
+                            "started (another data split or tokenizer); train into a new folder")
 
 
 def same_tokenizer(a: BPETokenizer, b: BPETokenizer) -> bool:
