@@ -1,0 +1,171 @@
+"""The Spark build (`ngram.spark`) against the single-machine build, its readable reference.
+
+One Spark session (local[2]) is shared by the module; the identity test builds both
+models from the same small corpus and compares every array, the statistics and a
+perplexity. Skipped, with the reason, when PySpark or Java is missing — unless
+TTT_REQUIRE_ALL=1 (as CI sets), where a missing piece is a failure.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpora import UserError
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
+
+
+def missing_spark_piece() -> str | None:
+    """Why the Spark tests cannot run here (None: they can)."""
+    for module in ("pyspark", "pyarrow"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install -e '.[spark]')"
+    home = os.environ.get("JAVA_HOME")
+    if not (Path(home, "bin", "java").exists() if home else shutil.which("java")):
+        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def require_spark() -> None:
+    """Skip with the reason, or fail when TTT_REQUIRE_ALL=1 asks for every test to run."""
+    reason = missing_spark_piece()
+    if reason and os.environ.get("TTT_REQUIRE_ALL") == "1":
+        pytest.fail(f"TTT_REQUIRE_ALL=1 but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+TEXT = {
+    "one.txt": "The cat sat on the mat. The dog sat on the log.\n\nThe cat saw the dog. A cat and a dog.\n"
+               "The end of the first story came at last.\nHeld out line here.\n",
+    "sub/two.txt": "The dog ran to the cat. The cat ran to the mat!\nA dog, a cat and a mat.\n"
+                   "Is the cat on the mat? Yes, the cat is on the mat.\nLast line held out.\n",
+    "three.txt": "Caf\u00e9 au lait and the cat.\r\nThe mat was red. The dog was brown.\r\nEnd.\r\n",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("spark-corpus")
+    for name, text in TEXT.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "notes.md").write_text("not a .txt file: never read\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(corpus_folder):
+    """The same corpus built both ways (order 4, min count 2)."""
+    require_spark()
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    local = NgramModel.build(corpus_folder, order=4, heldout_fraction=0.2, progress=False)
+    spark, report = build_model(Source(str(corpus_folder)), order=4, heldout_fraction=0.2, master="local[2]")
+    return local, spark, report
+
+
+def test_spark_build_is_the_single_machine_build(built):
+    """The same n-grams, counts and continuation counts at every order, the same arrays."""
+    local, spark, _ = built
+    assert spark.vocab == local.vocab
+    assert spark.trie.total == local.trie.total and spark.trie.root_continuation == local.trie.root_continuation
+    for k, (a, b) in enumerate(zip(local.trie.levels, spark.trie.levels), start=1):
+        for name, array in a.arrays().items():
+            assert np.array_equal(np.asarray(array), np.asarray(b.arrays()[name])), f"order {k}: {name} differs"
+        assert set(a.arrays()) == set(b.arrays())
+    assert spark.trie.to_dict() == local.trie.to_dict()
+
+
+def test_spark_build_records_the_same_corpus_and_statistics(built):
+    local, spark, _ = built
+    assert spark.statistics == local.statistics
+    assert spark.corpus == local.corpus
+    assert spark.info["training_tokens"] == local.info["training_tokens"]
+    assert spark.info["training_sentences"] == local.info["training_sentences"]
+    assert spark.info["engine"] == "spark"
+
+
+def test_spark_model_scores_a_text_as_the_single_machine_model(built):
+    local, spark, _ = built
+    text = "The cat sat on the dog. A mat ran to the log and the end came."
+    assert spark.score(text).nll == pytest.approx(local.score(text).nll, rel=1e-12)
+    assert spark.score(text).per_word == pytest.approx(local.score(text).per_word, rel=1e-12)
+
+
+def test_spark_model_saves_and_loads_as_any_model(built, tmp_path):
+    from ngram.io import load_model, save_model
+
+    local, spark, _ = built
+    loaded = load_model(save_model(spark, tmp_path / "spark.ngram"))
+    assert loaded.predict("the cat").candidates[0].token == local.predict("the cat").candidates[0].token
+    assert loaded.trie.to_dict() == local.trie.to_dict()
+
+
+def test_spark_identity_holds_for_characters_and_order_one(corpus_folder):
+    """Another tokenizer, min count 1 and the smallest order: still the same model."""
+    require_spark()
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    for order in (1, 3):
+        local = NgramModel.build(corpus_folder, order=order, tokens="chars", min_count=1, progress=False)
+        spark, _ = build_model(Source(str(corpus_folder)), order=order, tokens="chars", min_count=1, master="local[2]")
+        assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_missing_java_is_one_line_naming_the_package(monkeypatch):
+    from ngram import spark
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(spark.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="openjdk-17-jre-headless"):
+        spark.require_java()
+
+
+def test_missing_pyspark_names_the_extra(monkeypatch):
+    from ngram import spark
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now raises ImportError
+    with pytest.raises(UserError, match=r"pyspark.*\.\[spark\]"):
+        spark.require_pyspark()
+
+
+def test_unreachable_master_fails_fast_naming_the_url(corpus_folder):
+    from ngram.spark import Source, build_model
+
+    require_spark()
+    url = "spark://127.0.0.1:9"  # the discard port: nothing listens
+    with pytest.raises(UserError, match="spark://127.0.0.1:9"):
+        build_model(Source(str(corpus_folder)), master=url)
+
+
+def test_empty_and_binary_sources_are_refused(tmp_path):
+    require_spark()
+    from ngram.spark import Source, build_model
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no .txt files"):
+        build_model(Source(str(tmp_path / "empty")), master="local[2]")
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "image.txt").write_bytes(b"\x89PNG\x00\x00\x01\x02" * 20)
+    with pytest.warns(UserWarning, match="binary"), pytest.raises(UserError, match="no readable text"):
+        build_model(Source(str(tmp_path / "binary")), master="local[2]")
+    with pytest.raises(UserError, match="not found"):
+        build_model(Source(str(tmp_path / "nowhere")), master="local[2]")
+
+
+def test_import_ngram_does_not_import_pyspark():
+    code = "import sys, ngram, ngram.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
