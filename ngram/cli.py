@@ -193,10 +193,10 @@ def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_
                               tuple(data_files))
     started = time.perf_counter()
     model, report = spark_build.build_model(what, order, tokens, lowercase, min_count, heldout_fraction,
-                                            master or spark_build.DEFAULT_MASTER, spark_work, verbose)
+                                            master or spark_build.DEFAULT_MASTER, work, verbose)
     path = save_model(model, output or default_model_path())
     summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "engine": "spark",
-               "spark_master": report.master, "count_tables": report.tables if spark_work else None,
+               "spark_master": report.master, "count_tables": report.tables if work else None,
                "spark_startup_seconds": round(report.startup_seconds, 2), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         echo_json(summary)
@@ -206,7 +206,7 @@ def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_
         f"{plural(summary['training_tokens'], 'token')} ({plural(summary['nodes'], 'trie node')}, "
         f"vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s ({summary['spark_startup_seconds']} s starting Spark)."
     )
-    if spark_work:
+    if work:
         click.echo(f"Parquet count tables in {report.tables}.")
     click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
 

@@ -39,7 +39,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -69,6 +69,8 @@ GLOB_CHARACTERS = re.compile(r"[*?\[{]")
 
 def require_pyspark() -> None:
     """PySpark and PyArrow importable, or one line saying which extra to install."""
+    # PySpark warns about pandas versions on import; a build uses no pandas
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     for module in ("pyspark", "pyarrow"):
         try:
             __import__(module)
@@ -127,23 +129,7 @@ def check_master_reachable(master: str, timeout: float = 10.0) -> None:
 # ------------------------------------------------------------------ the session
 
 
-def quiet_logging_file(folder: Path) -> Path:
-    """A log4j2 configuration that lets only errors through (Spark's own default is chatty)."""
-    path = folder / "log4j2.properties"
-    path.write_text(
-        "rootLogger.level = error\n"
-        "rootLogger.appenderRef.stderr.ref = console\n"
-        "appender.console.type = Console\n"
-        "appender.console.name = console\n"
-        "appender.console.target = SYSTEM_ERR\n"
-        "appender.console.layout.type = PatternLayout\n"
-        "appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def session_settings(master: str, verbose: bool, log_config: Path | None) -> dict[str, str]:
+def session_settings(master: str, verbose: bool) -> dict[str, str]:
     """The Spark settings of a build: no web UI, progress bars only when verbose, and the
     driver's Python for the workers in local mode (so they import this same code)."""
     settings = {
@@ -152,38 +138,47 @@ def session_settings(master: str, verbose: bool, log_config: Path | None) -> dic
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "true" if verbose else "false",
         "spark.sql.session.timeZone": "UTC",
+        "spark.log.level": "WARN" if verbose else "ERROR",
         "spark.sql.adaptive.enabled": "true",
         "spark.network.timeout": "120s",
         "spark.rpc.askTimeout": f"{MASTER_TIMEOUT_SECONDS}s",
     }
-    if log_config is not None:
-        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
     if is_local_master(master):
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
+        settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))  # not 200 tiny tasks
     return settings
+
+
+def local_cores(master: str) -> int:
+    """The worker threads of a local master: ``local[4]`` → 4, ``local[*]`` → every core."""
+    match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
+    return int(match.group(1)) if match else (os.cpu_count() or 1) if master != "local" else 1
 
 
 @contextmanager
 def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
     """A SparkSession for one build, stopped at the end (also on errors and Ctrl-C).
 
-    Ctrl-C: PySpark's handler cancels the running jobs and raises KeyboardInterrupt,
-    which passes through here after the session is stopped.
+    Unless `verbose`, Spark's log goes to a file in a temporary folder (`stderr_to`) and
+    its level is ERROR; no progress bars, no web UI. Ctrl-C: PySpark's handler cancels
+    the running jobs and raises KeyboardInterrupt, which passes through here after the
+    session is stopped.
     """
     require_pyspark()
     require_java()
     check_master_reachable(master)
     from pyspark.sql import SparkSession
 
-    folder = Path(tempfile.mkdtemp(prefix="ngram-spark-conf-"))
+    folder = Path(tempfile.mkdtemp(prefix="ngram-spark-log-"))
     builder = SparkSession.builder
-    for key, value in session_settings(master, verbose, None if verbose else quiet_logging_file(folder)).items():
+    for key, value in session_settings(master, verbose).items():
         builder = builder.config(key, value)
     if is_local_master(master):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers import this same code
     try:
-        spark = builder.getOrCreate()
+        with nullcontext() if verbose else stderr_to(folder / "spark.log"):
+            spark = builder.getOrCreate()
     except Exception as err:  # the JVM did not start, or the master refused the application
         shutil.rmtree(folder, ignore_errors=True)
         raise UserError(f"Spark could not start with master {master}: {first_line(err)}") from None
@@ -195,6 +190,25 @@ def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
     finally:
         spark.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def stderr_to(path: Path):
+    """While Spark's JVM starts, this process's stderr goes to `path`, and the JVM keeps it.
+
+    The JVM, and the Python workers it starts, then write their log there: the lines Spark
+    prints before any log level applies, the JVM's own warnings, executors' tracebacks
+    (a failing job still reaches the driver as an exception, reported in one line).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def first_line(err: BaseException) -> str:
@@ -389,6 +403,13 @@ def spark_vocabulary(sentences, min_count: int) -> tuple[list[str], int]:
 
 
 # ------------------------------------------------------------------ 3. counting
+#
+# The readable reference: every sentence as ids, each order's windows grouped and counted
+# (`ngram_counts`), continuation counts joined on (`count_table`) — the idea in DataFrame
+# operations alone, one row per window. The fast path (`combined_count_table`) counts each
+# partition's n-grams with NumPy first (`chunked.chunk_levels`, the map-side combine a
+# MapReduce counter has), so Spark shuffles one row per distinct n-gram per partition, as
+# compact binary keys. A test checks both give the same table.
 
 
 def encode_partition(rows: Iterable, ids: dict[str, int]) -> Iterator[tuple]:
@@ -428,7 +449,7 @@ def continuation_counts(upper, k: int):
 
 
 def count_table(encoded, order: int):
-    """Every order's n-grams in one table: (order, ngram, count, continuation).
+    """The reference: every order's n-grams in one table (order, ngram, count, continuation).
 
     The continuation count is 0 for an n-gram never seen after anything (one starting
     with ``<s>``), and null at the top order, which has none.
@@ -450,13 +471,86 @@ def count_table(encoded, order: int):
     return table
 
 
+COMBINE_POSITIONS = 1 << 19  # token positions a Python worker counts at once (~80 MB at order 5)
+
+
+def sentence_stream(batches: Iterable, ids: dict[str, int]) -> np.ndarray:
+    """A partition's sentences (Arrow batches of token lists) as one stream of ids:
+    ``<s> ids </s>`` and the padding id after each sentence, as `chunked`'s token stream."""
+    unk, bos, eos, pad = ids[UNK], ids[BOS], ids[EOS], len(ids)
+    stream: list[int] = []
+    for batch in batches:
+        for tokens in batch.column(0).to_pylist():
+            stream.append(bos)
+            stream.extend([ids.get(token, unk) for token in tokens])
+            stream += (eos, pad)
+    return np.array(stream, dtype=np.int32)
+
+
+def key_column(keys: np.ndarray, width: int):
+    """Sorted k-gram keys (`chunked.as_keys`, big-endian ids) as an Arrow binary column."""
+    import pyarrow as pa
+
+    offsets = np.arange(len(keys) + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(pa.binary(), len(keys), [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())])
+
+
+def partition_counts(batches: Iterable, ids: dict[str, int], order: int,
+                     positions: int = COMBINE_POSITIONS) -> Iterator:
+    """``mapInArrow``: a partition's distinct n-grams of every order with their counts.
+
+    The stream is cut into pieces of `positions`; each piece's rows (`chunked.window_rows`)
+    are sorted once and counted at every order (`chunked.chunk_levels`). The same k-gram
+    may come from several pieces or partitions: Spark's sum adds them up.
+    """
+    import pyarrow as pa
+
+    stream, pad = sentence_stream(batches, ids), len(ids)
+    for start in range(0, len(stream), positions):
+        end = min(start + positions, len(stream))
+        window = np.full(end - start + order - 1, pad, dtype=np.int32)
+        part = stream[start: end + order - 1]
+        window[: len(part)] = part
+        rows = chunked.window_rows(window, end - start, order, pad)
+        for k, (keys, counts) in enumerate(chunked.chunk_levels(rows[rows[:, 0] != pad], pad), start=1):
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.full(len(keys), k, np.int32)), key_column(keys, 4 * k), pa.array(counts.astype(np.int64))],
+                names=["order", "key", "count"])
+
+
+def combined_count_table(spark, sentences, vocab: list[str], order: int):
+    """The fast path: (order, key, count, continuation), keys as big-endian binary ids.
+
+    Partitions count with NumPy (`partition_counts`); Spark sums equal keys; a k-gram's
+    continuation count is the number of distinct (k+1)-gram keys whose last 4k bytes it is.
+    """
+    from pyspark.sql import functions as F
+
+    index = spark.sparkContext.broadcast({token: i for i, token in enumerate(vocab)})
+    partial = sentences.mapInArrow(lambda batches: partition_counts(batches, index.value, order),
+                                   "order int, key binary, count long")
+    counts = partial.groupBy("order", "key").agg(F.sum("count").alias("count"))
+    suffixes = (counts.where(F.col("order") >= 2)
+                .select((F.col("order") - 1).alias("order"), F.expr("substr(key, 5)").alias("key"))
+                .groupBy("order", "key").agg(F.count(F.lit(1)).alias("continuation")))
+    continuation = F.when(F.col("order") == order, F.lit(None).cast("long")).otherwise(F.coalesce("continuation", F.lit(0)))
+    return (counts.join(suffixes, ["order", "key"], "left")
+            .select("order", "key", "count", continuation.cast("long").alias("continuation")))
+
+
+def big_endian(token_id: int) -> bytearray:
+    """One id as the 4 bytes a key starts with."""
+    return bytearray(np.array([token_id], dtype=chunked.KEY_DTYPE).tobytes())
+
+
 def count_of_counts(table, bos: int, order: int) -> dict:
     """The statistics `ArrayTrie.count_statistics` gives, aggregated in Spark: n-grams per
     order, and how many have count 1..4 (raw) and Kneser-Ney count 1..4 (the continuation
     count, or the count itself for an n-gram starting with ``<s>``)."""
     from pyspark.sql import functions as F
 
-    kn = F.when(F.col("ngram")[0] == bos, F.col("count")).otherwise(F.col("continuation"))
+    starts_with_bos = F.expr("substr(key, 1, 4)") == F.lit(big_endian(bos))
+    kn = F.when(starts_with_bos, F.col("count")).otherwise(F.col("continuation"))
     rows = (table.select("order", F.least(F.col("count"), F.lit(5)).alias("raw"),
                          F.least(kn, F.lit(5)).alias("kn"))
             .groupBy("order", "raw", "kn").count().collect())
@@ -472,7 +566,7 @@ def count_of_counts(table, bos: int, order: int) -> dict:
 def write_count_tables(table, path: str) -> None:
     """Step 3's result as Parquet, one folder per order (``order=k``), every file sorted and
     the files' ranges in order (a range partitioning), so the driver can stream them."""
-    (table.repartitionByRange("order", "ngram").sortWithinPartitions("order", "ngram")
+    (table.repartitionByRange("order", "key").sortWithinPartitions("order", "key")
      .write.mode("overwrite").partitionBy("order").parquet(path))
 
 
@@ -491,7 +585,7 @@ def parquet_files(path: str, k: int) -> list:
     for file in files:
         with filesystem.open_input_file(file) as handle:
             parquet = pq.ParquetFile(handle)
-            first = parquet.read_row_group(0, columns=["ngram"])["ngram"][0].as_py() if parquet.metadata.num_rows else []
+            first = parquet.read_row_group(0, columns=["key"])["key"][0].as_py() if parquet.metadata.num_rows else b""
         firsts.append((first, file))
     return [(filesystem, file) for first, file in sorted(firsts) if first]
 
@@ -501,12 +595,22 @@ def read_rows(filesystem, file: str, k: int, top: bool) -> tuple[np.ndarray, np.
     import pyarrow.parquet as pq
 
     with filesystem.open_input_file(file) as handle:
-        table = pq.read_table(handle, columns=["ngram", "count"] if top else ["ngram", "count", "continuation"])
-    flat = table["ngram"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    rows = flat.astype(np.int64).reshape(-1, k)
+        table = pq.read_table(handle, columns=["key", "count"] if top else ["key", "count", "continuation"])
+    rows = key_bytes(table["key"].combine_chunks()).view(chunked.KEY_DTYPE).reshape(-1, k).astype(np.int64)
     counts = table["count"].to_numpy().astype(COUNT_DTYPE)
     continuation = None if top else table["continuation"].to_numpy().astype(COUNT_DTYPE)
     return rows, counts, continuation
+
+
+def key_bytes(keys) -> np.ndarray:
+    """The bytes of an Arrow binary column of equal-width keys, end to end (no copy)."""
+    import pyarrow as pa
+
+    offset_type = np.int64 if pa.types.is_large_binary(keys.type) else np.int32
+    offsets = np.frombuffer(keys.buffers()[1], offset_type)[keys.offset: keys.offset + len(keys) + 1]
+    if len(keys) == 0:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer(keys.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
 
 
 def assemble_levels(path: str, folder: Path, order: int) -> list[int]:
@@ -571,13 +675,15 @@ class SparkBuild:
 
 def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase: bool = False,
                 min_count: int | None = None, heldout_fraction: float = 0.05, master: str = DEFAULT_MASTER,
-                work_dir: str | None = None, verbose: bool = False) -> tuple[NgramModel, SparkBuild]:
+                work_dir: str | None = None, verbose: bool = False, spark=None) -> tuple[NgramModel, SparkBuild]:
     """Build a model on Spark: the same model `NgramModel.build` makes from the same source.
 
     The Parquet count tables go to ``WORK/counts`` (`work_dir`: any path every executor
     and the driver can reach, e.g. ``hdfs://…``; kept) or to a temporary local folder
     (removed). The returned model's arrays are memory-mapped from a local temporary
-    folder, removed with the model; save it with `ngram.io.save_model`.
+    folder, removed with the model; save it with `ngram.io.save_model`. A running
+    SparkSession may be given as `spark` (it is then used and left running; `master`
+    and `verbose` are its own).
     """
     check_build_options(order, min_count)
     tokenizer = get_tokenizer(tokens, lowercase)
@@ -588,9 +694,10 @@ def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase
     tables = f"{work_dir.rstrip('/')}/counts" if work_dir else str(local / "counts")
     started = time.perf_counter()
     try:
-        with spark_session(master, verbose) as spark:
+        with spark_session(master, verbose) if spark is None else nullcontext(spark) as session:
+            master = session.sparkContext.master
             report = SparkBuild(master, tables, startup_seconds=time.perf_counter() - started)
-            counted = count_on_spark(spark, source, tokenizer, order, min_count, heldout_fraction, tables, local)
+            counted = count_on_spark(session, source, tokenizer, order, min_count, heldout_fraction, tables, local)
             report.counting_seconds = time.perf_counter() - started - report.startup_seconds
         assembled = time.perf_counter()
         sizes = assemble_levels(tables, local, order)
@@ -638,17 +745,15 @@ def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int,
         corpus = corpus_record(records, source.location(), heldout_fraction)
         sentences = documents.select(F.explode("sentences").alias("tokens"))
         vocab, tokens = spark_vocabulary(sentences, min_count)
-        encoded = encoded_frame(spark, sentences, vocab).persist(StorageLevel.MEMORY_AND_DISK)
-        shape = encoded.agg(F.count(F.lit(1)), F.sum(F.size("ids"))).first()
-        documents.unpersist()
-        table = count_table(encoded, order).persist(StorageLevel.MEMORY_AND_DISK)
+        count = sentences.count()
+        table = combined_count_table(spark, sentences, vocab, order).persist(StorageLevel.MEMORY_AND_DISK)
         statistics = count_of_counts(table, vocab.index(BOS), order)
+        documents.unpersist()
         write_count_tables(table, tables)
         table.unpersist()
-        encoded.unpersist()
     finally:
         documents.unpersist()
-    return SparkCounts(vocab, corpus, statistics, tokens, int(shape[0]), int(shape[1]))
+    return SparkCounts(vocab, corpus, statistics, tokens, count, tokens + 2 * count)
 
 
 __all__ = ["DEFAULT_MASTER", "Source", "SparkBuild", "build_model", "spark_session"]

@@ -19,7 +19,8 @@ import pytest
 
 from corpora import UserError
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning",
+                                        "ignore:PySpark does not yet fully support pandas:FutureWarning")
 
 
 def missing_spark_piece() -> str | None:
@@ -62,14 +63,23 @@ def corpus_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(corpus_folder):
-    """The same corpus built both ways (order 4, min count 2)."""
+def session():
+    """One Spark session (local[2], quiet) for the module: starting Spark takes seconds."""
     require_spark()
+    from ngram.spark import spark_session
+
+    with spark_session("local[2]") as spark:
+        yield spark
+
+
+@pytest.fixture(scope="module")
+def built(corpus_folder, session):
+    """The same corpus built both ways (order 4, min count 2)."""
     from ngram import NgramModel
     from ngram.spark import Source, build_model
 
     local = NgramModel.build(corpus_folder, order=4, heldout_fraction=0.2, progress=False)
-    spark, report = build_model(Source(str(corpus_folder)), order=4, heldout_fraction=0.2, master="local[2]")
+    spark, report = build_model(Source(str(corpus_folder)), order=4, heldout_fraction=0.2, spark=session)
     return local, spark, report
 
 
@@ -110,16 +120,33 @@ def test_spark_model_saves_and_loads_as_any_model(built, tmp_path):
     assert loaded.trie.to_dict() == local.trie.to_dict()
 
 
-def test_spark_identity_holds_for_characters_and_order_one(corpus_folder):
-    """Another tokenizer, min count 1 and the smallest order: still the same model."""
-    require_spark()
+@pytest.mark.parametrize("order", [2, pytest.param(1, marks=pytest.mark.slow)])
+def test_spark_identity_holds_for_characters(corpus_folder, session, order):
+    """Another tokenizer, min count 1, low orders (1: no continuation counts): the same model."""
     from ngram import NgramModel
     from ngram.spark import Source, build_model
 
-    for order in (1, 3):
-        local = NgramModel.build(corpus_folder, order=order, tokens="chars", min_count=1, progress=False)
-        spark, _ = build_model(Source(str(corpus_folder)), order=order, tokens="chars", min_count=1, master="local[2]")
-        assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+    local = NgramModel.build(corpus_folder, order=order, tokens="chars", min_count=1, progress=False)
+    spark, _ = build_model(Source(str(corpus_folder)), order=order, tokens="chars", min_count=1, spark=session)
+    assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+
+
+def test_numpy_combined_counting_agrees_with_the_dataframe_reference(corpus_folder, session):
+    """The fast path (NumPy per partition, then Spark's sum) = windows grouped in Spark."""
+    from pyspark.sql import functions as F
+
+    from corpora.tokenizers import get_tokenizer
+    from ngram.spark import (combined_count_table, count_table, documents_frame, encoded_frame, file_table,
+                             spark_vocabulary)
+
+    documents = documents_frame(session, file_table(session, str(corpus_folder)), get_tokenizer().config(), 0.05)
+    sentences = documents.select(F.explode("sentences").alias("tokens")).repartition(3)  # k-grams split over partitions
+    vocab, _ = spark_vocabulary(sentences, 1)
+    reference = {(row.order, tuple(row.ngram)): (row["count"], row.continuation)
+                 for row in count_table(encoded_frame(session, sentences, vocab), 3).collect()}
+    fast = {(row.order, tuple(np.frombuffer(row.key, ">u4").tolist())): (row["count"], row.continuation)
+            for row in combined_count_table(session, sentences, vocab, 3).collect()}
+    assert len(reference) > 100 and fast == reference
 
 
 # ------------------------------------------------------------------ bad input
@@ -143,29 +170,64 @@ def test_missing_pyspark_names_the_extra(monkeypatch):
 
 
 def test_unreachable_master_fails_fast_naming_the_url(corpus_folder):
-    from ngram.spark import Source, build_model
-
+    """One line naming the URL, before Spark starts (Spark itself retries for a minute)."""
     require_spark()
+    from click.testing import CliRunner
+
+    from ngram.cli import main
+
     url = "spark://127.0.0.1:9"  # the discard port: nothing listens
-    with pytest.raises(UserError, match="spark://127.0.0.1:9"):
-        build_model(Source(str(corpus_folder)), master=url)
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "--engine", "spark", "--spark-master", url])
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: cannot reach the Spark master spark://127.0.0.1:9")
+    assert len(result.output.strip().splitlines()) == 1
 
 
-def test_empty_and_binary_sources_are_refused(tmp_path):
-    require_spark()
+def test_empty_missing_and_binary_sources_are_refused(tmp_path, session):
     from ngram.spark import Source, build_model
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no .txt files"):
-        build_model(Source(str(tmp_path / "empty")), master="local[2]")
+        build_model(Source(str(tmp_path / "empty")), spark=session)
+    with pytest.raises(UserError, match="not found"):
+        build_model(Source(str(tmp_path / "nowhere")), spark=session)
     (tmp_path / "binary").mkdir()
     (tmp_path / "binary" / "image.txt").write_bytes(b"\x89PNG\x00\x00\x01\x02" * 20)
     with pytest.warns(UserWarning, match="binary"), pytest.raises(UserError, match="no readable text"):
-        build_model(Source(str(tmp_path / "binary")), master="local[2]")
-    with pytest.raises(UserError, match="not found"):
-        build_model(Source(str(tmp_path / "nowhere")), master="local[2]")
+        build_model(Source(str(tmp_path / "binary")), spark=session)
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "blank.txt").write_text("  \n\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no readable text"):
+        build_model(Source(str(tmp_path / "blank")), spark=session)
 
 
 def test_import_ngram_does_not_import_pyspark():
     code = "import sys, ngram, ngram.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_builds_on_spark_a_model_every_command_reads(corpus_folder, session, tmp_path):
+    """`ngram build --engine spark --json`, then `ngram perplexity` on the model (last: the
+    CLI stops the module's session when it ends)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ngram import NgramModel
+    from ngram.cli import main
+
+    out, text = tmp_path / "spark.ngram", tmp_path / "text.txt"
+    text.write_text("The cat sat on the mat. The dog ran.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "-o", str(out), "--order", "3", "--engine", "spark",
+                                       "--spark-master", "local[2]", "--spark-work", str(tmp_path / "work"), "--heldout-fraction", "0.2",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["engine"] == "spark" and summary["spark_startup_seconds"] >= 0
+    assert sorted(p.name for p in (tmp_path / "work" / "counts").iterdir() if p.is_dir()) == ["order=1", "order=2", "order=3"]
+    local = NgramModel.build(corpus_folder, order=3, heldout_fraction=0.2, progress=False)
+    assert summary["ngrams_per_order"] == {str(k + 1): n for k, n in enumerate(local.statistics["ngrams"])}
+    for args, scored_text in (([str(text)], text.read_text()), ([], local.heldout_text())):  # [] the held-out split
+        scored = CliRunner().invoke(main, ["perplexity", str(out), *args, "--smoothing", "kn", "--no-progress", "--json"])
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout)["results"][0]["nll"] == pytest.approx(local.score(scored_text).nll, rel=1e-12)
