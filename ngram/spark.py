@@ -43,7 +43,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -152,8 +152,10 @@ def session_settings(master: str, verbose: bool) -> dict[str, str]:
 
 def local_cores(master: str) -> int:
     """The worker threads of a local master: ``local[4]`` → 4, ``local[*]`` → every core."""
+    if master == "local":
+        return 1
     match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
-    return int(match.group(1)) if match else (os.cpu_count() or 1) if master != "local" else 1
+    return int(match.group(1)) if match else os.cpu_count() or 1
 
 
 @contextmanager
@@ -287,21 +289,23 @@ def check_local_source(path: str) -> None:
 
 
 def file_table(spark, path: str):
-    """The files of a source as rows (path, content): a folder's .txt files (recursively,
+    """The files of a source as rows (path, name, content; the name is made from the path
+    later): a folder's .txt files (recursively,
     as `text_files_under`), one file, or what a glob matches."""
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
 
     reader = spark.read.format("binaryFile")
     if not GLOB_CHARACTERS.search(path) and not (is_local_path(path) and Path(path).is_file()):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.txt")
     try:
-        return reader.load(path).select("path", "content")
+        return reader.load(path).select("path", F.lit(None).cast("string").alias("name"), "content")
     except AnalysisException as err:
         raise UserError(f"Spark cannot read {path}: {first_line(err)}") from None
 
 
 def dataset_table(spark, source: Source, folder: Path):
-    """A dataset's documents as rows (path, content): streamed on the driver into Parquet,
+    """A dataset's documents as rows (path, name, content): streamed on the driver into Parquet,
     grouped into documents exactly as the single-machine build does (`dataset_corpus`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -311,21 +315,26 @@ def dataset_table(spark, source: Source, folder: Path):
     corpus = dataset_corpus(source.dataset, source.dataset_config, source.split, source.column,
                             source.data_files or None)
     path = folder / "documents.parquet"
-    schema = pa.schema([("path", pa.string()), ("content", pa.binary())])
+    schema = pa.schema([("path", pa.string()), ("name", pa.string()), ("content", pa.binary())])
     with pq.ParquetWriter(path, schema) as writer:
-        for doc in corpus.open_documents():
-            writer.write_table(pa.table({"path": [doc.name], "content": [doc.text.encode("utf-8")]}, schema=schema))
+        for number, doc in enumerate(corpus.open_documents()):  # the path keeps the stream's order
+            row = {"path": [f"{number:012d}"], "name": [doc.name], "content": [doc.text.encode("utf-8")]}
+            writer.write_table(pa.table(row, schema=schema))
     return spark.read.parquet(str(path))
 
 
-def document_sentences(path: str, content: bytes, tokenizer, heldout_fraction: float) -> tuple[dict, list]:
+def file_name(path: str) -> str:
+    """A file's name from the URI Spark gives (``file:/a/my%20book.txt`` → ``my book.txt``)."""
+    return unquote(path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def document_sentences(path: str, name: str, content: bytes, tokenizer, heldout_fraction: float) -> tuple[dict, list]:
     """One file as the single-machine build reads it: its record and its building sentences.
 
     Decoded (UTF-8, else Windows-1252) and normalised as `read_text_file`; a file with NUL
     bytes is binary and skipped, an empty one too (`read_documents`); the held-out tail is
     cut off at `split_point`, and the rest tokenized.
     """
-    name = path.rstrip("/").rsplit("/", 1)[-1]
     record = {"path": path, "name": name, "sha256": "", "chars": 0, "split_at": 0, "note": ""}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -345,10 +354,11 @@ def document_sentences(path: str, content: bytes, tokenizer, heldout_fraction: f
 
 
 def sentences_partition(rows: Iterable, tokenizer_config: dict, heldout_fraction: float) -> Iterator[tuple]:
-    """``mapPartitions`` over (path, content) rows: one row per document, its sentences nested."""
+    """``mapPartitions`` over (path, name, content) rows: one row per document, its sentences nested."""
     tokenizer = tokenizer_from_config(tokenizer_config)
     for row in rows:
-        record, sentences = document_sentences(row.path, row.content, tokenizer, heldout_fraction)
+        name = row.name or file_name(row.path)
+        record, sentences = document_sentences(row.path, name, row.content, tokenizer, heldout_fraction)
         yield (record["path"], record["name"], record["sha256"], record["chars"], record["split_at"],
                record["note"], sentences)
 
@@ -367,7 +377,7 @@ def corpus_record(documents: list, location: str, heldout_fraction: float) -> di
     """`Corpus.describe` of the documents read, in path order (as `text_files_under` sorts),
     with the single-machine build's warnings for binary and non-UTF-8 files."""
     kept = []
-    for doc in sorted(documents, key=lambda d: d.path):
+    for doc in sorted(documents, key=lambda d: [unquote(part) for part in d.path.split("/")]):  # as Paths sort
         if doc.note == "binary":
             warnings.warn(f"skipping {doc.name}: it looks binary (NUL bytes), not text", stacklevel=3)
             continue

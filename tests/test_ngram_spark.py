@@ -49,6 +49,8 @@ TEXT = {
     "sub/two.txt": "The dog ran to the cat. The cat ran to the mat!\nA dog, a cat and a mat.\n"
                    "Is the cat on the mat? Yes, the cat is on the mat.\nLast line held out.\n",
     "three.txt": "Caf\u00e9 au lait and the cat.\r\nThe mat was red. The dog was brown.\r\nEnd.\r\n",
+    "sub-x.txt": "The log was red. A dog and a cat.\nThe end.\n",  # sorts before sub/ as a path, after as a string
+    "my book.txt": "The cat ran. The dog sat.\nThe cat is on the log.\n",  # a space: %20 in Spark's URI
 }
 
 
@@ -149,6 +151,19 @@ def test_numpy_combined_counting_agrees_with_the_dataframe_reference(corpus_fold
     assert len(reference) > 100 and fast == reference
 
 
+def test_spark_build_of_a_dataset_is_the_single_machine_build(corpus_folder, session):
+    """--dataset text --data-files: rows grouped into documents as on one machine."""
+    from corpora import dataset_corpus
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    files = (str(corpus_folder / "one.txt"), str(corpus_folder / "sub" / "two.txt"))
+    local = NgramModel.build(dataset_corpus("text", data_files=files, heldout_fraction=0.2), order=3, progress=False)
+    spark, _ = build_model(Source(dataset="text", data_files=files), order=3, heldout_fraction=0.2, spark=session)
+    assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+    assert spark.corpus == local.corpus
+
+
 # ------------------------------------------------------------------ bad input
 
 
@@ -231,3 +246,27 @@ def test_cli_builds_on_spark_a_model_every_command_reads(corpus_folder, session,
         scored = CliRunner().invoke(main, ["perplexity", str(out), *args, "--smoothing", "kn", "--no-progress", "--json"])
         assert scored.exit_code == 0, scored.output
         assert json.loads(scored.stdout)["results"][0]["nll"] == pytest.approx(local.score(scored_text).nll, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_job_and_leaves_no_model(corpus_folder, tmp_path):
+    """SIGINT once Spark's JVM runs: exit non-zero with one line, no model, no work folder."""
+    import signal
+    import time
+
+    require_spark()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "never.ngram"
+    child = subprocess.Popen([sys.executable, "-c", "from ngram.cli import main; main()", "build", str(corpus_folder), "-o", str(out),
+                              "--engine", "spark", "--spark-master", "local[2]"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(tmp_path.glob("ngram-spark-log-*")):
+        time.sleep(0.2)
+    time.sleep(3)  # the session is starting or counting
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode != 0
+    assert "Interrupted" in err
+    assert not out.exists() and not any(tmp_path.glob(".never.ngram*"))
+    assert not any(tmp_path.glob("ngram-spark-*"))
