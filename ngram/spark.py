@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -179,12 +180,14 @@ def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
     if is_local_master(master):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers import this same code
     try:
-        with nullcontext() if verbose else stderr_to(folder / "spark.log"):
+        with held_interrupts() as interrupted, nullcontext() if verbose else stderr_to(folder / "spark.log"):
             spark = builder.getOrCreate()
     except Exception as err:  # the JVM did not start, or the master refused the application
         shutil.rmtree(folder, ignore_errors=True)
         raise UserError(f"Spark could not start with master {master}: {first_line(err)}") from None
     try:
+        if interrupted:
+            raise KeyboardInterrupt
         spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
         if not is_local_master(master):
             wait_for_executors(spark, master)
@@ -192,6 +195,31 @@ def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
     finally:
         spark.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def held_interrupts():
+    """Ctrl-C while Spark's JVM starts is held until it has started (then raised by the
+    caller, who stops the session): interrupted mid-launch, PySpark would leave the JVM
+    running with nobody to stop it. Yields a list that is non-empty if Ctrl-C came.
+
+    PySpark puts its own handler in place once its context exists (it cancels the jobs);
+    that one is left alone.
+    """
+    received: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def hold(signum, frame) -> None:
+        received.append(True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield received
+    finally:
+        if signal.getsignal(signal.SIGINT) is hold:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
