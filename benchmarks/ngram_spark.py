@@ -114,6 +114,8 @@ def build_both(corpus: Path, order: int, master: str, work: Path) -> list[dict]:
         rows.append({"engine": engine, "tokens": summary["training_tokens"], "ngrams": summary["nodes"] - 1,
                      "seconds": summary["wall_seconds"],
                      "spark_startup_seconds": summary.get("spark_startup_seconds"),
+                     "spark_counting_seconds": summary.get("spark_counting_seconds"),
+                     "assembly_seconds": summary.get("assembly_seconds"),
                      "peak_rss_mb": summary["peak_rss_mb"]})
     return rows
 
@@ -122,13 +124,16 @@ def table(rows: list[dict], order: int) -> str:
     """The rows as Markdown, with the machine they ran on."""
     lines = [f"{order}-gram builds on {cpu_name()}, {os.cpu_count()} cores, load average "
              f"{os.getloadavg()[0]:.1f} at the end (code {code_version()}):", "",
-             "| corpus | engine | tokens | n-grams | time (s) | of which Spark start-up (s) | peak memory (MB) | time vs single machine |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| corpus | engine | tokens | n-grams | time (s) | Spark start-up (s) | Spark jobs (s) | assembly (s) "
+             "| peak memory (MB) | time vs single machine |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         base = next(r for r in rows if r["scale"] == row["scale"] and r["engine"] == "single machine")
-        startup = "" if row["spark_startup_seconds"] is None else f"{row['spark_startup_seconds']:.1f}"
+        parts = ["" if row[key] is None else f"{row[key]:.1f}"
+                 for key in ("spark_startup_seconds", "spark_counting_seconds", "assembly_seconds")]
         lines.append(f"| books x{row['scale']} | {row['engine']} | {row['tokens']:,} | {row['ngrams']:,} | "
-                     f"{row['seconds']:.1f} | {startup} | {row['peak_rss_mb']:,} | {row['seconds'] / base['seconds']:.1f}x |")
+                     f"{row['seconds']:.1f} | {' | '.join(parts)} | {row['peak_rss_mb']:,} | "
+                     f"{row['seconds'] / base['seconds']:.1f}x |")
     lines.append("")
     lines.append("Time is the whole command (reading, counting, saving); peak memory is each build's whole "
                  "process tree (for Spark: driver, JVM with its local executors, Python workers).")

@@ -197,7 +197,9 @@ def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_
     path = save_model(model, output or default_model_path())
     summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "engine": "spark",
                "spark_master": report.master, "count_tables": report.tables if work else None,
-               "spark_startup_seconds": round(report.startup_seconds, 2), "seconds": round(time.perf_counter() - started, 2)}
+               "spark_startup_seconds": round(report.startup_seconds, 2),
+               "spark_counting_seconds": round(report.counting_seconds, 2),
+               "assembly_seconds": round(report.assembly_seconds, 2), "seconds": round(time.perf_counter() - started, 2)}
     if as_json:
         echo_json(summary)
         return
