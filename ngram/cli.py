@@ -149,6 +149,8 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     if from_arpa is not None:
         return build_from_arpa(from_arpa, source, dataset, output, tokens, lowercase, progress, as_json)
     check_build_arguments(order, min_count, heldout_fraction)
+    if engine != "spark" and (spark_master or spark_work or verbose):
+        raise UserError("--spark-master, --spark-work and --verbose go with --engine spark")
     if engine == "spark":
         return build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset,
                               dataset_config, split, column, data_files, memory, spark_master, spark_work, verbose,

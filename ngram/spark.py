@@ -568,12 +568,15 @@ def combined_count_table(spark, sentences, vocab: list[str], order: int):
     partial = sentences.mapInArrow(lambda batches: partition_counts(batches, index.value, order),
                                    "order int, key binary, count long")
     counts = partial.groupBy("order", "key").agg(F.sum("count").alias("count"))
+    # Every distinct (k+1)-gram adds one to the continuation of its suffix, always a k-gram
+    # seen too: a union and one more sum instead of a join (no sorting of both sides).
     suffixes = (counts.where(F.col("order") >= 2)
-                .select((F.col("order") - 1).alias("order"), F.expr("substr(key, 5)").alias("key"))
-                .groupBy("order", "key").agg(F.count(F.lit(1)).alias("continuation")))
-    continuation = F.when(F.col("order") == order, F.lit(None).cast("long")).otherwise(F.coalesce("continuation", F.lit(0)))
-    return (counts.join(suffixes, ["order", "key"], "left")
-            .select("order", "key", "count", continuation.cast("long").alias("continuation")))
+                .select((F.col("order") - 1).alias("order"), F.expr("substr(key, 5)").alias("key"),
+                        F.lit(0).cast("long").alias("count"), F.lit(1).cast("long").alias("left")))
+    summed = (counts.withColumn("left", F.lit(0).cast("long")).unionByName(suffixes)
+              .groupBy("order", "key").agg(F.sum("count").alias("count"), F.sum("left").alias("continuation")))
+    continuation = F.when(F.col("order") == order, F.lit(None).cast("long")).otherwise(F.col("continuation"))
+    return summed.select("order", "key", "count", continuation.alias("continuation"))
 
 
 def big_endian(token_id: int) -> bytearray:

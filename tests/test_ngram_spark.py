@@ -216,6 +216,15 @@ def test_empty_missing_and_binary_sources_are_refused(tmp_path, session):
         build_model(Source(str(tmp_path / "blank")), spark=session)
 
 
+def test_spark_options_without_the_spark_engine_are_refused(corpus_folder):
+    from click.testing import CliRunner
+
+    from ngram.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "--spark-master", "local[2]"])
+    assert result.exit_code != 0 and result.output.startswith("Error: --spark-master")
+
+
 def test_import_ngram_does_not_import_pyspark():
     code = "import sys, ngram, ngram.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
