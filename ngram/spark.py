@@ -619,7 +619,10 @@ def parquet_files(path: str, k: int) -> list:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    filesystem, root = pafs.FileSystem.from_uri(path) if not is_local_path(path) else (pafs.LocalFileSystem(), path)
+    if is_local_path(path):
+        filesystem, root = pafs.LocalFileSystem(), urlparse(path).path if path.startswith("file:") else path
+    else:
+        filesystem, root = pafs.FileSystem.from_uri(path)  # hdfs://, s3://, gs://
     selector = pafs.FileSelector(f"{root.rstrip('/')}/order={k}", allow_not_found=True)
     files = [info.path for info in filesystem.get_file_info(selector) if info.path.endswith(".parquet")]
     firsts = []
