@@ -127,9 +127,16 @@ def main() -> None:
 @click.option("--from-arpa", "from_arpa", type=click.Path(path_type=Path),
               help="Import an ARPA model (e.g. KenLM's lmplz output, .arpa or .arpa.gz) instead of counting "
               "text: its order and vocabulary come from the file, its words must be --tokens' tokens.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="Count on this machine, or on Apache Spark (pip install -e \".[spark]\"; needs Java 17+).")
+@click.option("--spark-master", metavar="URL", help="With --engine spark: the Spark master (spark://host:7077, "
+              "yarn, k8s://...).  [default: local[*], every core of this machine]")
+@click.option("--spark-work", metavar="DIR", help="With --engine spark: where the Parquet count tables go and stay "
+              "(any path the executors and this machine reach, e.g. hdfs://...).  [default: a temporary folder]")
+@click.option("--verbose", is_flag=True, help="With --engine spark: show Spark's own log and progress bars.")
 @json_option
 @friendly_errors
-def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, from_arpa, as_json):
+def build(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config, split, column, data_files, progress, memory, from_arpa, engine, spark_master, spark_work, verbose, as_json):
     """Build a model from every .txt file under SOURCE (the last 5% of each held out).
 
     \b
@@ -140,10 +147,17 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
       ngram build corpora/ -o small.json.gz --order 2   # gzip JSON, for a browser
       ngram build big-corpus/ -o big.ngram --memory 2G  # bounded memory, like lmplz -S
       ngram build --from-arpa kenlm.arpa -o kenlm.ngram  # probabilities, not counts
+      ngram build corpora/ -o books.ngram --engine spark  # count on Spark (local[*])
     """
     if from_arpa is not None:
         return build_from_arpa(from_arpa, source, dataset, output, tokens, lowercase, progress, as_json)
     check_build_arguments(order, min_count, heldout_fraction)
+    if engine != "spark" and (spark_master or spark_work or verbose):
+        raise UserError("--spark-master, --spark-work and --verbose go with --engine spark")
+    if engine == "spark":
+        return build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset,
+                              dataset_config, split, column, data_files, memory, spark_master, spark_work, verbose,
+                              as_json)
     budget = parse_memory(memory) if memory is not None else None
     if output is not None and output.is_dir() and not is_array_model(output):
         raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
@@ -166,6 +180,41 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
         f"{plural(summary['training_tokens'], 'token')} ({plural(summary['nodes'], 'trie node')}, "
         f"vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s."
     )
+    click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
+
+
+def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config,
+                   split, column, data_files, memory, master, work, verbose, as_json) -> None:
+    """`ngram build --engine spark`: count on Spark (`ngram.spark`), save as any build does."""
+    from . import spark as spark_build
+
+    if memory is not None:
+        raise UserError("--memory is for the local engine; Spark's memory is set in Spark's configuration")
+    if output is not None and output.is_dir() and not is_array_model(output):
+        raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
+    if source is None and not dataset:
+        raise UserError("give a folder of .txt files (e.g. corpora/), a glob or a URL, or --dataset NAME")
+    what = spark_build.Source(None if dataset else str(source), dataset, dataset_config, split, column,
+                              tuple(data_files))
+    started = time.perf_counter()
+    model, report = spark_build.build_model(what, order, tokens, lowercase, min_count, heldout_fraction,
+                                            master or spark_build.DEFAULT_MASTER, work, verbose)
+    path = save_model(model, output or default_model_path())
+    summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "engine": "spark",
+               "spark_master": report.master, "count_tables": report.tables if work else None,
+               "spark_startup_seconds": round(report.startup_seconds, 2),
+               "spark_counting_seconds": round(report.counting_seconds, 2),
+               "assembly_seconds": round(report.assembly_seconds, 2), "seconds": round(time.perf_counter() - started, 2)}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(
+        f"Built a {order}-gram model on Spark ({report.master}) from {plural(summary['documents'], 'document')}, "
+        f"{plural(summary['training_tokens'], 'token')} ({plural(summary['nodes'], 'trie node')}, "
+        f"vocabulary {summary['vocabulary']:,}) in {summary['seconds']} s ({summary['spark_startup_seconds']} s starting Spark)."
+    )
+    if work:
+        click.echo(f"Parquet count tables in {report.tables}.")
     click.echo(f"Saved to {path} ({summary['file_bytes'] / 1e6:.1f} MB).")
 
 

@@ -1,0 +1,803 @@
+"""Counting n-grams on Apache Spark into the same model the single-machine build writes.
+
+`ngram.build` counts on one machine (in memory, or in chunks under a budget); past that,
+the counting is a job for a cluster. Here the same build runs on Spark (PySpark), in
+local mode (``local[*]``) or on any cluster's master URL, in four steps:
+
+1. **Documents → sentences** (Python, ``mapPartitions``): each file is read, decoded and
+   normalised, split into its building head and held-out tail (`corpora.documents.
+   split_point`) and tokenized by the project's own tokenizer: exactly what
+   `load_corpus` and `tokenize_corpus` do on one machine, one document at a time.
+2. **Vocabulary** (a Spark word count): tokens seen at least ``min_count`` times, ordered
+   on the driver by `ngram.build.build_vocabulary` (the same rule and tie-break).
+3. **Counting** (DataFrame operations): every sentence becomes ``<s> ids </s>``; each
+   order's n-grams are its windows (``transform(sequence(...), slice(...))``), grouped
+   and counted; a k-gram's continuation count, the number of distinct tokens seen
+   before it, is a second aggregation over the distinct (k+1)-grams' suffixes; the
+   count-of-counts for the Kneser-Ney discounts a third. The table is written as Parquet,
+   globally sorted, partitioned by order (``WORK/counts/order=k/``).
+4. **Assembly** (the driver, streaming): the sorted Parquet files are read one at a time
+   into the arrays of `ngram.arrays` (ids, counts, continuation, first_child), laid out
+   as `ngram.chunked`'s merged level files and opened by `chunked.open_levels`.
+
+The result is an ordinary `NgramModel`: `save_model` writes the usual model folder and
+every ``ngram`` and ``bench`` command reads it. The single-machine build is the readable
+reference: tests/test_ngram_spark.py checks that both give the identical trie.
+
+PySpark is imported only when a Spark build runs (``import ngram`` never imports it).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections import Counter
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from corpora import UserError
+from corpora.documents import decode_bytes, normalise_text, split_point
+from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer, tokenizer_from_config
+
+from . import chunked
+from .arrays import COUNT_DTYPE, ID_DTYPE, INDEX_DTYPE
+from .build import SPECIALS, build_info, build_vocabulary, check_build_options
+from .model import NgramModel
+
+DEFAULT_MASTER = "local[*]"
+MASTER_TIMEOUT_SECONDS = 30  # an unreachable master or a cluster without executors fails within this
+MIN_JAVA = 17  # Spark 4 runs on Java 17 or newer
+INSTALL_SPARK = "install the spark extra: pip install -e \".[spark]\" (pyspark and pyarrow)"
+INSTALL_JAVA = "install a Java runtime 17 or newer, e.g. apt-get install openjdk-17-jre-headless"
+GLOB_CHARACTERS = re.compile(r"[*?\[{]")
+
+
+# ------------------------------------------------------------------ what a Spark build needs
+
+
+def require_pyspark() -> None:
+    """PySpark and PyArrow importable, or one line saying which extra to install."""
+    # PySpark warns about pandas versions on import; a build uses no pandas
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    for module in ("pyspark", "pyarrow"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UserError(f"--engine spark needs {module}; {INSTALL_SPARK}") from None
+
+
+def java_major_version(java: str) -> int | None:
+    """The major version `java -version` reports (``17.0.15`` → 17, ``1.8.0`` → 8), None if unreadable."""
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def require_java() -> None:
+    """A Java runtime for Spark (JAVA_HOME's, else the one on PATH), 17 or newer."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise UserError(f"--engine spark needs Java, and none was found (JAVA_HOME or PATH); {INSTALL_JAVA}")
+    major = java_major_version(java)
+    if major is not None and major < MIN_JAVA:
+        raise UserError(f"--engine spark needs Java {MIN_JAVA} or newer, {java} is Java {major}; {INSTALL_JAVA}")
+
+
+def is_local_master(master: str) -> bool:
+    """True for ``local``, ``local[4]``, ``local[*]``: Spark inside this process's JVM."""
+    return master == "local" or master.startswith("local[")
+
+
+def check_master_reachable(master: str, timeout: float = 10.0) -> None:
+    """For a ``spark://host:port`` master, refuse at once when nothing listens there.
+
+    Spark's own client retries an unreachable master for a minute before giving up;
+    a plain TCP connection answers in seconds, naming the URL. Other cluster managers
+    (YARN, Kubernetes) are checked by `wait_for_executors`.
+    """
+    if not master.startswith("spark://"):
+        return
+    for address in master[len("spark://"):].split(","):  # a list of masters for high availability
+        parsed = urlparse(f"spark://{address}")
+        try:
+            with socket.create_connection((parsed.hostname or "", parsed.port or 7077), timeout=timeout):
+                return
+        except (OSError, ValueError) as err:
+            reason = err
+    raise UserError(f"cannot reach the Spark master {master}: {reason}")
+
+
+# ------------------------------------------------------------------ the session
+
+
+def session_settings(master: str, verbose: bool) -> dict[str, str]:
+    """The Spark settings of a build: no web UI, progress bars only when verbose, and the
+    driver's Python for the workers in local mode (so they import this same code)."""
+    settings = {
+        "spark.master": master,
+        "spark.app.name": "ngram build",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "true" if verbose else "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.log.level": "WARN" if verbose else "ERROR",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.network.timeout": "120s",
+        "spark.rpc.askTimeout": f"{MASTER_TIMEOUT_SECONDS}s",
+    }
+    if is_local_master(master):
+        settings["spark.pyspark.python"] = sys.executable
+        settings["spark.pyspark.driver.python"] = sys.executable
+        settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))  # not 200 tiny tasks
+    return settings
+
+
+def local_cores(master: str) -> int:
+    """The worker threads of a local master: ``local[4]`` → 4, ``local[*]`` → every core."""
+    if master == "local":
+        return 1
+    match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
+    return int(match.group(1)) if match else os.cpu_count() or 1
+
+
+@contextmanager
+def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
+    """A SparkSession for one build, stopped at the end (also on errors and Ctrl-C).
+
+    Unless `verbose`, Spark's log goes to a file in a temporary folder (`stderr_to`) and
+    its level is ERROR; no progress bars, no web UI. Ctrl-C: PySpark's handler cancels
+    the running jobs and raises KeyboardInterrupt, which passes through here after the
+    session is stopped.
+    """
+    require_pyspark()
+    require_java()
+    check_master_reachable(master)
+    from pyspark.sql import SparkSession
+
+    folder = Path(tempfile.mkdtemp(prefix="ngram-spark-log-"))
+    builder = SparkSession.builder
+    for key, value in session_settings(master, verbose).items():
+        builder = builder.config(key, value)
+    if is_local_master(master):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers import this same code
+    try:
+        with held_interrupts() as interrupted, nullcontext() if verbose else stderr_to(folder / "spark.log"):
+            spark = builder.getOrCreate()
+    except Exception as err:  # the JVM did not start, or the master refused the application
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"Spark could not start with master {master}: {first_line(err)}") from None
+    try:
+        if interrupted:
+            raise KeyboardInterrupt
+        spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
+        if not is_local_master(master):
+            wait_for_executors(spark, master)
+        yield spark
+    finally:
+        spark.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def held_interrupts():
+    """Ctrl-C while Spark's JVM starts is held until it has started (then raised by the
+    caller, who stops the session): interrupted mid-launch, PySpark would leave the JVM
+    running with nobody to stop it. Yields a list that is non-empty if Ctrl-C came.
+
+    PySpark puts its own handler in place once its context exists (it cancels the jobs);
+    that one is left alone.
+    """
+    received: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def hold(signum, frame) -> None:
+        received.append(True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield received
+    finally:
+        if signal.getsignal(signal.SIGINT) is hold:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def stderr_to(path: Path):
+    """While Spark's JVM starts, this process's stderr goes to `path`, and the JVM keeps it.
+
+    The JVM, and the Python workers it starts, then write their log there: the lines Spark
+    prints before any log level applies, the JVM's own warnings, executors' tracebacks
+    (a failing job still reaches the driver as an exception, reported in one line).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (Java stack traces are long)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def wait_for_executors(spark, master: str, timeout: float = MASTER_TIMEOUT_SECONDS) -> None:
+    """Run a one-task job; a cluster that gives no executor within `timeout` is refused.
+
+    A master that accepted the application but has no workers (or a queue that never
+    schedules it) would otherwise leave the build waiting forever.
+    """
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def probe() -> None:
+        try:
+            spark.sparkContext.parallelize([1], 1).count()
+        except BaseException as err:  # reported below, on the caller's thread
+            failure.append(err)
+        done.set()
+
+    threading.Thread(target=probe, daemon=True).start()
+    if not done.wait(timeout):
+        spark.sparkContext.cancelAllJobs()
+        raise UserError(f"the Spark master {master} gave no executor within {timeout:.0f} s")
+    if failure:
+        raise UserError(f"the Spark master {master} could not run a job: {first_line(failure[0])}")
+
+
+# ------------------------------------------------------------------ 1. documents → sentences
+
+
+@dataclass
+class Source:
+    """What to read: files (a folder, one file or a glob; any path Spark reads) or a dataset."""
+
+    path: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    split: str = "train"
+    column: str = "text"
+    data_files: tuple[str, ...] = ()
+
+    def location(self) -> str:
+        """What the model records as the corpus location (as `load_corpus` does)."""
+        if self.dataset:
+            from corpora.documents import dataset_label
+
+            return f"datasets:{dataset_label(self.dataset, self.dataset_config, self.split)}"
+        return str(Path(self.path).resolve()) if is_local_path(self.path) else str(self.path)
+
+
+def is_local_path(path: str) -> bool:
+    """True for a path on this machine (no URL scheme such as hdfs:// or s3a://)."""
+    scheme = urlparse(str(path)).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter is no scheme
+
+
+def check_local_source(path: str) -> None:
+    """A local folder is checked the single-machine way: it exists and holds .txt files
+    (the project's ``corpora/`` folder fetches its books first, as `read_documents` does)."""
+    if not is_local_path(path) or GLOB_CHARACTERS.search(path):
+        return
+    from corpora.documents import text_files_under
+    from corpora.fetch import ensure_books
+
+    folder = Path(path)
+    files = text_files_under(folder)  # refuses a missing folder
+    if not files and (folder / "manifest.tsv").is_file():
+        ensure_books(folder)
+        files = text_files_under(folder)
+    if not files:
+        raise UserError(f"no .txt files found in {path}")
+
+
+def file_table(spark, path: str):
+    """The files of a source as rows (path, name, content; the name is made from the path
+    later): a folder's .txt files (recursively,
+    as `text_files_under`), one file, or what a glob matches."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
+
+    reader = spark.read.format("binaryFile")
+    if not GLOB_CHARACTERS.search(path) and not (is_local_path(path) and Path(path).is_file()):
+        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.txt")
+    try:
+        return reader.load(path).select("path", F.lit(None).cast("string").alias("name"), "content")
+    except AnalysisException as err:
+        raise UserError(f"Spark cannot read {path}: {first_line(err)}") from None
+
+
+def dataset_table(spark, source: Source, folder: Path):
+    """A dataset's documents as rows (path, name, content): streamed on the driver into Parquet,
+    grouped into documents exactly as the single-machine build does (`dataset_corpus`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpora.documents import dataset_corpus
+
+    corpus = dataset_corpus(source.dataset, source.dataset_config, source.split, source.column,
+                            source.data_files or None)
+    path = folder / "documents.parquet"
+    schema = pa.schema([("path", pa.string()), ("name", pa.string()), ("content", pa.binary())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for number, doc in enumerate(corpus.open_documents()):  # the path keeps the stream's order
+            row = {"path": [f"{number:012d}"], "name": [doc.name], "content": [doc.text.encode("utf-8")]}
+            writer.write_table(pa.table(row, schema=schema))
+    return spark.read.parquet(str(path))
+
+
+def file_name(path: str) -> str:
+    """A file's name from the URI Spark gives (``file:/a/my%20book.txt`` → ``my book.txt``)."""
+    return unquote(path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def document_sentences(path: str, name: str, content: bytes, tokenizer, heldout_fraction: float) -> tuple[dict, list]:
+    """One file as the single-machine build reads it: its record and its building sentences.
+
+    Decoded (UTF-8, else Windows-1252) and normalised as `read_text_file`; a file with NUL
+    bytes is binary and skipped, an empty one too (`read_documents`); the held-out tail is
+    cut off at `split_point`, and the rest tokenized.
+    """
+    record = {"path": path, "name": name, "sha256": "", "chars": 0, "split_at": 0, "note": ""}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = decode_bytes(bytes(content), name)
+    if text is None:
+        return {**record, "note": "binary"}, []
+    if caught:
+        record["note"] = "cp1252"
+    text = normalise_text(text)
+    if not text.strip():
+        return {**record, "note": "empty"}, []
+    import hashlib
+
+    cut = split_point(text, heldout_fraction)
+    record.update(sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), chars=len(text), split_at=cut)
+    return record, list(tokenizer.sentences(text[:cut]))
+
+
+def sentences_partition(rows: Iterable, tokenizer_config: dict, heldout_fraction: float) -> Iterator[tuple]:
+    """``mapPartitions`` over (path, name, content) rows: one row per document, its sentences nested."""
+    tokenizer = tokenizer_from_config(tokenizer_config)
+    for row in rows:
+        name = row.name or file_name(row.path)
+        record, sentences = document_sentences(row.path, name, row.content, tokenizer, heldout_fraction)
+        yield (record["path"], record["name"], record["sha256"], record["chars"], record["split_at"],
+               record["note"], sentences)
+
+
+DOCUMENT_SCHEMA = ("path string, name string, sha256 string, chars long, split_at long, note string, "
+                   "sentences array<array<string>>")
+
+
+def documents_frame(spark, files, tokenizer_config: dict, heldout_fraction: float):
+    """Step 1: every document read, split and tokenized on the executors (a DataFrame)."""
+    rdd = files.rdd.mapPartitions(lambda rows: sentences_partition(rows, tokenizer_config, heldout_fraction))
+    return spark.createDataFrame(rdd, DOCUMENT_SCHEMA)
+
+
+def corpus_record(documents: list, location: str, heldout_fraction: float) -> dict:
+    """`Corpus.describe` of the documents read, in path order (as `text_files_under` sorts),
+    with the single-machine build's warnings for binary and non-UTF-8 files."""
+    kept = []
+    for doc in sorted(documents, key=lambda d: [unquote(part) for part in d.path.split("/")]):  # as Paths sort
+        if doc.note == "binary":
+            warnings.warn(f"skipping {doc.name}: it looks binary (NUL bytes), not text", stacklevel=3)
+            continue
+        if doc.note == "cp1252":
+            warnings.warn(f"{doc.name} is not valid UTF-8; decoded as Windows-1252 instead", stacklevel=3)
+        if doc.note != "empty":
+            kept.append({"name": doc.name, "sha256": doc.sha256, "chars": doc.chars, "split_at": doc.split_at})
+    if not kept:
+        raise UserError(f"no readable text in {location} (every file was empty or binary)")
+    return {"location": location, "heldout_fraction": heldout_fraction,
+            "split": "last fraction of every document, cut at a line break", "documents": kept}
+
+
+# ------------------------------------------------------------------ 2. the vocabulary
+
+
+def spark_vocabulary(sentences, min_count: int) -> tuple[list[str], int]:
+    """Step 2: a word count in Spark, then `build_vocabulary` on the driver.
+
+    Only the tokens the vocabulary keeps (and any reserved token, to refuse it as the
+    single-machine build does) reach the driver. Returns the vocabulary and the number
+    of tokens.
+    """
+    from pyspark.sql import functions as F
+
+    counts = sentences.select(F.explode("tokens").alias("token")).groupBy("token").count()
+    wanted = counts.where((F.col("count") >= min_count) | F.col("token").isin(*SPECIALS))
+    frequencies = Counter({row.token: row["count"] for row in wanted.collect()})
+    total = counts.agg(F.sum("count")).first()[0] or 0
+    if total == 0:
+        raise UserError("the corpus has no tokens to build from")
+    return build_vocabulary(frequencies, min_count), int(total)
+
+
+# ------------------------------------------------------------------ 3. counting
+#
+# The readable reference: every sentence as ids, each order's windows grouped and counted
+# (`ngram_counts`), continuation counts joined on (`count_table`) — the idea in DataFrame
+# operations alone, one row per window. The fast path (`combined_count_table`) counts each
+# partition's n-grams with NumPy first (`chunked.chunk_levels`, the map-side combine a
+# MapReduce counter has), so Spark shuffles one row per distinct n-gram per partition, as
+# compact binary keys. A test checks both give the same table.
+
+
+def encode_partition(rows: Iterable, ids: dict[str, int]) -> Iterator[tuple]:
+    """``mapPartitions``: each sentence as ``<s> ids </s>``, rarer tokens as ``<unk>``."""
+    unk, bos, eos = ids[UNK], ids[BOS], ids[EOS]
+    for row in rows:
+        yield ([bos, *[ids.get(token, unk) for token in row.tokens], eos],)
+
+
+def encoded_frame(spark, sentences, vocab: list[str]):
+    """Every sentence as a row of vocabulary ids (the vocabulary broadcast to the executors)."""
+    index = spark.sparkContext.broadcast({token: i for i, token in enumerate(vocab)})
+    rdd = sentences.rdd.mapPartitions(lambda rows: encode_partition(rows, index.value))
+    return spark.createDataFrame(rdd, "ids array<int>")
+
+
+def ngram_counts(encoded, k: int):
+    """The k-grams of every sentence with their counts: windows of k ids, grouped.
+
+    A sentence of n ids (``<s>`` and ``</s>`` included) has n - k + 1 windows, none
+    across its end — the rows of `counting.ngram_rows` that hold no padding.
+    """
+    from pyspark.sql import functions as F
+
+    windows = F.expr(f"transform(sequence(0, size(ids) - {k}), i -> slice(ids, i + 1, {k}))")
+    return (encoded.where(F.size("ids") >= k).select(F.explode(windows).alias("ngram"))
+            .groupBy("ngram").agg(F.count(F.lit(1)).alias("count")))
+
+
+def continuation_counts(upper, k: int):
+    """For each (k-1)-gram: how many distinct k-grams of `upper` end with it (its distinct
+    left neighbours; the Kneser-Ney continuation count)."""
+    from pyspark.sql import functions as F
+
+    return (upper.select(F.slice("ngram", 2, k - 1).alias("ngram"))
+            .groupBy("ngram").agg(F.count(F.lit(1)).alias("continuation")))
+
+
+def count_table(encoded, order: int):
+    """The reference: every order's n-grams in one table (order, ngram, count, continuation).
+
+    The continuation count is 0 for an n-gram never seen after anything (one starting
+    with ``<s>``), and null at the top order, which has none.
+    """
+    from pyspark.sql import functions as F
+
+    levels = [ngram_counts(encoded, k) for k in range(1, order + 1)]
+    tables = []
+    for k, level in enumerate(levels, start=1):
+        if k < order:
+            level = (level.join(continuation_counts(levels[k], k + 1), "ngram", "left")
+                     .fillna(0, subset=["continuation"]))
+        else:
+            level = level.withColumn("continuation", F.lit(None).cast("long"))
+        tables.append(level.select(F.lit(k).alias("order"), "ngram", "count", "continuation"))
+    table = tables[0]
+    for other in tables[1:]:
+        table = table.unionByName(other)
+    return table
+
+
+COMBINE_POSITIONS = 1 << 19  # token positions a Python worker counts at once (~80 MB at order 5)
+
+
+def sentence_stream(batches: Iterable, ids: dict[str, int]) -> np.ndarray:
+    """A partition's sentences (Arrow batches of token lists) as one stream of ids:
+    ``<s> ids </s>`` and the padding id after each sentence, as `chunked`'s token stream."""
+    unk, bos, eos, pad = ids[UNK], ids[BOS], ids[EOS], len(ids)
+    stream: list[int] = []
+    for batch in batches:
+        for tokens in batch.column(0).to_pylist():
+            stream.append(bos)
+            stream.extend([ids.get(token, unk) for token in tokens])
+            stream += (eos, pad)
+    return np.array(stream, dtype=np.int32)
+
+
+def key_column(keys: np.ndarray, width: int):
+    """Sorted k-gram keys (`chunked.as_keys`, big-endian ids) as an Arrow binary column."""
+    import pyarrow as pa
+
+    offsets = np.arange(len(keys) + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(pa.binary(), len(keys), [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())])
+
+
+def partition_counts(batches: Iterable, ids: dict[str, int], order: int,
+                     positions: int = COMBINE_POSITIONS) -> Iterator:
+    """``mapInArrow``: a partition's distinct n-grams of every order with their counts.
+
+    The stream is cut into pieces of `positions`; each piece's rows (`chunked.window_rows`)
+    are sorted once and counted at every order (`chunked.chunk_levels`). The same k-gram
+    may come from several pieces or partitions: Spark's sum adds them up.
+    """
+    import pyarrow as pa
+
+    stream, pad = sentence_stream(batches, ids), len(ids)
+    for start in range(0, len(stream), positions):
+        end = min(start + positions, len(stream))
+        window = np.full(end - start + order - 1, pad, dtype=np.int32)
+        part = stream[start: end + order - 1]
+        window[: len(part)] = part
+        rows = chunked.window_rows(window, end - start, order, pad)
+        for k, (keys, counts) in enumerate(chunked.chunk_levels(rows[rows[:, 0] != pad], pad), start=1):
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(np.full(len(keys), k, np.int32)), key_column(keys, 4 * k), pa.array(counts.astype(np.int64))],
+                names=["order", "key", "count"])
+
+
+def combined_count_table(spark, sentences, vocab: list[str], order: int):
+    """The fast path: (order, key, count, continuation), keys as big-endian binary ids.
+
+    Partitions count with NumPy (`partition_counts`); Spark sums equal keys; a k-gram's
+    continuation count is the number of distinct (k+1)-gram keys whose last 4k bytes it is.
+    """
+    from pyspark.sql import functions as F
+
+    index = spark.sparkContext.broadcast({token: i for i, token in enumerate(vocab)})
+    partial = sentences.mapInArrow(lambda batches: partition_counts(batches, index.value, order),
+                                   "order int, key binary, count long")
+    counts = partial.groupBy("order", "key").agg(F.sum("count").alias("count"))
+    # Every distinct (k+1)-gram adds one to the continuation of its suffix, always a k-gram
+    # seen too: a union and one more sum instead of a join (no sorting of both sides).
+    suffixes = (counts.where(F.col("order") >= 2)
+                .select((F.col("order") - 1).alias("order"), F.expr("substr(key, 5)").alias("key"),
+                        F.lit(0).cast("long").alias("count"), F.lit(1).cast("long").alias("left")))
+    summed = (counts.withColumn("left", F.lit(0).cast("long")).unionByName(suffixes)
+              .groupBy("order", "key").agg(F.sum("count").alias("count"), F.sum("left").alias("continuation")))
+    continuation = F.when(F.col("order") == order, F.lit(None).cast("long")).otherwise(F.col("continuation"))
+    return summed.select("order", "key", "count", continuation.alias("continuation"))
+
+
+def big_endian(token_id: int) -> bytearray:
+    """One id as the 4 bytes a key starts with."""
+    return bytearray(np.array([token_id], dtype=chunked.KEY_DTYPE).tobytes())
+
+
+def count_of_counts(table, bos: int, order: int) -> dict:
+    """The statistics `ArrayTrie.count_statistics` gives, aggregated in Spark: n-grams per
+    order, and how many have count 1..4 (raw) and Kneser-Ney count 1..4 (the continuation
+    count, or the count itself for an n-gram starting with ``<s>``)."""
+    from pyspark.sql import functions as F
+
+    starts_with_bos = F.expr("substr(key, 1, 4)") == F.lit(big_endian(bos))
+    kn = F.when(starts_with_bos, F.col("count")).otherwise(F.col("continuation"))
+    rows = (table.select("order", F.least(F.col("count"), F.lit(5)).alias("raw"),
+                         F.least(kn, F.lit(5)).alias("kn"))
+            .groupBy("order", "raw", "kn").count().collect())
+    sizes, raw, cont = [0] * order, [np.zeros(6, np.int64) for _ in range(order)], [np.zeros(6, np.int64) for _ in range(order)]
+    for row in rows:
+        sizes[row.order - 1] += row["count"]
+        raw[row.order - 1][row.raw] += row["count"]
+        if row.kn is not None:
+            cont[row.order - 1][row.kn] += row["count"]
+    return chunked.statistics_of(sizes, raw, cont)
+
+
+def write_count_tables(table, path: str) -> None:
+    """Step 3's result as Parquet, one folder per order (``order=k``), every file sorted and
+    the files' ranges in order (a range partitioning), so the driver can stream them."""
+    (table.repartitionByRange("order", "key").sortWithinPartitions("order", "key")
+     .write.mode("overwrite").partitionBy("order").parquet(path))
+
+
+# ------------------------------------------------------------------ 4. assembly on the driver
+
+
+def parquet_files(path: str, k: int) -> list:
+    """The Parquet files of order k, in n-gram order (each file's first n-gram, compared)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    if is_local_path(path):
+        filesystem, root = pafs.LocalFileSystem(), urlparse(path).path if path.startswith("file:") else path
+    else:
+        filesystem, root = pafs.FileSystem.from_uri(path)  # hdfs://, s3://, gs://
+    selector = pafs.FileSelector(f"{root.rstrip('/')}/order={k}", allow_not_found=True)
+    files = [info.path for info in filesystem.get_file_info(selector) if info.path.endswith(".parquet")]
+    firsts = []
+    for file in files:
+        with filesystem.open_input_file(file) as handle:
+            parquet = pq.ParquetFile(handle)
+            first = parquet.read_row_group(0, columns=["key"])["key"][0].as_py() if parquet.metadata.num_rows else b""
+        firsts.append((first, file))
+    return [(filesystem, file) for first, file in sorted(firsts) if first]
+
+
+def read_rows(filesystem, file: str, k: int, top: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One sorted Parquet file as (n × k id rows, counts, continuation counts)."""
+    import pyarrow.parquet as pq
+
+    with filesystem.open_input_file(file) as handle:
+        table = pq.read_table(handle, columns=["key", "count"] if top else ["key", "count", "continuation"])
+    rows = key_bytes(table["key"].combine_chunks()).view(chunked.KEY_DTYPE).reshape(-1, k).astype(np.int64)
+    counts = table["count"].to_numpy().astype(COUNT_DTYPE)
+    continuation = None if top else table["continuation"].to_numpy().astype(COUNT_DTYPE)
+    return rows, counts, continuation
+
+
+def key_bytes(keys) -> np.ndarray:
+    """The bytes of an Arrow binary column of equal-width keys, end to end (no copy)."""
+    import pyarrow as pa
+
+    offset_type = np.int64 if pa.types.is_large_binary(keys.type) else np.int32
+    offsets = np.frombuffer(keys.buffers()[1], offset_type)[keys.offset: keys.offset + len(keys) + 1]
+    if len(keys) == 0:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer(keys.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+
+
+def assemble_levels(path: str, folder: Path, order: int) -> list[int]:
+    """Step 4: the Parquet tables → `chunked.open_levels`' files in `folder`, one file at a time.
+
+    For order k the driver holds one Parquet file and maps the (k-1)-grams' keys: each
+    k-gram's parent is its (k-1)-prefix, found by binary search (`chunked.as_keys`), and
+    a parent's children start where its first child is. Returns the n-grams per order.
+    """
+    sizes = []
+    for k in range(1, order + 1):
+        top = k == order
+        ids = chunked.NpyAppender(folder / f"k{k}.ids.npy", ID_DTYPE)
+        counts = chunked.NpyAppender(folder / f"k{k}.counts.npy", COUNT_DTYPE)
+        continuation = None if top else chunked.NpyAppender(folder / f"k{k}.continuation.npy", COUNT_DTYPE)
+        keys = None if top else chunked.NpyAppender(folder / f"k{k}.keys.npy", chunked.KEY_DTYPE)
+        parents = chunked.NpyAppender(folder / f"k{k}.parents.npy", INDEX_DTYPE) if k > 1 else None
+        above = chunked.as_keys(chunked.load_plain(folder / f"k{k - 1}.keys.npy").reshape(-1, k - 1)) if k > 1 else None
+        for filesystem, file in parquet_files(path, k):
+            rows, file_counts, file_continuation = read_rows(filesystem, file, k, top)
+            ids.append(rows[:, -1])
+            counts.append(file_counts)
+            if not top:
+                continuation.append(file_continuation)
+                keys.append(rows)
+            if k > 1:
+                parents.append(np.searchsorted(above, chunked.as_keys(rows[:, :-1])))
+        for writer in (ids, counts, continuation, keys, parents):
+            if writer is not None:
+                writer.close()
+        sizes.append(ids.length)
+        if k > 1:
+            write_first_child(folder, k - 1, sizes[k - 2])
+            (folder / f"k{k}.parents.npy").unlink()
+            (folder / f"k{k - 1}.keys.npy").unlink()
+    return sizes
+
+
+def write_first_child(folder: Path, k: int, size: int, block: int = 1 << 22) -> None:
+    """Order k's children ranges from order k+1's parents: parent i's children start at the
+    first child whose parent is i (one extra entry at the end), a block of parents at a time."""
+    parents = chunked.load_plain(folder / f"k{k + 1}.parents.npy")
+    writer = chunked.NpyAppender(folder / f"k{k}.first_child.npy", INDEX_DTYPE)
+    for start in range(0, size + 1, block):
+        writer.append(np.searchsorted(parents, np.arange(start, min(start + block, size + 1))))
+    writer.close()
+
+
+# ------------------------------------------------------------------ the whole build
+
+
+@dataclass
+class SparkBuild:
+    """How a Spark build ran: where its tables went and how long its parts took."""
+
+    master: str
+    tables: str
+    startup_seconds: float = 0.0
+    counting_seconds: float = 0.0
+    assembly_seconds: float = 0.0
+
+
+def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase: bool = False,
+                min_count: int | None = None, heldout_fraction: float = 0.05, master: str = DEFAULT_MASTER,
+                work_dir: str | None = None, verbose: bool = False, spark=None) -> tuple[NgramModel, SparkBuild]:
+    """Build a model on Spark: the same model `NgramModel.build` makes from the same source.
+
+    The Parquet count tables go to ``WORK/counts`` (`work_dir`: any path every executor
+    and the driver can reach, e.g. ``hdfs://…``; kept) or to a temporary local folder
+    (removed). The returned model's arrays are memory-mapped from a local temporary
+    folder, removed with the model; save it with `ngram.io.save_model`. A running
+    SparkSession may be given as `spark` (it is then used and left running; `master`
+    and `verbose` are its own).
+    """
+    check_build_options(order, min_count)
+    tokenizer = get_tokenizer(tokens, lowercase)
+    min_count = tokenizer.default_min_count if min_count is None else min_count
+    if source.path is not None:
+        check_local_source(source.path)
+    local = Path(tempfile.mkdtemp(prefix="ngram-spark-"))
+    tables = f"{work_dir.rstrip('/')}/counts" if work_dir else str(local / "counts")
+    started = time.perf_counter()
+    try:
+        with spark_session(master, verbose) if spark is None else nullcontext(spark) as session:
+            master = session.sparkContext.master
+            report = SparkBuild(master, tables, startup_seconds=time.perf_counter() - started)
+            counted = count_on_spark(session, source, tokenizer, order, min_count, heldout_fraction, tables, local)
+            report.counting_seconds = time.perf_counter() - started - report.startup_seconds
+        assembled = time.perf_counter()
+        sizes = assemble_levels(tables, local, order)
+        if not work_dir:
+            shutil.rmtree(local / "counts", ignore_errors=True)
+        trie = chunked.open_levels(local, counted.vocab, order, counted.positions)
+        report.assembly_seconds = time.perf_counter() - assembled
+    except BaseException:
+        shutil.rmtree(local, ignore_errors=True)
+        raise
+    chunked.remove_with(trie, local)
+    if sizes != counted.statistics["ngrams"]:  # pragma: no cover - the tables and their statistics disagree
+        raise RuntimeError(f"the count tables hold {sizes} n-grams, their statistics say {counted.statistics['ngrams']}")
+    info = build_info(started, counted.tokens, counted.sentences, min_count, counted.statistics, order)
+    info.update(engine="spark", spark_master=master)
+    model = NgramModel(trie, order, tokenizer, counted.vocab, counted.corpus, info, counted.statistics)
+    return model, report
+
+
+@dataclass
+class SparkCounts:
+    """What the Spark jobs give the driver: all but the n-grams themselves (in the tables)."""
+
+    vocab: list[str]
+    corpus: dict
+    statistics: dict
+    tokens: int
+    sentences: int
+    positions: int
+
+
+def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int, heldout_fraction: float,
+                   tables: str, local: Path) -> SparkCounts:
+    """Steps 1-3 on Spark: documents → sentences → vocabulary → count tables in Parquet."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    files = dataset_table(spark, source, local) if source.dataset else file_table(spark, source.path)
+    documents = documents_frame(spark, files, tokenizer.config(), heldout_fraction)
+    documents.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        records = documents.select("path", "name", "sha256", "chars", "split_at", "note").collect()
+        if not records:
+            raise UserError(f"no .txt files found in {source.path or source.dataset}")
+        corpus = corpus_record(records, source.location(), heldout_fraction)
+        sentences = documents.select(F.explode("sentences").alias("tokens"))
+        vocab, tokens = spark_vocabulary(sentences, min_count)
+        count = sentences.count()
+        table = combined_count_table(spark, sentences, vocab, order).persist(StorageLevel.MEMORY_AND_DISK)
+        statistics = count_of_counts(table, vocab.index(BOS), order)
+        documents.unpersist()
+        write_count_tables(table, tables)
+        table.unpersist()
+    finally:
+        documents.unpersist()
+    return SparkCounts(vocab, corpus, statistics, tokens, count, tokens + 2 * count)
+
+
+__all__ = ["DEFAULT_MASTER", "Source", "SparkBuild", "build_model", "spark_session"]

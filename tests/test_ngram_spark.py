@@ -1,0 +1,281 @@
+"""The Spark build (`ngram.spark`) against the single-machine build, its readable reference.
+
+One Spark session (local[2]) is shared by the module; the identity test builds both
+models from the same small corpus and compares every array, the statistics and a
+perplexity. Skipped, with the reason, when PySpark or Java is missing — unless
+TTT_REQUIRE_ALL=1 (as CI sets), where a missing piece is a failure.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpora import UserError
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning",
+                                        "ignore:PySpark does not yet fully support pandas:FutureWarning")
+
+
+def missing_spark_piece() -> str | None:
+    """Why the Spark tests cannot run here (None: they can)."""
+    for module in ("pyspark", "pyarrow"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install -e '.[spark]')"
+    home = os.environ.get("JAVA_HOME")
+    if not (Path(home, "bin", "java").exists() if home else shutil.which("java")):
+        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def require_spark() -> None:
+    """Skip with the reason, or fail when TTT_REQUIRE_ALL=1 asks for every test to run."""
+    reason = missing_spark_piece()
+    if reason and os.environ.get("TTT_REQUIRE_ALL") == "1":
+        pytest.fail(f"TTT_REQUIRE_ALL=1 but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+TEXT = {
+    "one.txt": "The cat sat on the mat. The dog sat on the log.\n\nThe cat saw the dog. A cat and a dog.\n"
+               "The end of the first story came at last.\nHeld out line here.\n",
+    "sub/two.txt": "The dog ran to the cat. The cat ran to the mat!\nA dog, a cat and a mat.\n"
+                   "Is the cat on the mat? Yes, the cat is on the mat.\nLast line held out.\n",
+    "three.txt": "Caf\u00e9 au lait and the cat.\r\nThe mat was red. The dog was brown.\r\nEnd.\r\n",
+    "sub-x.txt": "The log was red. A dog and a cat.\nThe end.\n",  # sorts before sub/ as a path, after as a string
+    "my book.txt": "The cat ran. The dog sat.\nThe cat is on the log.\n",  # a space: %20 in Spark's URI
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("spark-corpus")
+    for name, text in TEXT.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "notes.md").write_text("not a .txt file: never read\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def session():
+    """One Spark session (local[2], quiet) for the module: starting Spark takes seconds."""
+    require_spark()
+    from ngram.spark import spark_session
+
+    with spark_session("local[2]") as spark:
+        yield spark
+
+
+@pytest.fixture(scope="module")
+def built(corpus_folder, session):
+    """The same corpus built both ways (order 4, min count 2)."""
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    local = NgramModel.build(corpus_folder, order=4, heldout_fraction=0.2, progress=False)
+    spark, report = build_model(Source(str(corpus_folder)), order=4, heldout_fraction=0.2, spark=session)
+    return local, spark, report
+
+
+def test_spark_build_is_the_single_machine_build(built):
+    """The same n-grams, counts and continuation counts at every order, the same arrays."""
+    local, spark, _ = built
+    assert spark.vocab == local.vocab
+    assert spark.trie.total == local.trie.total and spark.trie.root_continuation == local.trie.root_continuation
+    for k, (a, b) in enumerate(zip(local.trie.levels, spark.trie.levels), start=1):
+        for name, array in a.arrays().items():
+            assert np.array_equal(np.asarray(array), np.asarray(b.arrays()[name])), f"order {k}: {name} differs"
+        assert set(a.arrays()) == set(b.arrays())
+    assert spark.trie.to_dict() == local.trie.to_dict()
+
+
+def test_spark_build_records_the_same_corpus_and_statistics(built):
+    local, spark, _ = built
+    assert spark.statistics == local.statistics
+    assert spark.corpus == local.corpus
+    assert spark.info["training_tokens"] == local.info["training_tokens"]
+    assert spark.info["training_sentences"] == local.info["training_sentences"]
+    assert spark.info["engine"] == "spark"
+
+
+def test_spark_model_scores_a_text_as_the_single_machine_model(built):
+    local, spark, _ = built
+    text = "The cat sat on the dog. A mat ran to the log and the end came."
+    assert spark.score(text).nll == pytest.approx(local.score(text).nll, rel=1e-12)
+    assert spark.score(text).per_word == pytest.approx(local.score(text).per_word, rel=1e-12)
+
+
+def test_spark_model_saves_and_loads_as_any_model(built, tmp_path):
+    from ngram.io import load_model, save_model
+
+    local, spark, _ = built
+    loaded = load_model(save_model(spark, tmp_path / "spark.ngram"))
+    assert loaded.predict("the cat").candidates[0].token == local.predict("the cat").candidates[0].token
+    assert loaded.trie.to_dict() == local.trie.to_dict()
+
+
+@pytest.mark.parametrize("order", [2, pytest.param(1, marks=pytest.mark.slow)])
+def test_spark_identity_holds_for_characters(corpus_folder, session, order):
+    """Another tokenizer, min count 1, low orders (1: no continuation counts): the same model."""
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    local = NgramModel.build(corpus_folder, order=order, tokens="chars", min_count=1, progress=False)
+    spark, _ = build_model(Source(str(corpus_folder)), order=order, tokens="chars", min_count=1, spark=session)
+    assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+
+
+def test_numpy_combined_counting_agrees_with_the_dataframe_reference(corpus_folder, session):
+    """The fast path (NumPy per partition, then Spark's sum) = windows grouped in Spark."""
+    from pyspark.sql import functions as F
+
+    from corpora.tokenizers import get_tokenizer
+    from ngram.spark import (combined_count_table, count_table, documents_frame, encoded_frame, file_table,
+                             spark_vocabulary)
+
+    documents = documents_frame(session, file_table(session, str(corpus_folder)), get_tokenizer().config(), 0.05)
+    sentences = documents.select(F.explode("sentences").alias("tokens")).repartition(3)  # k-grams split over partitions
+    vocab, _ = spark_vocabulary(sentences, 1)
+    reference = {(row.order, tuple(row.ngram)): (row["count"], row.continuation)
+                 for row in count_table(encoded_frame(session, sentences, vocab), 3).collect()}
+    fast = {(row.order, tuple(np.frombuffer(row.key, ">u4").tolist())): (row["count"], row.continuation)
+            for row in combined_count_table(session, sentences, vocab, 3).collect()}
+    assert len(reference) > 100 and fast == reference
+
+
+def test_spark_build_of_a_dataset_is_the_single_machine_build(corpus_folder, session):
+    """--dataset text --data-files: rows grouped into documents as on one machine."""
+    from corpora import dataset_corpus
+    from ngram import NgramModel
+    from ngram.spark import Source, build_model
+
+    files = (str(corpus_folder / "one.txt"), str(corpus_folder / "sub" / "two.txt"))
+    local = NgramModel.build(dataset_corpus("text", data_files=files, heldout_fraction=0.2), order=3, progress=False)
+    spark, _ = build_model(Source(dataset="text", data_files=files), order=3, heldout_fraction=0.2, spark=session)
+    assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
+    assert spark.corpus == local.corpus
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_missing_java_is_one_line_naming_the_package(monkeypatch):
+    from ngram import spark
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(spark.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="openjdk-17-jre-headless"):
+        spark.require_java()
+
+
+def test_missing_pyspark_names_the_extra(monkeypatch):
+    from ngram import spark
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark now raises ImportError
+    with pytest.raises(UserError, match=r"pyspark.*\.\[spark\]"):
+        spark.require_pyspark()
+
+
+def test_unreachable_master_fails_fast_naming_the_url(corpus_folder):
+    """One line naming the URL, before Spark starts (Spark itself retries for a minute)."""
+    require_spark()
+    from click.testing import CliRunner
+
+    from ngram.cli import main
+
+    url = "spark://127.0.0.1:9"  # the discard port: nothing listens
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "--engine", "spark", "--spark-master", url])
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: cannot reach the Spark master spark://127.0.0.1:9")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_empty_missing_and_binary_sources_are_refused(tmp_path, session):
+    from ngram.spark import Source, build_model
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no .txt files"):
+        build_model(Source(str(tmp_path / "empty")), spark=session)
+    with pytest.raises(UserError, match="not found"):
+        build_model(Source(str(tmp_path / "nowhere")), spark=session)
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "image.txt").write_bytes(b"\x89PNG\x00\x00\x01\x02" * 20)
+    with pytest.warns(UserWarning, match="binary"), pytest.raises(UserError, match="no readable text"):
+        build_model(Source(str(tmp_path / "binary")), spark=session)
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "blank.txt").write_text("  \n\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no readable text"):
+        build_model(Source(str(tmp_path / "blank")), spark=session)
+
+
+def test_spark_options_without_the_spark_engine_are_refused(corpus_folder):
+    from click.testing import CliRunner
+
+    from ngram.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "--spark-master", "local[2]"])
+    assert result.exit_code != 0 and result.output.startswith("Error: --spark-master")
+
+
+def test_import_ngram_does_not_import_pyspark():
+    code = "import sys, ngram, ngram.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_builds_on_spark_a_model_every_command_reads(corpus_folder, session, tmp_path):
+    """`ngram build --engine spark --json`, then `ngram perplexity` on the model (last: the
+    CLI stops the module's session when it ends)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ngram import NgramModel
+    from ngram.cli import main
+
+    out, text = tmp_path / "spark.ngram", tmp_path / "text.txt"
+    text.write_text("The cat sat on the mat. The dog ran.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(corpus_folder), "-o", str(out), "--order", "3", "--engine", "spark",
+                                       "--spark-master", "local[2]", "--spark-work", str(tmp_path / "work"), "--heldout-fraction", "0.2",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["engine"] == "spark" and summary["spark_startup_seconds"] >= 0
+    assert sorted(p.name for p in (tmp_path / "work" / "counts").iterdir() if p.is_dir()) == ["order=1", "order=2", "order=3"]
+    local = NgramModel.build(corpus_folder, order=3, heldout_fraction=0.2, progress=False)
+    assert summary["ngrams_per_order"] == {str(k + 1): n for k, n in enumerate(local.statistics["ngrams"])}
+    for args, scored_text in (([str(text)], text.read_text()), ([], local.heldout_text())):  # [] the held-out split
+        scored = CliRunner().invoke(main, ["perplexity", str(out), *args, "--smoothing", "kn", "--no-progress", "--json"])
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout)["results"][0]["nll"] == pytest.approx(local.score(scored_text).nll, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_job_and_leaves_no_model(corpus_folder, tmp_path):
+    """SIGINT once Spark's JVM runs: exit non-zero with one line, no model, no work folder."""
+    import signal
+    import time
+
+    require_spark()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "never.ngram"
+    child = subprocess.Popen([sys.executable, "-c", "from ngram.cli import main; main()", "build", str(corpus_folder), "-o", str(out),
+                              "--engine", "spark", "--spark-master", "local[2]"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(tmp_path.glob("ngram-spark-log-*")):
+        time.sleep(0.2)
+    time.sleep(3)  # the session is starting or counting
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode != 0
+    assert "Interrupted" in err
+    assert not out.exists() and not any(tmp_path.glob(".never.ngram*"))
+    assert not any(tmp_path.glob("ngram-spark-*"))
