@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy  # noqa: E402
 
-from corpora.machine import cpu_name  # noqa: E402,F401 (other benchmarks import it from here too)
+from corpora.machine import cpu_name  # noqa: E402
 from corpora.tokenizers.bpe import (  # noqa: E402
     ENDOFTEXT,
     GPT2_SPLIT_PATTERN,

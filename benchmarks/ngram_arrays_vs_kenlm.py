@@ -46,7 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bpe_long_words import cpu_name  # noqa: E402  (the machine's name, written once for the benchmarks)
+from corpora.machine import cpu_name  # noqa: E402
 
 
 def peak_mb() -> float:

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bpe_long_words import cpu_name  # noqa: E402
+from corpora.machine import cpu_name  # noqa: E402
 
 SAMPLED_NOTE = ("The text is sampled from the default n-gram model (its counts, backing off as Kneser-Ney "
                 "interpolates), not real text.")

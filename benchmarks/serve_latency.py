@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -35,6 +34,8 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from corpora.machine import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = REPO / "bench" / "prompts.txt"
@@ -196,16 +197,6 @@ def first_load_browser(base: str) -> float | None:
         return ms / 1000
     finally:
         browser.quit()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ------------------------------------------------------------------ main
