@@ -4,18 +4,21 @@
 the counting is a job for a cluster. Here the same build runs on Spark (PySpark), in
 local mode (``local[*]``) or on any cluster's master URL, in four steps:
 
-1. **Documents → sentences** (Python, ``mapPartitions``): each file is read, decoded and
+1. **Documents → sentences** (Python, ``mapInArrow``): each file is read, decoded and
    normalised, split into its building head and held-out tail (`corpora.documents.
    split_point`) and tokenized by the project's own tokenizer: exactly what
    `load_corpus` and `tokenize_corpus` do on one machine, one document at a time.
-2. **Vocabulary** (a Spark word count): tokens seen at least ``min_count`` times, ordered
+2. **Vocabulary** (a word count: each partition's in Python, summed in Spark), ordered
    on the driver by `ngram.build.build_vocabulary` (the same rule and tie-break).
-3. **Counting** (DataFrame operations): every sentence becomes ``<s> ids </s>``; each
-   order's n-grams are its windows (``transform(sequence(...), slice(...))``), grouped
-   and counted; a k-gram's continuation count, the number of distinct tokens seen
-   before it, is a second aggregation over the distinct (k+1)-grams' suffixes; the
-   count-of-counts for the Kneser-Ney discounts a third. The table is written as Parquet,
-   globally sorted, partitioned by order (``WORK/counts/order=k/``).
+3. **Counting**: every sentence becomes ``<s> ids </s>``. The readable reference does it
+   in DataFrame operations alone (`count_table`): each order's n-grams are its windows,
+   grouped and counted; a k-gram's continuation count, the number of distinct tokens
+   seen before it, is a second aggregation over the distinct (k+1)-grams' suffixes. The
+   fast path (`count_tables`) counts with NumPy on the executors and lets Spark shuffle
+   sorted blocks of n-grams, grouped by bucket (ranges of first tokens): a grouped sum,
+   then the continuation counts as a second grouped aggregation, then the count-of-
+   counts for the Kneser-Ney discounts. Each bucket is written as sorted Parquet,
+   partitioned by order (``WORK/counts/order=k/part-B.parquet``).
 4. **Assembly** (the driver, streaming): the sorted Parquet files are read one at a time
    into the arrays of `ngram.arrays` (ids, counts, continuation, first_child), laid out
    as `ngram.chunked`'s merged level files and opened by `chunked.open_levels`.
@@ -42,6 +45,7 @@ import warnings
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote, urlparse
@@ -55,6 +59,7 @@ from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer, tokenizer_from_conf
 from . import chunked
 from .arrays import COUNT_DTYPE, ID_DTYPE, INDEX_DTYPE
 from .build import SPECIALS, build_info, build_vocabulary, check_build_options
+from .chunked import Boundary
 from .model import NgramModel
 
 DEFAULT_MASTER = "local[*]"
@@ -148,6 +153,9 @@ def session_settings(master: str, verbose: bool) -> dict[str, str]:
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
         settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))  # not 200 tiny tasks
+    # Rows handed to Python are whole files or documents, or blocks of a million n-grams:
+    # a few at a time keeps a worker's Arrow batch far below Arrow's 2 GB column limit.
+    settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = "64"
     return settings
 
 
@@ -381,24 +389,63 @@ def document_sentences(path: str, name: str, content: bytes, tokenizer, heldout_
     return record, list(tokenizer.sentences(text[:cut]))
 
 
-def sentences_partition(rows: Iterable, tokenizer_config: dict, heldout_fraction: float) -> Iterator[tuple]:
-    """``mapPartitions`` over (path, name, content) rows: one row per document, its sentences nested."""
-    tokenizer = tokenizer_from_config(tokenizer_config)
-    for row in rows:
-        name = row.name or file_name(row.path)
-        record, sentences = document_sentences(row.path, name, row.content, tokenizer, heldout_fraction)
-        yield (record["path"], record["name"], record["sha256"], record["chars"], record["split_at"],
-               record["note"], sentences)
+TOKEN_SEPARATOR = "\x00"  # never inside a token: `normalise_text` removes every NUL character
 
 
+def joined_sentence(tokens: Iterable[str]) -> str:
+    """A sentence as one string, its tokens joined by NUL: one string per sentence, not per
+    token, is what Spark holds and ships between the JVM and Python (`split_sentence` undoes it)."""
+    return TOKEN_SEPARATOR.join(tokens)
+
+
+def split_sentence(joined: str) -> list[str]:
+    """A sentence's tokens back from `joined_sentence` (an empty sentence has none)."""
+    return joined.split(TOKEN_SEPARATOR) if joined else []
+
+
+DOCUMENT_COLUMNS = ("path", "name", "sha256", "chars", "split_at", "note", "sentences")
 DOCUMENT_SCHEMA = ("path string, name string, sha256 string, chars long, split_at long, note string, "
-                   "sentences array<array<string>>")
+                   "sentences array<string>")
+
+
+def documents_partition(batches: Iterable, tokenizer_config: dict, heldout_fraction: float) -> Iterator:
+    """``mapInArrow`` over (path, name, content) rows: one row per document, its sentences
+    as joined strings (`joined_sentence`)."""
+    import pyarrow as pa
+
+    tokenizer = tokenizer_from_config(tokenizer_config)
+    for batch in batches:
+        columns: dict[str, list] = {name: [] for name in DOCUMENT_COLUMNS}
+        for path, name, content in zip(*(batch.column(c).to_pylist() for c in ("path", "name", "content"))):
+            record, sentences = document_sentences(path, name or file_name(path), content, tokenizer, heldout_fraction)
+            for key in DOCUMENT_COLUMNS[:-1]:
+                columns[key].append(record[key])
+            columns["sentences"].append([joined_sentence(tokens) for tokens in sentences])
+        yield pa.RecordBatch.from_pydict(columns, schema=document_arrow_schema())
+
+
+def document_arrow_schema():
+    """`DOCUMENT_SCHEMA` in Arrow's terms (what `documents_partition` yields)."""
+    import pyarrow as pa
+
+    return pa.schema([("path", pa.string()), ("name", pa.string()), ("sha256", pa.string()), ("chars", pa.int64()),
+                      ("split_at", pa.int64()), ("note", pa.string()), ("sentences", pa.list_(pa.string()))])
 
 
 def documents_frame(spark, files, tokenizer_config: dict, heldout_fraction: float):
     """Step 1: every document read, split and tokenized on the executors (a DataFrame)."""
-    rdd = files.rdd.mapPartitions(lambda rows: sentences_partition(rows, tokenizer_config, heldout_fraction))
-    return spark.createDataFrame(rdd, DOCUMENT_SCHEMA)
+    return files.mapInArrow(lambda batches: documents_partition(batches, tokenizer_config, heldout_fraction),
+                            DOCUMENT_SCHEMA)
+
+
+def sentence_frame(documents):
+    """Every sentence as a row of tokens (``tokens array<string>``): the reference path's input."""
+    from pyspark.sql import functions as F
+
+    joined = documents.select(F.explode("sentences").alias("joined"))
+    tokens = F.when(F.col("joined") == "", F.array().cast("array<string>")).otherwise(
+        F.split("joined", TOKEN_SEPARATOR, -1))
+    return joined.select(tokens.alias("tokens"))
 
 
 def corpus_record(documents: list, location: str, heldout_fraction: float) -> dict:
@@ -422,22 +469,42 @@ def corpus_record(documents: list, location: str, heldout_fraction: float) -> di
 # ------------------------------------------------------------------ 2. the vocabulary
 
 
-def spark_vocabulary(sentences, min_count: int) -> tuple[list[str], int]:
-    """Step 2: a word count in Spark, then `build_vocabulary` on the driver.
+def token_counts_partition(batches: Iterable) -> Iterator:
+    """``mapInArrow`` over documents' sentences: this partition's tokens with their counts,
+    and one row with no token holding how many tokens it has in all."""
+    import pyarrow as pa
+
+    counts: Counter = Counter()
+    for batch in batches:
+        for sentences in batch.column(0).to_pylist():
+            for joined in sentences:
+                counts.update(split_sentence(joined))
+    yield pa.RecordBatch.from_pydict({"token": [*counts, None], "count": [*counts.values(), sum(counts.values())]},
+                                     schema=pa.schema([("token", pa.string()), ("count", pa.int64())]))
+
+
+def spark_vocabulary(documents, min_count: int) -> tuple[list[str], Counter, int]:
+    """Step 2: a word count (each partition's in Python, summed in Spark), then
+    `build_vocabulary` on the driver.
 
     Only the tokens the vocabulary keeps (and any reserved token, to refuse it as the
-    single-machine build does) reach the driver. Returns the vocabulary and the number
-    of tokens.
+    single-machine build does) reach the driver. Returns the vocabulary, the kept tokens'
+    frequencies and the number of tokens.
     """
     from pyspark.sql import functions as F
 
-    counts = sentences.select(F.explode("tokens").alias("token")).groupBy("token").count()
-    wanted = counts.where((F.col("count") >= min_count) | F.col("token").isin(*SPECIALS))
-    frequencies = Counter({row.token: row["count"] for row in wanted.collect()})
-    total = counts.agg(F.sum("count")).first()[0] or 0
+    counts = (documents.select("sentences").mapInArrow(token_counts_partition, "token string, count long")
+              .groupBy("token").agg(F.sum("count").alias("count")))
+    wanted = counts.where((F.col("count") >= min_count) | F.col("token").isin(*SPECIALS) | F.col("token").isNull())
+    frequencies, total = Counter(), 0
+    for row in wanted.collect():
+        if row.token is None:
+            total = row["count"]
+        else:
+            frequencies[row.token] = row["count"]
     if total == 0:
         raise UserError("the corpus has no tokens to build from")
-    return build_vocabulary(frequencies, min_count), int(total)
+    return build_vocabulary(frequencies, min_count), frequencies, int(total)
 
 
 # ------------------------------------------------------------------ 3. counting
@@ -509,20 +576,175 @@ def count_table(encoded, order: int):
     return table
 
 
-COMBINE_POSITIONS = 1 << 19  # token positions a Python worker counts at once (~80 MB at order 5)
+# The fast path: NumPy does the counting, Spark moves it. Spark's JVM summing one row per
+# n-gram costs far more than the counting itself, so the rows Spark shuffles are blobs —
+# a bucket's sorted keys and counts at one order, a few thousand rows in all:
+#
+#   a. each partition counts its pieces of text (`chunked.chunk_levels`: one sort, every
+#      order) and cuts every order's sorted keys into buckets, ranges of the first token;
+#   b. a bucket's pieces are summed (`chunked.sum_equal_keys`); every distinct k-gram then
+#      adds one to the continuation count of its suffix, sent to the suffix's bucket;
+#   c. a bucket's continuation counts are summed and put beside its counts, and the bucket
+#      is written as Parquet, one sorted file per order (``order=k/part-B.parquet``).
+#
+# Buckets are ranges of first tokens, so the files of one order, taken in bucket order, are
+# the n-grams in sorted order: the driver streams them into the model (step 4).
+
+PIECE_POSITIONS = 1 << 19  # token positions a Python worker counts at once (~80 MB at order 5)
+BLOB_NGRAMS = 1 << 20  # n-grams per shuffled row at most (a JVM byte array stays far below 2 GB)
+BUCKET_TOKENS = 2_000_000  # tokens of text per bucket (at least two buckets per core)
+BLOB_SCHEMA = "bucket int, order int, kind int, keys binary, counts binary"
+COUNTS, CONTINUATIONS = 0, 1  # what a blob row holds: a bucket's counts, or continuation counts sent to it
 
 
-def sentence_stream(batches: Iterable, ids: dict[str, int]) -> np.ndarray:
-    """A partition's sentences (Arrow batches of token lists) as one stream of ids:
-    ``<s> ids </s>`` and the padding id after each sentence, as `chunked`'s token stream."""
-    unk, bos, eos, pad = ids[UNK], ids[BOS], ids[EOS], len(ids)
-    stream: list[int] = []
+def bucket_edges(weights: np.ndarray, buckets: int) -> list[Boundary]:
+    """Where each bucket starts: ranges of first-token ids, each holding about the same
+    share of `weights` (a token's occurrences, which its n-grams grow with).
+
+    A token whose share exceeds one bucket's gets a bucket to itself (first tokens are
+    never split here; `chunked.heavy_token_edges` shows how a build under a memory budget
+    splits them by the second token).
+    """
+    cumulative = np.cumsum(np.asarray(weights, np.float64))
+    targets = cumulative[-1] * np.arange(1, buckets) / buckets
+    starts = np.unique(np.searchsorted(cumulative, targets, side="right"))
+    return [(0, -1), *[(int(start), -1) for start in starts if 0 < start < len(cumulative)]]
+
+
+def bucket_bounds(keys: np.ndarray, k: int, edges: list[Boundary]) -> np.ndarray:
+    """Where each bucket's k-grams start in sorted `keys`, and the end: bucket b is [bounds[b], bounds[b+1])."""
+    inner = [int(np.searchsorted(keys, chunked.row_bound(edge, k))[0]) for edge in edges[1:]]
+    return np.array([0, *inner, len(keys)])
+
+
+def blob_rows(bucket_of: Iterable[int], k: int, kind: int, keys: np.ndarray, counts: np.ndarray,
+              bounds: np.ndarray):
+    """Sorted k-grams cut at `bounds` into rows of `BLOB_SCHEMA` (one Arrow batch), the
+    b-th range going to bucket ``bucket_of[b]``; empty ranges give no row."""
+    import pyarrow as pa
+
+    rows = chunked.key_rows(keys, k)
+    columns: dict[str, list] = {"bucket": [], "order": [], "kind": [], "keys": [], "counts": []}
+    for bucket, low, high in zip(bucket_of, bounds[:-1], bounds[1:]):
+        for start in range(int(low), int(high), BLOB_NGRAMS):
+            end = min(start + BLOB_NGRAMS, int(high))
+            columns["bucket"].append(bucket)
+            columns["order"].append(k)
+            columns["kind"].append(kind)
+            columns["keys"].append(rows[start:end].tobytes())
+            columns["counts"].append(np.asarray(counts[start:end], np.int64).tobytes())
+    return pa.RecordBatch.from_pydict(columns, schema=blob_arrow_schema())
+
+
+def blob_arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([("bucket", pa.int32()), ("order", pa.int32()), ("kind", pa.int32()),
+                      ("keys", pa.binary()), ("counts", pa.binary())])
+
+
+def blobs_of(table, k: int, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k-gram keys and counts a group's rows of one kind hold, summed (sorted, distinct)."""
+    import pyarrow.compute as pc
+
+    chosen = table.filter(pc.and_(pc.equal(table["order"], k), pc.equal(table["kind"], kind)))
+    keys = np.frombuffer(b"".join(chosen["keys"].to_pylist()), chunked.KEY_DTYPE).reshape(-1, k)
+    counts = np.frombuffer(b"".join(chosen["counts"].to_pylist()), np.int64)
+    return chunked.sum_equal_keys(chunked.as_keys(keys), counts)
+
+
+def piece_counts(stream: np.ndarray, order: int, pad: int, edges: list[Boundary]):
+    """Step a for one piece of text (whole sentences, each ``<s> ids </s>`` and the padding):
+    every order's k-grams counted and cut into buckets."""
+    window = np.concatenate((stream, np.full(order - 1, pad, np.int32)))
+    rows = chunked.window_rows(window, len(stream), order, pad)
+    buckets = range(len(edges))
+    for k, (keys, counts) in enumerate(chunked.chunk_levels(rows[rows[:, 0] != pad], pad), start=1):
+        yield blob_rows(buckets, k, COUNTS, keys, counts, bucket_bounds(keys, k, edges))
+
+
+def piece_ids(sentences: list[str], ids: dict[str, int], pad: int) -> np.ndarray:
+    """Joined sentences as one stream of ids: ``<s> ids </s>`` and the padding id after
+    each sentence, rarer tokens as ``<unk>``.
+
+    The piece is joined into one string and split once, and the lookups run inside
+    `map`: the same as a loop over tokens, three times faster. An empty token stands for
+    the padding (no tokenizer gives an empty token).
+    """
+    marked = [f"{BOS}{TOKEN_SEPARATOR}{joined}{TOKEN_SEPARATOR}{EOS}" if joined else f"{BOS}{TOKEN_SEPARATOR}{EOS}"
+              for joined in sentences]
+    tokens = (TOKEN_SEPARATOR * 2).join(marked).split(TOKEN_SEPARATOR) + [""]
+    lookup = {**ids, "": pad}
+    return np.fromiter(map(lookup.get, tokens, repeat(ids[UNK], len(tokens))), dtype=np.int32, count=len(tokens))
+
+
+def partition_counts(batches: Iterable, ids: dict[str, int], order: int, edges: list[Boundary],
+                     positions: int = PIECE_POSITIONS) -> Iterator:
+    """``mapInArrow`` over documents' sentences: step a, a piece of about `positions` at a time."""
+    pad = len(ids)
+    piece: list[str] = []
+    size = 0
     for batch in batches:
-        for tokens in batch.column(0).to_pylist():
-            stream.append(bos)
-            stream.extend([ids.get(token, unk) for token in tokens])
-            stream += (eos, pad)
-    return np.array(stream, dtype=np.int32)
+        for sentences in batch.column(0).to_pylist():
+            for joined in sentences:
+                piece.append(joined)
+                size += 3 + joined.count(TOKEN_SEPARATOR) + bool(joined)
+                if size >= positions:
+                    yield from piece_counts(piece_ids(piece, ids, pad), order, pad, edges)
+                    piece, size = [], 0
+    if piece:
+        yield from piece_counts(piece_ids(piece, ids, pad), order, pad, edges)
+
+
+def merge_bucket(table, order: int, edges: list[Boundary]):
+    """``applyInArrow`` for one bucket, step b: its pieces summed at every order, and each
+    distinct k-gram's suffix counted once, sent to the suffix's bucket (a (k-1)-gram)."""
+    import pyarrow as pa
+
+    bucket = table["bucket"][0].as_py()
+    batches = []
+    for k in range(1, order + 1):
+        keys, counts = blobs_of(table, k, COUNTS)
+        batches.append(blob_rows([bucket], k, COUNTS, keys, counts, np.array([0, len(keys)])))
+        if k >= 2:
+            suffixes, lefts = chunked.sum_equal_keys(chunked.as_keys(chunked.key_rows(keys, k)[:, 1:]),
+                                                     np.ones(len(keys), np.int64))
+            batches.append(blob_rows(range(len(edges)), k - 1, CONTINUATIONS, suffixes, lefts,
+                                     bucket_bounds(suffixes, k - 1, edges)))
+    return pa.Table.from_batches(batches, schema=blob_arrow_schema())
+
+
+STATISTICS_SCHEMA = "order int, ngrams long, raw array<long>, kn array<long>"
+
+
+def finish_bucket(table, order: int, bos: int, tables: str):
+    """``applyInArrow`` for one bucket, step c: continuation counts beside the counts, the
+    bucket's count table written (one Parquet file per order), its count-of-counts returned
+    (raw counts, and the Kneser-Ney counts: the continuation count, or the count itself
+    for an n-gram starting with ``<s>``, as `ArrayTrie.count_statistics`)."""
+    import pyarrow as pa
+
+    bucket = table["bucket"][0].as_py()
+    statistics: dict[str, list] = {"order": [], "ngrams": [], "raw": [], "kn": []}
+    for k in range(1, order + 1):
+        keys, counts = blobs_of(table, k, COUNTS)
+        columns = {"key": key_column(keys, 4 * k), "count": pa.array(counts)}
+        kn = []
+        if k < order:
+            suffixes, lefts = blobs_of(table, k, CONTINUATIONS)
+            continuation = np.zeros(len(keys), np.int64)
+            continuation[np.searchsorted(keys, suffixes)] = lefts  # every suffix is a k-gram seen
+            columns["continuation"] = pa.array(continuation)
+            first = chunked.key_rows(keys, k)[:, 0]
+            kn = np.bincount(np.clip(np.where(first == bos, counts, continuation), 0, 5), minlength=6).tolist()
+        if len(keys):
+            write_parquet(pa.table(columns), f"{tables.rstrip('/')}/order={k}", f"part-{bucket:05d}.parquet")
+        statistics["order"].append(k)
+        statistics["ngrams"].append(len(keys))
+        statistics["raw"].append(np.bincount(np.clip(counts, 0, 5), minlength=6).tolist())
+        statistics["kn"].append(kn)
+    return pa.Table.from_pydict(statistics, schema=pa.schema([
+        ("order", pa.int32()), ("ngrams", pa.int64()), ("raw", pa.list_(pa.int64())), ("kn", pa.list_(pa.int64()))]))
 
 
 def key_column(keys: np.ndarray, width: int):
@@ -533,82 +755,67 @@ def key_column(keys: np.ndarray, width: int):
     return pa.Array.from_buffers(pa.binary(), len(keys), [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())])
 
 
-def partition_counts(batches: Iterable, ids: dict[str, int], order: int,
-                     positions: int = COMBINE_POSITIONS) -> Iterator:
-    """``mapInArrow``: a partition's distinct n-grams of every order with their counts.
+def table_filesystem(path: str):
+    """The PyArrow filesystem a count-table path lives on, and the path in its terms
+    (local paths and ``file:`` URIs; ``hdfs://``, ``s3://``, ``gs://``)."""
+    import pyarrow.fs as pafs
 
-    The stream is cut into pieces of `positions`; each piece's rows (`chunked.window_rows`)
-    are sorted once and counted at every order (`chunked.chunk_levels`). The same k-gram
-    may come from several pieces or partitions: Spark's sum adds them up.
-    """
-    import pyarrow as pa
-
-    stream, pad = sentence_stream(batches, ids), len(ids)
-    for start in range(0, len(stream), positions):
-        end = min(start + positions, len(stream))
-        window = np.full(end - start + order - 1, pad, dtype=np.int32)
-        part = stream[start: end + order - 1]
-        window[: len(part)] = part
-        rows = chunked.window_rows(window, end - start, order, pad)
-        for k, (keys, counts) in enumerate(chunked.chunk_levels(rows[rows[:, 0] != pad], pad), start=1):
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(np.full(len(keys), k, np.int32)), key_column(keys, 4 * k), pa.array(counts.astype(np.int64))],
-                names=["order", "key", "count"])
+    if is_local_path(path):
+        return pafs.LocalFileSystem(), urlparse(path).path if path.startswith("file:") else path
+    return pafs.FileSystem.from_uri(path)
 
 
-def combined_count_table(spark, sentences, vocab: list[str], order: int):
-    """The fast path: (order, key, count, continuation), keys as big-endian binary ids.
+def write_parquet(table, folder: str, name: str) -> None:
+    """Write `table` as ``folder/name``, atomically (a task run twice writes the same file)."""
+    import pyarrow.parquet as pq
 
-    Partitions count with NumPy (`partition_counts`); Spark sums equal keys; a k-gram's
-    continuation count is the number of distinct (k+1)-gram keys whose last 4k bytes it is.
+    filesystem, root = table_filesystem(folder)
+    filesystem.create_dir(root, recursive=True)
+    temporary = f"{root}/.{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with filesystem.open_output_stream(temporary) as handle:
+        pq.write_table(table, handle)
+    filesystem.move(temporary, f"{root}/{name}")
+
+
+def clear_tables(path: str) -> None:
+    """Remove what an earlier build left in the count tables' folder."""
+    filesystem, root = table_filesystem(path)
+    filesystem.create_dir(root, recursive=True)
+    filesystem.delete_dir_contents(root)
+
+
+def count_tables(spark, documents, vocab: list[str], frequencies: Counter, tokens: int, sentences: int,
+                 order: int, tables: str, buckets: int | None = None, positions: int = PIECE_POSITIONS) -> dict:
+    """Step 3, the fast path: the count tables written to `tables`, their statistics returned.
+
+    The kept tokens' `frequencies`, the number of `tokens` and of `sentences` weigh the
+    buckets (`bucket_edges`); `buckets` defaults to two per core, more for a large text.
     """
     from pyspark.sql import functions as F
 
+    if buckets is None:
+        buckets = max(2 * spark.sparkContext.defaultParallelism, -(-tokens // BUCKET_TOKENS))
+    weights = np.array([frequencies.get(token, 0) for token in vocab], np.float64)
+    weights[vocab.index(BOS)] = weights[vocab.index(EOS)] = sentences
+    weights[vocab.index(UNK)] = tokens - sum(frequencies.values())
+    edges = bucket_edges(weights + 1, buckets)
     index = spark.sparkContext.broadcast({token: i for i, token in enumerate(vocab)})
-    partial = sentences.mapInArrow(lambda batches: partition_counts(batches, index.value, order),
-                                   "order int, key binary, count long")
-    counts = partial.groupBy("order", "key").agg(F.sum("count").alias("count"))
-    # Every distinct (k+1)-gram adds one to the continuation of its suffix, always a k-gram
-    # seen too: a union and one more sum instead of a join (no sorting of both sides).
-    suffixes = (counts.where(F.col("order") >= 2)
-                .select((F.col("order") - 1).alias("order"), F.expr("substr(key, 5)").alias("key"),
-                        F.lit(0).cast("long").alias("count"), F.lit(1).cast("long").alias("left")))
-    summed = (counts.withColumn("left", F.lit(0).cast("long")).unionByName(suffixes)
-              .groupBy("order", "key").agg(F.sum("count").alias("count"), F.sum("left").alias("continuation")))
-    continuation = F.when(F.col("order") == order, F.lit(None).cast("long")).otherwise(F.col("continuation"))
-    return summed.select("order", "key", "count", continuation.alias("continuation"))
-
-
-def big_endian(token_id: int) -> bytearray:
-    """One id as the 4 bytes a key starts with."""
-    return bytearray(np.array([token_id], dtype=chunked.KEY_DTYPE).tobytes())
-
-
-def count_of_counts(table, bos: int, order: int) -> dict:
-    """The statistics `ArrayTrie.count_statistics` gives, aggregated in Spark: n-grams per
-    order, and how many have count 1..4 (raw) and Kneser-Ney count 1..4 (the continuation
-    count, or the count itself for an n-gram starting with ``<s>``)."""
-    from pyspark.sql import functions as F
-
-    starts_with_bos = F.expr("substr(key, 1, 4)") == F.lit(big_endian(bos))
-    kn = F.when(starts_with_bos, F.col("count")).otherwise(F.col("continuation"))
-    rows = (table.select("order", F.least(F.col("count"), F.lit(5)).alias("raw"),
-                         F.least(kn, F.lit(5)).alias("kn"))
-            .groupBy("order", "raw", "kn").count().collect())
+    bos = vocab.index(BOS)
+    clear_tables(tables)
+    partial = documents.select("sentences").mapInArrow(
+        lambda batches: partition_counts(batches, index.value, order, edges, positions), BLOB_SCHEMA)
+    merged = partial.groupBy("bucket").applyInArrow(lambda table: merge_bucket(table, order, edges), BLOB_SCHEMA)
+    finished = merged.groupBy("bucket").applyInArrow(lambda table: finish_bucket(table, order, bos, tables),
+                                                     STATISTICS_SCHEMA)
+    rows = finished.groupBy("order").agg(F.sum("ngrams").alias("ngrams"), F.collect_list("raw").alias("raw"),
+                                         F.collect_list("kn").alias("kn")).collect()
     sizes, raw, cont = [0] * order, [np.zeros(6, np.int64) for _ in range(order)], [np.zeros(6, np.int64) for _ in range(order)]
     for row in rows:
-        sizes[row.order - 1] += row["count"]
-        raw[row.order - 1][row.raw] += row["count"]
-        if row.kn is not None:
-            cont[row.order - 1][row.kn] += row["count"]
+        sizes[row.order - 1] = int(row.ngrams)
+        raw[row.order - 1] = np.sum([np.array(r, np.int64) for r in row.raw], axis=0)
+        if row.order < order:
+            cont[row.order - 1] = np.sum([np.array(r, np.int64) for r in row.kn], axis=0)
     return chunked.statistics_of(sizes, raw, cont)
-
-
-def write_count_tables(table, path: str) -> None:
-    """Step 3's result as Parquet, one folder per order (``order=k``), every file sorted and
-    the files' ranges in order (a range partitioning), so the driver can stream them."""
-    (table.repartitionByRange("order", "key").sortWithinPartitions("order", "key")
-     .write.mode("overwrite").partitionBy("order").parquet(path))
 
 
 # ------------------------------------------------------------------ 4. assembly on the driver
@@ -619,10 +826,7 @@ def parquet_files(path: str, k: int) -> list:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    if is_local_path(path):
-        filesystem, root = pafs.LocalFileSystem(), urlparse(path).path if path.startswith("file:") else path
-    else:
-        filesystem, root = pafs.FileSystem.from_uri(path)  # hdfs://, s3://, gs://
+    filesystem, root = table_filesystem(path)
     selector = pafs.FileSelector(f"{root.rstrip('/')}/order={k}", allow_not_found=True)
     files = [info.path for info in filesystem.get_file_info(selector) if info.path.endswith(".parquet")]
     firsts = []
@@ -783,18 +987,14 @@ def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int,
     documents = documents_frame(spark, files, tokenizer.config(), heldout_fraction)
     documents.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        records = documents.select("path", "name", "sha256", "chars", "split_at", "note").collect()
+        records = documents.select("path", "name", "sha256", "chars", "split_at", "note",
+                                   F.size("sentences").alias("sentences")).collect()
         if not records:
             raise UserError(f"no .txt files found in {source.path or source.dataset}")
         corpus = corpus_record(records, source.location(), heldout_fraction)
-        sentences = documents.select(F.explode("sentences").alias("tokens"))
-        vocab, tokens = spark_vocabulary(sentences, min_count)
-        count = sentences.count()
-        table = combined_count_table(spark, sentences, vocab, order).persist(StorageLevel.MEMORY_AND_DISK)
-        statistics = count_of_counts(table, vocab.index(BOS), order)
-        documents.unpersist()
-        write_count_tables(table, tables)
-        table.unpersist()
+        count = sum(max(record.sentences, 0) for record in records)
+        vocab, frequencies, tokens = spark_vocabulary(documents, min_count)
+        statistics = count_tables(spark, documents, vocab, frequencies, tokens, count, order, tables)
     finally:
         documents.unpersist()
     return SparkCounts(vocab, corpus, statistics, tokens, count, tokens + 2 * count)

@@ -133,22 +133,38 @@ def test_spark_identity_holds_for_characters(corpus_folder, session, order):
     assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
 
 
-def test_numpy_combined_counting_agrees_with_the_dataframe_reference(corpus_folder, session):
-    """The fast path (NumPy per partition, then Spark's sum) = windows grouped in Spark."""
-    from pyspark.sql import functions as F
+@pytest.mark.parametrize("buckets, positions", [(None, 1 << 19), (7, 40)])
+def test_numpy_counting_agrees_with_the_dataframe_reference(corpus_folder, session, tmp_path, buckets, positions):
+    """The fast path (NumPy per piece of text, blocks summed per bucket) = windows grouped in
+    Spark; also with many buckets and pieces of a few sentences, so that every k-gram is
+    counted in several pieces and its suffix lands in another bucket."""
+    import pyarrow.parquet as pq
 
     from corpora.tokenizers import get_tokenizer
-    from ngram.spark import (combined_count_table, count_table, documents_frame, encoded_frame, file_table,
-                             spark_vocabulary)
+    from ngram.spark import count_table, count_tables, documents_frame, encoded_frame, file_table, sentence_frame, \
+        spark_vocabulary
 
     documents = documents_frame(session, file_table(session, str(corpus_folder)), get_tokenizer().config(), 0.05)
-    sentences = documents.select(F.explode("sentences").alias("tokens")).repartition(3)  # k-grams split over partitions
-    vocab, _ = spark_vocabulary(sentences, 1)
+    documents = documents.repartition(3)  # k-grams split over partitions
+    vocab, frequencies, tokens = spark_vocabulary(documents, 1)
+    sentences = sentence_frame(documents)
     reference = {(row.order, tuple(row.ngram)): (row["count"], row.continuation)
                  for row in count_table(encoded_frame(session, sentences, vocab), 3).collect()}
-    fast = {(row.order, tuple(np.frombuffer(row.key, ">u4").tolist())): (row["count"], row.continuation)
-            for row in combined_count_table(session, sentences, vocab, 3).collect()}
+    statistics = count_tables(session, documents, vocab, frequencies, tokens, sentences.count(), 3,
+                              str(tmp_path / "counts"), buckets=buckets, positions=positions)
+    fast, files = {}, 0
+    for k in (1, 2, 3):
+        for file in sorted((tmp_path / "counts" / f"order={k}").glob("*.parquet")):
+            files += 1
+            table = pq.read_table(file).to_pydict()
+            keys = [tuple(np.frombuffer(key, ">u4").tolist()) for key in table["key"]]
+            assert keys == sorted(keys), f"{file.name} is not sorted"
+            for key, count, left in zip(keys, table["count"], table.get("continuation", [None] * len(keys))):
+                fast[(k, key)] = (count, left)
     assert len(reference) > 100 and fast == reference
+    assert statistics["ngrams"] == [sum(1 for order, _ in reference if order == k) for k in (1, 2, 3)]
+    if buckets:
+        assert files > 3 * 3  # the buckets really split every order
 
 
 def test_spark_build_of_a_dataset_is_the_single_machine_build(corpus_folder, session):
