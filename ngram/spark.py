@@ -150,6 +150,7 @@ def session_settings(master: str, verbose: bool) -> dict[str, str]:
         "spark.rpc.askTimeout": f"{MASTER_TIMEOUT_SECONDS}s",
     }
     if is_local_master(master):
+        settings["spark.driver.memory"] = local_jvm_memory()
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
         settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))  # not 200 tiny tasks
@@ -157,6 +158,19 @@ def session_settings(master: str, verbose: bool) -> dict[str, str]:
     # a few at a time keeps a worker's Arrow batch far below Arrow's 2 GB column limit.
     settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = "64"
     return settings
+
+
+def local_jvm_memory() -> str:
+    """The JVM heap of a local-mode build (driver and executors in one JVM): Spark's own
+    ``SPARK_DRIVER_MEMORY`` if set, else a quarter of this machine's memory, 1-8 GB
+    (Spark's default of 1 GB runs out converting blocks of n-grams at 16x the books)."""
+    if os.environ.get("SPARK_DRIVER_MEMORY"):
+        return os.environ["SPARK_DRIVER_MEMORY"]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 4 << 30
+    return f"{min(8, max(1, total // 4 >> 30))}g"
 
 
 def local_cores(master: str) -> int:
@@ -199,10 +213,36 @@ def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
         spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
         if not is_local_master(master):
             wait_for_executors(spark, master)
-        yield spark
+        with spark_failures(verbose):
+            yield spark
     finally:
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception:  # the JVM is gone already (it died, e.g. out of memory): nothing to stop
+            pass
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def spark_failures(verbose: bool):
+    """A failed Spark job (or a JVM that died) as one line: the Java error, and a hint.
+
+    Spark's own error is a long Java stack trace; its first line with an exception names
+    the cause (``java.lang.OutOfMemoryError: Java heap space``). ``--verbose`` shows it all.
+    """
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (Py4JError, PySparkException, ConnectionError) as err:
+        text = str(err)
+        causes = [line.strip() for line in text.splitlines() if re.search(r"(Error|Exception):", line)]
+        cause = next((line for line in causes if "OutOfMemoryError" in line), causes[0] if causes else first_line(err))
+        hint = ("; give Spark more memory (SPARK_DRIVER_MEMORY in local mode, spark.executor.memory on a cluster)"
+                if "OutOfMemory" in text or isinstance(err, ConnectionError) else "")
+        more = "" if verbose else " (--verbose shows Spark's log)"
+        raise UserError(f"the Spark job failed: {cause[:300]}{hint}{more}") from None
 
 
 @contextmanager
@@ -591,7 +631,7 @@ def count_table(encoded, order: int):
 # the n-grams in sorted order: the driver streams them into the model (step 4).
 
 PIECE_POSITIONS = 1 << 19  # token positions a Python worker counts at once (~80 MB at order 5)
-BLOB_NGRAMS = 1 << 20  # n-grams per shuffled row at most (a JVM byte array stays far below 2 GB)
+BLOB_NGRAMS = 1 << 18  # n-grams per shuffled row at most (a row of at most 5 MB at order 5)
 BUCKET_TOKENS = 2_000_000  # tokens of text per bucket (at least two buckets per core)
 BLOB_SCHEMA = "bucket int, order int, kind int, keys binary, counts binary"
 COUNTS, CONTINUATIONS = 0, 1  # what a blob row holds: a bucket's counts, or continuation counts sent to it

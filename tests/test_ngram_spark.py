@@ -295,3 +295,23 @@ def test_ctrl_c_cancels_the_job_and_leaves_no_model(corpus_folder, tmp_path):
     assert "Interrupted" in err
     assert not out.exists() and not any(tmp_path.glob(".never.ngram*"))
     assert not any(tmp_path.glob("ngram-spark-*"))
+
+
+def test_a_failed_spark_job_is_one_line_naming_the_java_error():
+    """Spark's error is a Java stack trace; the user gets its cause and a hint, in one line."""
+    require_spark()
+    from py4j.protocol import Py4JError
+
+    from ngram.spark import spark_failures
+
+    trace = ("An error occurred while calling o123.collectToPython.\n: org.apache.spark.SparkException: Job aborted "
+             "due to stage failure: Task 2 in stage 6.0 failed 1 times, most recent failure: Lost task 2.0\n"
+             "java.lang.OutOfMemoryError: Java heap space\n\tat org.apache.spark.sql.catalyst.Foo.grow(Foo.java:85)\n")
+    with pytest.raises(UserError) as caught, spark_failures(verbose=False):
+        raise Py4JError(trace)
+    message = str(caught.value)
+    assert "\n" not in message and "java.lang.OutOfMemoryError: Java heap space" in message
+    assert "SPARK_DRIVER_MEMORY" in message and "--verbose" in message
+    with pytest.raises(UserError, match="the Spark job failed: .*Connection refused.*more memory"), \
+            spark_failures(verbose=True):
+        raise ConnectionRefusedError(111, "Connection refused")
