@@ -61,6 +61,7 @@ from .arrays import COUNT_DTYPE, ID_DTYPE, INDEX_DTYPE
 from .build import SPECIALS, build_info, build_vocabulary, check_build_options
 from .chunked import Boundary
 from .model import NgramModel
+from .smoothing import attach_kn_tables
 
 DEFAULT_MASTER = "local[*]"
 MASTER_TIMEOUT_SECONDS = 30  # an unreachable master or a cluster without executors fails within this
@@ -637,18 +638,65 @@ BLOB_SCHEMA = "bucket int, order int, kind int, keys binary, counts binary"
 COUNTS, CONTINUATIONS = 0, 1  # what a blob row holds: a bucket's counts, or continuation counts sent to it
 
 
-def bucket_edges(weights: np.ndarray, buckets: int) -> list[Boundary]:
-    """Where each bucket starts: ranges of first-token ids, each holding about the same
-    share of `weights` (a token's occurrences, which its n-grams grow with).
+def bucket_edges(weights: np.ndarray, buckets: int, seconds: dict[int, np.ndarray] | None = None) -> list[Boundary]:
+    """Where each bucket starts: ranges of first tokens, each holding about the same share
+    of `weights` (a token's occurrences, which its n-grams grow with).
 
-    A token whose share exceeds one bucket's gets a bucket to itself (first tokens are
-    never split here; `chunked.heavy_token_edges` shows how a build under a memory budget
-    splits them by the second token).
+    A first token in `seconds` (a heavy one: alone it would outweigh a bucket) is cut
+    further by its second token, weighted by how often each follows it (`seconds[t][s]`),
+    as `chunked.heavy_token_edges` cuts bands under a memory budget; its own unigram stays
+    at ``(t, -1)``, before every ``(t, s)``. Other first tokens are never split.
     """
-    cumulative = np.cumsum(np.asarray(weights, np.float64))
+    seconds = seconds or {}
+    firsts, second_ids, unit_weights = [], [], []
+    for token, weight in enumerate(np.asarray(weights, np.float64)):
+        if token in seconds:
+            followers = np.flatnonzero(seconds[token])
+            firsts += [token] * (len(followers) + 1)
+            second_ids += [-1, *followers.tolist()]
+            unit_weights += [1.0, *seconds[token][followers].tolist()]
+        else:
+            firsts.append(token)
+            second_ids.append(-1)
+            unit_weights.append(weight)
+    cumulative = np.cumsum(unit_weights)
     targets = cumulative[-1] * np.arange(1, buckets) / buckets
     starts = np.unique(np.searchsorted(cumulative, targets, side="right"))
-    return [(0, -1), *[(int(start), -1) for start in starts if 0 < start < len(cumulative)]]
+    return [(0, -1), *[(firsts[start], second_ids[start]) for start in starts if 0 < start < len(cumulative)]]
+
+
+def heavy_first_tokens(weights: np.ndarray, buckets: int) -> list[int]:
+    """The first tokens that alone would outweigh a bucket (split by `bucket_edges`)."""
+    weights = np.asarray(weights, np.float64)
+    return np.flatnonzero(weights > weights.sum() / buckets).tolist()
+
+
+def second_token_counts(batches: Iterable, ids: dict[str, int], heavy: list[int]) -> Iterator:
+    """``mapInArrow`` over documents' sentences: how often each token follows each heavy
+    first token (rows first, second, count), for `bucket_edges`."""
+    import pyarrow as pa
+
+    pad, size = len(ids), len(ids) + 1
+    pairs: list[np.ndarray] = []
+    piece: list[str] = []
+    for batch in batches:
+        for sentences in batch.column(0).to_pylist():
+            piece += sentences
+            if len(piece) >= 1 << 14:
+                pairs.append(heavy_pairs(piece_ids(piece, ids, pad), heavy, size))
+                piece = []
+    pairs.append(heavy_pairs(piece_ids(piece, ids, pad), heavy, size))
+    codes, counts = np.unique(np.concatenate(pairs), return_counts=True)
+    yield pa.RecordBatch.from_pydict({"first": (codes // size).astype(np.int32), "second": (codes % size).astype(np.int32),
+                                      "count": counts.astype(np.int64)},
+                                     schema=pa.schema([("first", pa.int32()), ("second", pa.int32()), ("count", pa.int64())]))
+
+
+def heavy_pairs(stream: np.ndarray, heavy: list[int], size: int) -> np.ndarray:
+    """The bigrams of a stream that start with a heavy token, as codes first * size + second."""
+    first, second = stream[:-1].astype(np.int64), stream[1:].astype(np.int64)
+    keep = np.isin(first, heavy) & (second != size - 1)  # not across a sentence end (the padding)
+    return first[keep] * size + second[keep]
 
 
 def bucket_bounds(keys: np.ndarray, k: int, edges: list[Boundary]) -> np.ndarray:
@@ -835,11 +883,21 @@ def count_tables(spark, documents, vocab: list[str], frequencies: Counter, token
 
     if buckets is None:
         buckets = max(2 * spark.sparkContext.defaultParallelism, -(-tokens // BUCKET_TOKENS))
-    weights = np.array([frequencies.get(token, 0) for token in vocab], np.float64)
-    weights[vocab.index(BOS)] = weights[vocab.index(EOS)] = sentences
+    weights = np.array([frequencies.get(token, 0) for token in vocab], np.float64) + 1
+    weights[vocab.index(BOS)] = sentences  # n-grams starting with </s>: the unigram alone
     weights[vocab.index(UNK)] = tokens - sum(frequencies.values())
-    edges = bucket_edges(weights + 1, buckets)
     index = spark.sparkContext.broadcast({token: i for i, token in enumerate(vocab)})
+    heavy = heavy_first_tokens(weights, buckets)
+    seconds = {}
+    if heavy:  # one more pass over the text, for the tokens that follow them
+        rows = (documents.select("sentences")
+                .mapInArrow(lambda batches: second_token_counts(batches, index.value, heavy),
+                            "first int, second int, count long")
+                .groupBy("first", "second").agg(F.sum("count").alias("count")).collect())
+        seconds = {token: np.zeros(len(vocab) + 1, np.float64) for token in heavy}
+        for row in rows:
+            seconds[row.first][row.second] = row["count"]
+    edges = bucket_edges(weights, buckets, seconds)
     bos = vocab.index(BOS)
     clear_tables(tables)
     partial = documents.select("sentences").mapInArrow(
@@ -992,6 +1050,7 @@ def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase
         if not work_dir:
             shutil.rmtree(local / "counts", ignore_errors=True)
         trie = chunked.open_levels(local, counted.vocab, order, counted.positions)
+        attach_kn_tables(trie, counted.statistics, counted.vocab.index(BOS))  # as every build: saved with the trie
         report.assembly_seconds = time.perf_counter() - assembled
     except BaseException:
         shutil.rmtree(local, ignore_errors=True)

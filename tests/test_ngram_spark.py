@@ -95,6 +95,9 @@ def test_spark_build_is_the_single_machine_build(built):
             assert np.array_equal(np.asarray(array), np.asarray(b.arrays()[name])), f"order {k}: {name} differs"
         assert set(a.arrays()) == set(b.arrays())
     assert spark.trie.to_dict() == local.trie.to_dict()
+    assert set(spark.trie.kn_tables) == set(local.trie.kn_tables) and local.trie.kn_tables  # saved with the model
+    for name, table in local.trie.kn_tables.items():
+        assert np.array_equal(table, spark.trie.kn_tables[name]), f"Kneser-Ney table {name} differs"
 
 
 def test_spark_build_records_the_same_corpus_and_statistics(built):
@@ -133,12 +136,19 @@ def test_spark_identity_holds_for_characters(corpus_folder, session, order):
     assert spark.trie.to_dict() == local.trie.to_dict() and spark.statistics == local.statistics
 
 
-@pytest.mark.parametrize("buckets, positions", [(None, 1 << 19), (7, 40)])
-def test_numpy_counting_agrees_with_the_dataframe_reference(corpus_folder, session, tmp_path, buckets, positions):
+@pytest.mark.parametrize("buckets, positions", [(None, 1 << 19), (20, 40)])
+def test_numpy_counting_agrees_with_the_dataframe_reference(corpus_folder, session, tmp_path, buckets, positions,
+                                                            monkeypatch):
     """The fast path (NumPy per piece of text, blocks summed per bucket) = windows grouped in
     Spark; also with many buckets and pieces of a few sentences, so that every k-gram is
-    counted in several pieces and its suffix lands in another bucket."""
+    counted in several pieces, its suffix lands in another bucket, and heavy first tokens
+    are split by their second token."""
     import pyarrow.parquet as pq
+
+    from ngram import spark
+
+    edges_used, original = [], spark.bucket_edges
+    monkeypatch.setattr(spark, "bucket_edges", lambda *args: edges_used.append(original(*args)) or edges_used[-1])
 
     from corpora.tokenizers import get_tokenizer
     from ngram.spark import count_table, count_tables, documents_frame, encoded_frame, file_table, sentence_frame, \
@@ -165,6 +175,7 @@ def test_numpy_counting_agrees_with_the_dataframe_reference(corpus_folder, sessi
     assert statistics["ngrams"] == [sum(1 for order, _ in reference if order == k) for k in (1, 2, 3)]
     if buckets:
         assert files > 3 * 3  # the buckets really split every order
+        assert any(second >= 0 for _, second in edges_used[0])  # a heavy first token was split
 
 
 def test_spark_build_of_a_dataset_is_the_single_machine_build(corpus_folder, session):
@@ -315,3 +326,18 @@ def test_a_failed_spark_job_is_one_line_naming_the_java_error():
     with pytest.raises(UserError, match="the Spark job failed: .*Connection refused.*more memory"), \
             spark_failures(verbose=True):
         raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_bucket_edges_split_a_heavy_first_token_by_its_second_token():
+    """Buckets hold about equal weight; a first token heavier than a bucket is cut by the
+    token after it (its unigram first), and the edges stay in n-gram order."""
+    from ngram.spark import bucket_edges, heavy_first_tokens
+
+    weights = np.array([1, 50, 2, 3, 2, 2], np.float64)  # token 1 outweighs any of 4 buckets
+    assert heavy_first_tokens(weights, 4) == [1]
+    followers = np.array([0, 0, 10, 10, 20, 10, 0], np.float64)  # what follows token 1 (the last: padding)
+    edges = bucket_edges(weights, 4, {1: followers})
+    assert edges[0] == (0, -1) and edges == sorted(edges) and len(set(edges)) == len(edges)
+    assert any(first == 1 and second >= 0 for first, second in edges)  # token 1 is split ...
+    assert all(second in (-1, 2, 3, 4, 5) for first, second in edges if first == 1)  # ... at tokens that follow it
+    assert bucket_edges(weights, 4) == [(0, -1), (1, -1)]  # unsplit: token 1 and all after it in one bucket
