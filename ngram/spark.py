@@ -622,7 +622,8 @@ def count_table(encoded, order: int):
 # a bucket's sorted keys and counts at one order, a few thousand rows in all:
 #
 #   a. each partition counts its pieces of text (`chunked.chunk_levels`: one sort, every
-#      order) and cuts every order's sorted keys into buckets, ranges of the first token;
+#      order) and cuts every order's sorted keys into buckets, ranges of the first token
+#      (a first token heavier than a bucket cut further by its second: `bucket_edges`);
 #   b. a bucket's pieces are summed (`chunked.sum_equal_keys`); every distinct k-gram then
 #      adds one to the continuation count of its suffix, sent to the suffix's bucket;
 #   c. a bucket's continuation counts are summed and put beside its counts, and the bucket
