@@ -154,9 +154,19 @@ def test_dropout_draws_the_same_mask_as_the_plain_formula():
     x = rng_array(4, 50)
     tape = Tape(0.25, np.random.default_rng(3))
     y = dropout(x, tape, "mask")
-    expected_mask = (np.random.default_rng(3).random(x.shape, dtype=np.float32) >= 0.25).astype(np.float32) / 0.75
+    bits = np.random.default_rng(3).integers(0, 2**16, size=x.shape, dtype=np.uint16)
+    expected_mask = np.where(bits < 0.25 * 2**16, 0.0, 1 / 0.75)  # 0.25 is a multiple of 2^-16: no rounding
     np.testing.assert_allclose(tape.saved["mask"], expected_mask, rtol=1e-7)
     np.testing.assert_allclose(y, x * expected_mask, rtol=1e-7)
+    assert 0.2 < (expected_mask == 0).mean() < 0.3
+
+
+def test_dropout_keeps_the_expected_value_with_a_rounded_probability():
+    """p = 0.1 is rounded to 6554 / 2^16; kept elements are scaled by the rounded p's 1/(1-p)."""
+    x = np.ones((400, 500), np.float32)
+    y = dropout(x, Tape(0.1, np.random.default_rng(5)), "mask")
+    assert np.unique(y).tolist() == pytest.approx([0.0, 65536 / (65536 - 6554)])
+    assert y.mean() == pytest.approx(1.0, abs=0.005) and (y == 0).mean() == pytest.approx(0.1, abs=0.005)
 
 
 def test_adamw_in_blocks_equals_the_formula(small_blocks):

@@ -204,16 +204,24 @@ def linear(x: np.ndarray, p: Linear, tape: Tape | None = None) -> np.ndarray:
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
+DROPOUT_LEVELS = 1 << 16  # dropout draws one random 16-bit number per element
+
+
 def dropout(x: np.ndarray, tape: Tape | None, name: str) -> np.ndarray:
     """Training only: zero each element with probability p and scale the rest by
     1/(1-p), so the expected value is unchanged. The mask is saved as `name`.
-    Without a tape, or with p = 0, x itself comes back."""
+    Without a tape, or with p = 0, x itself comes back.
+
+    Each element gets a random 16-bit number u and is dropped when u < p·2^16 (p rounded
+    to a multiple of 2^-16: 0.1 becomes 0.100006; the scale uses the rounded p). Drawing
+    16-bit integers takes a third of the time of drawing floats, and the attention
+    weights' dropout draws millions of them every step."""
     if tape is None or tape.dropout <= 0.0 or tape.rng is None:
         return x
-    keep = tape.rng.random(x.shape, dtype=np.float32)
-    np.greater_equal(keep, tape.dropout, out=keep, casting="unsafe")  # 1.0 where kept, in place
-    keep = keep.astype(x.dtype, copy=False)  # (float64 only in the gradient check)
-    keep *= 1.0 / (1.0 - tape.dropout)
+    threshold = round(tape.dropout * DROPOUT_LEVELS)
+    bits = tape.rng.integers(0, DROPOUT_LEVELS, size=x.shape, dtype=np.uint16)
+    scale = DROPOUT_LEVELS / (DROPOUT_LEVELS - threshold)  # 1 / (1 - rounded p)
+    keep = np.multiply(bits >= threshold, x.dtype.type(scale), dtype=x.dtype)  # 0, or the scale where kept
     tape.keep(**{name: keep})
     return x * keep
 
