@@ -155,9 +155,9 @@ def session_settings(master: str, verbose: bool) -> dict[str, str]:
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
         settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))  # not 200 tiny tasks
-    # Rows handed to Python are whole files or documents, or blocks of a million n-grams:
+    # Rows handed to Python are whole files or documents, or blocks of up to 262,144 n-grams:
     # a few at a time keeps a worker's Arrow batch far below Arrow's 2 GB column limit.
-    settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = "64"
+    settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = "16"
     return settings
 
 
