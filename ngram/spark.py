@@ -639,23 +639,25 @@ BLOB_SCHEMA = "bucket int, order int, kind int, keys binary, counts binary"
 COUNTS, CONTINUATIONS = 0, 1  # what a blob row holds: a bucket's counts, or continuation counts sent to it
 
 
-def bucket_edges(weights: np.ndarray, buckets: int, seconds: dict[int, np.ndarray] | None = None) -> list[Boundary]:
+def bucket_edges(weights: np.ndarray, buckets: int,
+                 seconds: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> list[Boundary]:
     """Where each bucket starts: ranges of first tokens, each holding about the same share
     of `weights` (a token's occurrences, which its n-grams grow with).
 
     A first token in `seconds` (a heavy one: alone it would outweigh a bucket) is cut
-    further by its second token, weighted by how often each follows it (`seconds[t][s]`),
-    as `chunked.heavy_token_edges` cuts bands under a memory budget; its own unigram stays
-    at ``(t, -1)``, before every ``(t, s)``. Other first tokens are never split.
+    further by its second token: ``seconds[t]`` = (the tokens seen after t, in id order,
+    and how often), as `chunked.heavy_token_edges` cuts bands under a memory budget; its
+    own unigram stays at ``(t, -1)``, before every ``(t, s)``. Other first tokens are
+    never split.
     """
     seconds = seconds or {}
     firsts, second_ids, unit_weights = [], [], []
     for token, weight in enumerate(np.asarray(weights, np.float64)):
         if token in seconds:
-            followers = np.flatnonzero(seconds[token])
+            followers, counts = seconds[token]
             firsts += [token] * (len(followers) + 1)
-            second_ids += [-1, *followers.tolist()]
-            unit_weights += [1.0, *seconds[token][followers].tolist()]
+            second_ids += [-1, *np.asarray(followers).tolist()]
+            unit_weights += [1.0, *np.asarray(counts, np.float64).tolist()]
         else:
             firsts.append(token)
             second_ids.append(-1)
@@ -726,6 +728,7 @@ def blob_rows(bucket_of: Iterable[int], k: int, kind: int, keys: np.ndarray, cou
 
 
 def blob_arrow_schema():
+    """`BLOB_SCHEMA` in Arrow's terms (what the counting steps yield)."""
     import pyarrow as pa
 
     return pa.schema([("bucket", pa.int32()), ("order", pa.int32()), ("kind", pa.int32()),
@@ -895,9 +898,12 @@ def count_tables(spark, documents, vocab: list[str], frequencies: Counter, token
                 .mapInArrow(lambda batches: second_token_counts(batches, index.value, heavy),
                             "first int, second int, count long")
                 .groupBy("first", "second").agg(F.sum("count").alias("count")).collect())
-        seconds = {token: np.zeros(len(vocab) + 1, np.float64) for token in heavy}
+        followers: dict[int, list[tuple[int, int]]] = {token: [] for token in heavy}
         for row in rows:
-            seconds[row.first][row.second] = row["count"]
+            followers[row.first].append((row.second, row["count"]))
+        for token, pairs in followers.items():  # the tokens seen after it, in id order, and how often
+            pairs.sort()
+            seconds[token] = (np.array([s for s, _ in pairs], np.int64), np.array([c for _, c in pairs], np.float64))
     edges = bucket_edges(weights, buckets, seconds)
     bos = vocab.index(BOS)
     clear_tables(tables)

@@ -335,7 +335,7 @@ def test_bucket_edges_split_a_heavy_first_token_by_its_second_token():
 
     weights = np.array([1, 50, 2, 3, 2, 2], np.float64)  # token 1 outweighs any of 4 buckets
     assert heavy_first_tokens(weights, 4) == [1]
-    followers = np.array([0, 0, 10, 10, 20, 10, 0], np.float64)  # what follows token 1 (the last: padding)
+    followers = (np.array([2, 3, 4, 5]), np.array([10, 10, 20, 10]))  # what follows token 1, how often
     edges = bucket_edges(weights, 4, {1: followers})
     assert edges[0] == (0, -1) and edges == sorted(edges) and len(set(edges)) == len(edges)
     assert any(first == 1 and second >= 0 for first, second in edges)  # token 1 is split ...
