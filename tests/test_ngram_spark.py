@@ -282,6 +282,11 @@ def test_cli_builds_on_spark_a_model_every_command_reads(corpus_folder, session,
         scored = CliRunner().invoke(main, ["perplexity", str(out), *args, "--smoothing", "kn", "--no-progress", "--json"])
         assert scored.exit_code == 0, scored.output
         assert json.loads(scored.stdout)["results"][0]["nll"] == pytest.approx(local.score(scored_text).nll, rel=1e-12)
+    again = CliRunner().invoke(main, ["build", str(corpus_folder), "-o", str(tmp_path / "two.ngram"), "--order", "2",
+                                      "--engine", "spark", "--spark-master", "local[2]", "--spark-work",
+                                      str(tmp_path / "work"), "--heldout-fraction", "0.2"])
+    assert again.exit_code == 0, again.output  # the same work folder again: the old tables are replaced
+    assert sorted(p.name for p in (tmp_path / "work" / "counts").iterdir()) == ["order=1", "order=2"]
 
 
 @pytest.mark.slow
