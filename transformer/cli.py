@@ -38,6 +38,7 @@ from .inspection import (
     token_text,
     top_next_tokens,
 )
+from .history import history_dict, history_markdown, read_history
 from .model import load_model
 from .sample import Sampling, fit_to_window, generate_ids, stream_text
 from corpora.units import Score
@@ -407,6 +408,31 @@ def tokenize(text, model_name, as_json):
     click.echo(f"{plural(len(ids), 'token')} ({label}), {plural(len(text.encode('utf-8')), 'byte')}")
     for i in ids:
         click.echo(f"{i:>6}  {show(token_text(tokenizer, i))}")
+
+
+@main.command()
+@model_option
+@json_option
+@friendly_errors
+def history(model_name, as_json):
+    """How a model trained here was made: every training segment and evaluation.
+
+    Reads the model's training.json (written by `transformer train`): each segment
+    (a run of the command, resumed from the last checkpoint) with its steps, time,
+    threads and code, then the held-out loss and the copying test at every evaluation,
+    as Markdown tables (the ones a model card shows).
+
+    \b
+    Example:
+      transformer history --model bundled
+      transformer history --model ~/.cache/my-run --json
+    """
+    _, folder, _ = find_model(model_name)
+    record = read_history(folder)
+    if as_json:
+        echo_json(history_dict(record))
+        return
+    click.echo(history_markdown(record))
 
 
 # The tokenizer's and the trainer's own commands (`transformer bpe learn ...`,
