@@ -20,6 +20,7 @@ from corpora.units import Score
 from .arrays import ARPA_KIND, is_array_model
 from .backoff import NO_COUNTS
 from .build import announce_saving
+from . import counting
 from .chunked import parse_memory
 from .io import (GZIP_MAGIC, check_probabilities, check_score, default_model_path, diagnose_damage, is_json_path,
                  load_model, model_bytes, save_model)
@@ -157,7 +158,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
     if engine == "spark":
         return build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset,
                               dataset_config, split, column, data_files, memory, spark_master, spark_work, verbose,
-                              as_json)
+                              progress, as_json)
     budget = parse_memory(memory) if memory is not None else None
     if output is not None and output.is_dir() and not is_array_model(output):
         raise UserError(f"{output} is a folder that holds no model; give a new name such as {output / 'model.ngram'}")
@@ -184,7 +185,7 @@ def build(source, output, order, tokens, lowercase, min_count, heldout_fraction,
 
 
 def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_fraction, dataset, dataset_config,
-                   split, column, data_files, memory, master, work, verbose, as_json) -> None:
+                   split, column, data_files, memory, master, work, verbose, progress, as_json) -> None:
     """`ngram build --engine spark`: count on Spark (`ngram.spark`), save as any build does."""
     from . import spark as spark_build
 
@@ -198,7 +199,8 @@ def build_on_spark(source, output, order, tokens, lowercase, min_count, heldout_
                               tuple(data_files))
     started = time.perf_counter()
     model, report = spark_build.build_model(what, order, tokens, lowercase, min_count, heldout_fraction,
-                                            master or spark_build.DEFAULT_MASTER, work, verbose)
+                                            master or spark_build.DEFAULT_MASTER, work, verbose, progress=progress)
+    counting.Stages(counting.SPARK_STAGES, progress).banner("Saving")
     path = save_model(model, output or default_model_path())
     summary = {**model.stats(), "model": str(path), "file_bytes": model_bytes(path), "engine": "spark",
                "spark_master": report.master, "count_tables": report.tables if work else None,

@@ -101,6 +101,8 @@ def step_bar(total: int | None, desc: str, shown: bool, unit: str = "step"):
 IN_MEMORY_STAGES = ("Tokenizing", "Counting n-grams", "Computing statistics", "Saving")
 CHUNKED_STAGES = ("Tokenizing", "Counting chunks", "Merging sorted runs",
                   "Computing continuation counts and statistics", "Saving")
+SPARK_STAGES = ("Starting Spark", "Reading and tokenizing", "Counting the vocabulary", "Counting n-grams",
+                "Assembling the model", "Saving")
 
 
 class Stages:

@@ -56,7 +56,7 @@ from corpora import UserError
 from corpora.documents import decode_bytes, normalise_text, split_point
 from corpora.tokenizers import BOS, EOS, UNK, get_tokenizer, tokenizer_from_config
 
-from . import chunked
+from . import chunked, counting
 from .arrays import COUNT_DTYPE, ID_DTYPE, INDEX_DTYPE
 from .build import SPECIALS, build_info, build_vocabulary, check_build_options
 from .chunked import Boundary
@@ -182,18 +182,24 @@ def local_cores(master: str) -> int:
     return int(match.group(1)) if match else os.cpu_count() or 1
 
 
+def check_spark_can_start(master: str) -> None:
+    """PySpark, Java and (for a ``spark://`` URL) the master are there, or one line saying what is missing."""
+    require_pyspark()
+    require_java()
+    check_master_reachable(master)
+
+
 @contextmanager
-def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False):
+def spark_session(master: str = DEFAULT_MASTER, verbose: bool = False, checked: bool = False):
     """A SparkSession for one build, stopped at the end (also on errors and Ctrl-C).
 
     Unless `verbose`, Spark's log goes to a file in a temporary folder (`stderr_to`) and
     its level is ERROR; no progress bars, no web UI. Ctrl-C: PySpark's handler cancels
     the running jobs and raises KeyboardInterrupt, which passes through here after the
-    session is stopped.
+    session is stopped. `checked`: `check_spark_can_start` has run already.
     """
-    require_pyspark()
-    require_java()
-    check_master_reachable(master)
+    if not checked:
+        check_spark_can_start(master)
     from pyspark.sql import SparkSession
 
     folder = Path(tempfile.mkdtemp(prefix="ngram-spark-log-"))
@@ -1028,7 +1034,8 @@ class SparkBuild:
 
 def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase: bool = False,
                 min_count: int | None = None, heldout_fraction: float = 0.05, master: str = DEFAULT_MASTER,
-                work_dir: str | None = None, verbose: bool = False, spark=None) -> tuple[NgramModel, SparkBuild]:
+                work_dir: str | None = None, verbose: bool = False, spark=None,
+                progress: bool = False) -> tuple[NgramModel, SparkBuild]:
     """Build a model on Spark: the same model `NgramModel.build` makes from the same source.
 
     The Parquet count tables go to ``WORK/counts`` (`work_dir`: any path every executor
@@ -1036,7 +1043,8 @@ def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase
     (removed). The returned model's arrays are memory-mapped from a local temporary
     folder, removed with the model; save it with `ngram.io.save_model`. A running
     SparkSession may be given as `spark` (it is then used and left running; `master`
-    and `verbose` are its own).
+    and `verbose` are its own). `progress` prints each stage's banner on stderr
+    (`counting.SPARK_STAGES`, as the single-machine build numbers its stages).
     """
     check_build_options(order, min_count)
     tokenizer = get_tokenizer(tokens, lowercase)
@@ -1046,12 +1054,18 @@ def build_model(source: Source, order: int = 5, tokens: str = "words", lowercase
     local = Path(tempfile.mkdtemp(prefix="ngram-spark-"))
     tables = f"{work_dir.rstrip('/')}/counts" if work_dir else str(local / "counts")
     started = time.perf_counter()
+    if spark is None:
+        check_spark_can_start(master)  # before anything is shown or started
+    stages = counting.Stages(counting.SPARK_STAGES, progress)
     try:
-        with spark_session(master, verbose) if spark is None else nullcontext(spark) as session:
+        stages.banner("Starting Spark")
+        with spark_session(master, verbose, checked=True) if spark is None else nullcontext(spark) as session:
             master = session.sparkContext.master
             report = SparkBuild(master, tables, startup_seconds=time.perf_counter() - started)
-            counted = count_on_spark(session, source, tokenizer, order, min_count, heldout_fraction, tables, local)
+            counted = count_on_spark(session, source, tokenizer, order, min_count, heldout_fraction, tables, local,
+                                     stages)
             report.counting_seconds = time.perf_counter() - started - report.startup_seconds
+        stages.banner("Assembling the model")
         assembled = time.perf_counter()
         sizes = assemble_levels(tables, local, order)
         if not work_dir:
@@ -1084,11 +1098,13 @@ class SparkCounts:
 
 
 def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int, heldout_fraction: float,
-                   tables: str, local: Path) -> SparkCounts:
+                   tables: str, local: Path, stages: "counting.Stages | None" = None) -> SparkCounts:
     """Steps 1-3 on Spark: documents → sentences → vocabulary → count tables in Parquet."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    stages = stages or counting.Stages(counting.SPARK_STAGES, False)
+    stages.banner("Reading and tokenizing")
     files = dataset_table(spark, source, local) if source.dataset else file_table(spark, source.path)
     documents = documents_frame(spark, files, tokenizer.config(), heldout_fraction)
     documents.persist(StorageLevel.MEMORY_AND_DISK)
@@ -1099,7 +1115,9 @@ def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int,
             raise UserError(f"no .txt files found in {source.path or source.dataset}")
         corpus = corpus_record(records, source.location(), heldout_fraction)
         count = sum(max(record.sentences, 0) for record in records)
+        stages.banner("Counting the vocabulary")
         vocab, frequencies, tokens = spark_vocabulary(documents, min_count)
+        stages.banner("Counting n-grams")
         statistics = count_tables(spark, documents, vocab, frequencies, tokens, count, order, tables)
     finally:
         documents.unpersist()

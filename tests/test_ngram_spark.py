@@ -275,6 +275,7 @@ def test_cli_builds_on_spark_a_model_every_command_reads(corpus_folder, session,
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["engine"] == "spark" and summary["spark_startup_seconds"] >= 0
+    assert "=== 4/6 Counting n-grams ===" in result.stderr and "=== 6/6 Saving ===" in result.stderr  # the stages
     assert sorted(p.name for p in (tmp_path / "work" / "counts").iterdir() if p.is_dir()) == ["order=1", "order=2", "order=3"]
     local = NgramModel.build(corpus_folder, order=3, heldout_fraction=0.2, progress=False)
     assert summary["ngrams_per_order"] == {str(k + 1): n for k, n in enumerate(local.statistics["ngrams"])}
