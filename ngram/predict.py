@@ -241,8 +241,11 @@ def example_sentence(model: "NgramModel", context: Sequence[str], token: str | N
     pattern = model.tokenizer.phrase_pattern(wanted)
     if pattern is None:
         return None
+    words = sorted(model.tokenizer.phrase_words(wanted), key=len, reverse=True)  # the longest is the rarest, mostly
     anywhere = None
     for text in model.train_documents():
+        if not all(word in text for word in words):  # no match can be in this text: skip the slow regex
+            continue
         for match in pattern.finditer(text):
             if not context or context[0] != BOS or at_sentence_start(text, match.start()):
                 return sentence_around(text, match.start(), match.end())

@@ -219,6 +219,32 @@ def test_predict_gives_an_example_sentence_from_the_building_text(books_model):
     assert "Alice was beginning to get very tired" in p.example
 
 
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_the_fast_phrase_pattern_finds_what_the_readable_one_finds(shared_dir: Path, lowercase):
+    """The look-behind moved after the first word, and the substring test that skips texts
+    (`phrase_words`), change no match: phrases from the text, unknown words, words inside
+    other words, italics underscores, the first and last word of the text."""
+    from corpora.tokenizers import get_tokenizer
+
+    tokenizer = get_tokenizer("words", lowercase)
+    text = (shared_dir / "corpora" / "books" / "a_christmas_carol.txt").read_text(encoding="utf-8")[:60_000]
+    text = "Marley was dead: to _begin_ with. " + text + " the end"
+    words = tokenizer.tokens(text[:20_000])
+    rng = random.Random(4)
+    phrases = [words[i: i + rng.randint(1, 4)] for i in rng.sample(range(len(words) - 4), 150)]
+    phrases += [["Marley"], ["to", "begin"], ["end"], ["the", "end"], ["arle"], ["ead"], [UNK, "was"], ["was", UNK],
+                [UNK], ["MARLEY", "WAS"], ["Scrooge", "!"], [",", "and"]]
+    found_some = 0
+    for tokens in phrases:
+        fast, plain = tokenizer.phrase_pattern(tokens), tokenizer.plain_phrase_pattern(tokens)
+        spans = [m.span() for m in plain.finditer(text)]
+        assert [m.span() for m in fast.finditer(text)] == spans, tokens
+        if spans:
+            found_some += 1
+            assert all(word in text for word in tokenizer.phrase_words(tokens)), tokens
+    assert found_some > 100
+
+
 def test_complete_ranks_phrases_by_joint_probability():
     model = tiny_model(order=3)
     phrases = model.complete("The cat", length=2, k=3)

@@ -103,6 +103,13 @@ class Tokenizer:
         """A regex finding where `tokens` occur in raw text (None: nothing to look for)."""
         raise NotImplementedError
 
+    def phrase_words(self, tokens: Sequence[str]) -> list[str]:
+        """Pieces of text every match of `phrase_pattern(tokens)` contains, as they are written:
+        a text lacking one of them holds no match, and a plain substring search (far faster
+        than the regex) says so. [] when there are none to be sure of (a tokenizer that
+        lowercases matches any case)."""
+        return []
+
     def describe(self) -> str:
         """The tokenizer in a few words, for `ngram stats`."""
         return self.name + (" (lowercase)" if self.lowercase else "")
@@ -126,9 +133,32 @@ class WordTokenizer(Tokenizer):
         return re.sub(r"([(\[{“‘]) ", r"\1", text)
 
     def phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
-        """Words whatever white space (or italics underscores) lies between them; <unk> is any word."""
+        """Words whatever white space (or italics underscores) lies between them; <unk> is any word.
+
+        A match may not start or end inside a word: ``(?<![^\W_])`` before it, ``(?![^\W_])``
+        after it (`plain_phrase_pattern`). Put first, that look-behind keeps Python's regex
+        engine from jumping to where the first word occurs, so it tries every position of
+        the text (30 times slower on the books); so when the first token is a word written
+        out, the look-behind comes right after it and reaches back over it. Same matches.
+        """
         if not tokens:
             return None
+        first, rest = self.phrase_parts(tokens)
+        flags = re.IGNORECASE if self.lowercase else 0
+        if tokens[0] == UNK:
+            return re.compile(r"(?<![^\W_])" + first + rest + r"(?![^\W_])", flags)
+        return re.compile(first + r"(?<![^\W_]" + first + ")" + rest + r"(?![^\W_])", flags)
+
+    def plain_phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
+        """`phrase_pattern` as first written: the readable reference it is tested against."""
+        if not tokens:
+            return None
+        first, rest = self.phrase_parts(tokens)
+        return re.compile(r"(?<![^\W_])" + first + rest + r"(?![^\W_])", re.IGNORECASE if self.lowercase else 0)
+
+    @staticmethod
+    def phrase_parts(tokens: Sequence[str]) -> tuple[str, str]:
+        """The regex of the first token, and of the rest with what may lie between tokens."""
         parts = []
         for i, token in enumerate(tokens):
             piece = r"[^\W_]+" if token == UNK else re.escape(token)
@@ -136,7 +166,11 @@ class WordTokenizer(Tokenizer):
                 word_pair = tokens[i - 1][-1:].isalnum() and token[:1].isalnum()
                 parts.append(r"[\s_]+" if word_pair else r"[\s_]*")
             parts.append(piece)
-        return re.compile(r"(?<![^\W_])" + "".join(parts) + r"(?![^\W_])", re.IGNORECASE if self.lowercase else 0)
+        return parts[0], "".join(parts[1:])
+
+    def phrase_words(self, tokens: Sequence[str]) -> list[str]:
+        """The tokens themselves (not ``<unk>``, which stands for any word), unless lowercased."""
+        return [] if self.lowercase else [t for t in tokens if t != UNK]
 
 
 class CharTokenizer(Tokenizer):
