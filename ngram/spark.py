@@ -479,7 +479,7 @@ def document_arrow_schema():
                       ("split_at", pa.int64()), ("note", pa.string()), ("sentences", pa.list_(pa.string()))])
 
 
-def documents_frame(spark, files, tokenizer_config: dict, heldout_fraction: float):
+def documents_frame(files, tokenizer_config: dict, heldout_fraction: float):
     """Step 1: every document read, split and tokenized on the executors (a DataFrame)."""
     return files.mapInArrow(lambda batches: documents_partition(batches, tokenizer_config, heldout_fraction),
                             DOCUMENT_SCHEMA)
@@ -710,8 +710,10 @@ def heavy_pairs(stream: np.ndarray, heavy: list[int], size: int) -> np.ndarray:
 
 def bucket_bounds(keys: np.ndarray, k: int, edges: list[Boundary]) -> np.ndarray:
     """Where each bucket's k-grams start in sorted `keys`, and the end: bucket b is [bounds[b], bounds[b+1])."""
-    inner = [int(np.searchsorted(keys, chunked.row_bound(edge, k))[0]) for edge in edges[1:]]
-    return np.array([0, *inner, len(keys)])
+    if len(edges) < 2:
+        return np.array([0, len(keys)])
+    starts = np.concatenate([chunked.row_bound(edge, k) for edge in edges[1:]])  # each later bucket's first key
+    return np.concatenate([[0], np.searchsorted(keys, starts), [len(keys)]])  # one search for all the edges
 
 
 def blob_rows(bucket_of: Iterable[int], k: int, kind: int, keys: np.ndarray, counts: np.ndarray,
@@ -1106,7 +1108,7 @@ def count_on_spark(spark, source: Source, tokenizer, order: int, min_count: int,
     stages = stages or counting.Stages(counting.SPARK_STAGES, False)
     stages.banner("Reading and tokenizing")
     files = dataset_table(spark, source, local) if source.dataset else file_table(spark, source.path)
-    documents = documents_frame(spark, files, tokenizer.config(), heldout_fraction)
+    documents = documents_frame(files, tokenizer.config(), heldout_fraction)
     documents.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         records = documents.select("path", "name", "sha256", "chars", "split_at", "note",

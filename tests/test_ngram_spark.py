@@ -154,7 +154,7 @@ def test_numpy_counting_agrees_with_the_dataframe_reference(corpus_folder, sessi
     from ngram.spark import count_table, count_tables, documents_frame, encoded_frame, file_table, sentence_frame, \
         spark_vocabulary
 
-    documents = documents_frame(session, file_table(session, str(corpus_folder)), get_tokenizer().config(), 0.05)
+    documents = documents_frame(file_table(session, str(corpus_folder)), get_tokenizer().config(), 0.05)
     documents = documents.repartition(3)  # k-grams split over partitions
     vocab, frequencies, tokens = spark_vocabulary(documents, 1)
     sentences = sentence_frame(documents)
