@@ -37,14 +37,15 @@ START_FRACTION = 0.4  # from 40% of the way in: past the opening chapters' set-u
 def excerpt_of(body: str, chars: int = EXCERPT_CHARS, start_fraction: float = START_FRACTION) -> str:
     """`chars` characters of `body` from the first paragraph break after `start_fraction`
     of it, ending at the last paragraph break inside that span (whole paragraphs only).
-    A body shorter than that gives as much as it has from the same start."""
+    A body shorter than that gives as much as it has from the same start. No line break
+    at either end: the text `bench perplexity --text` scores from a file holding it."""
     start = body.find("\n\n", int(len(body) * start_fraction))
     start = 0 if start < 0 else start + 2
     if start + chars >= len(body):
-        return body[start:].strip("\n") + "\n"
+        return body[start:].strip("\n")
     end = body.rfind("\n\n", start, start + chars)
     end = start + chars if end <= start else end  # no break inside the span: cut at the budget
-    return body[start:end].strip("\n") + "\n"
+    return body[start:end].strip("\n")
 
 
 def novel_excerpt(path: Path) -> tuple[str, str]:
@@ -104,6 +105,8 @@ def main() -> None:
     from bench import models
 
     ngram = models.ngram_model(None, progress=args.progress)
+    if not 1 <= args.order <= ngram.order:
+        sys.exit(f"error: --order {args.order}: the default n-gram has orders 1 to {ngram.order}")
     transformer = models.transformer_model(args.transformer)
     rows = [score_novel(path, ngram, transformer, args.order, args.progress) for path in args.files]
     if args.json:

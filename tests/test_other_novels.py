@@ -14,7 +14,7 @@ def paragraphs(n: int) -> str:
 def test_excerpt_is_whole_paragraphs_from_after_the_start_fraction_within_the_budget():
     body = paragraphs(200)
     part = excerpt_of(body, chars=1_000, start_fraction=0.4)
-    assert part.startswith("Paragraph ") and part.endswith("two lines.\n")
+    assert part.startswith("Paragraph ") and part.endswith("two lines.")
     first = int(part.split()[1])
     assert body.find(f"Paragraph {first} ") >= 0.4 * len(body)  # starts after 40% of the body
     assert body.find(f"Paragraph {first - 1} ") < 0.4 * len(body)  # ... at the first paragraph after it
@@ -26,7 +26,7 @@ def test_a_short_body_gives_what_it_has_from_the_same_start():
     body = paragraphs(10)
     part = excerpt_of(body, chars=100_000, start_fraction=0.4)
     first = body.find("\n\n", int(0.4 * len(body))) + 2
-    assert part == body[first:] and part.startswith("Paragraph 5 ") and part.endswith("Paragraph 9 says something.\nIt has two lines.\n")
+    assert part == body[first:].strip("\n") and part.startswith("Paragraph 5 ") and part.endswith("Paragraph 9 says something.\nIt has two lines.")
 
 
 def test_novel_excerpt_drops_the_gutenberg_header_and_hashes_the_excerpt(tmp_path):
@@ -38,3 +38,11 @@ def test_novel_excerpt_drops_the_gutenberg_header_and_hashes_the_excerpt(tmp_pat
     assert "Header" not in text and "Licence" not in text and "***" not in text
     assert text == excerpt_of(body.strip("\n") + "\n")
     assert digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_the_excerpt_is_the_text_bench_perplexity_scores_from_a_file_holding_it(tmp_path):
+    from bench.perplexity import text_from_file
+
+    part = excerpt_of(paragraphs(300), chars=5_000)
+    (tmp_path / "excerpt.txt").write_text(part + "\n", encoding="utf-8")
+    assert text_from_file(tmp_path / "excerpt.txt").text == part
