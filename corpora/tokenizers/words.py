@@ -133,7 +133,7 @@ class WordTokenizer(Tokenizer):
         return re.sub(r"([(\[{“‘]) ", r"\1", text)
 
     def phrase_pattern(self, tokens: Sequence[str]) -> re.Pattern | None:
-        """Words whatever white space (or italics underscores) lies between them; <unk> is any word.
+        r"""Words whatever white space (or italics underscores) lies between them; <unk> is any word.
 
         A match may not start or end inside a word: ``(?<![^\W_])`` before it, ``(?![^\W_])``
         after it (`plain_phrase_pattern`). Put first, that look-behind keeps Python's regex
